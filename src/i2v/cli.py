@@ -1,0 +1,209 @@
+"""`i2v` command line. Bad input exits with code 2 and one line saying what to change, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from i2v.errors import GenerationCancelled, I2VError
+from i2v.request import GenerationRequest, default_model, describe_validation_error
+
+app = typer.Typer(
+    help="i2v: turn one still image and a motion description into a short video (I2VGen-XL).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="List and download models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+#: Request field -> the CLI flag that sets it, so messages name what the user typed.
+FLAGS = {
+    "num_frames": "--frames",
+    "guidance_scale": "--guidance",
+    "negative_prompt": "--negative-prompt",
+    "motion_fps": "--motion-fps",
+}
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn the errors a user can fix into one line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ValidationError as error:
+            message = describe_validation_error(error)
+            for field, flag in FLAGS.items():
+                message = message.replace(f"{field}:", f"{field} ({flag}):")
+            _fail(message)
+        except GenerationCancelled as error:
+            _fail(str(error), EXIT_CANCELLED)
+        except I2VError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            _fail("aborted; nothing was written", EXIT_CANCELLED)
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def generate(
+    image: Annotated[Path, typer.Argument(help="Still image to animate (PNG, JPEG, WebP, BMP).")],
+    prompt: Annotated[str, typer.Argument(help="The motion you want, e.g. 'a cat turning its head'.")],
+    negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
+    resolution: Annotated[str, typer.Option(help="Size preset: 256p, 512p, 768p or 1024p (keeps the aspect ratio).")] = "512p",
+    width: Annotated[int | None, typer.Option(help="Explicit width (multiple of 8); needs --height.")] = None,
+    height: Annotated[int | None, typer.Option(help="Explicit height (multiple of 8); needs --width.")] = None,
+    frames: Annotated[int, typer.Option(help="Frames to generate, 8-32.")] = 16,
+    fps: Annotated[int, typer.Option(help="Playback frame rate, 4-30.")] = 16,
+    motion_fps: Annotated[int | None, typer.Option(help="Motion-speed conditioning; default: fps clamped to 8-16.")] = None,
+    steps: Annotated[int, typer.Option(help="Denoising steps, 1-100 (under 10 looks bad).")] = 50,
+    guidance: Annotated[float, typer.Option(help="Guidance scale, 1-20.")] = 9.0,
+    seed: Annotated[int | None, typer.Option(help="Seed; random when absent, always recorded.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hub id or local folder [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None,
+    scheduler: Annotated[str, typer.Option(help="ddim or dpmpp.")] = "ddim",
+    fmt: Annotated[str | None, typer.Option("--format", help="mp4, webm or gif [default: from -o, else mp4].")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Video path; metadata goes beside it as .json.")] = None,
+    crf: Annotated[int, typer.Option(help="Quality for mp4/webm: lower is better and larger.", min=0, max=51)] = 18,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or mps [default: best available].")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: per device].")] = None,
+) -> None:
+    """Generate a video from IMAGE and PROMPT."""
+    from i2v.generation import generate as run
+    from i2v.media.video import format_for
+
+    fields: dict[str, Any] = dict(
+        image=image, prompt=prompt, resolution=resolution, width=width, height=height, num_frames=frames, fps=fps,
+        motion_fps=motion_fps, steps=steps, guidance_scale=guidance, seed=seed, model=model or default_model(),
+        scheduler=scheduler,
+    )
+    if negative_prompt is not None:
+        fields["negative_prompt"] = negative_prompt
+    request = GenerationRequest(**fields).with_seed()
+    if output is None:
+        output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")
+    video_format = format_for(output, fmt)
+
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        cancel.set()
+        signal.signal(signal.SIGINT, previous)
+        console.print("[yellow]cancelling after this step… (Ctrl-C again to abort now)[/]")
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    progress = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("loading", total=request.steps, rate="")
+
+    def on_stage(stage: str) -> None:
+        progress.update(task, description={"load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}.get(stage, stage))
+
+    def on_step(step: int, total: int, elapsed: float) -> None:
+        rate = step / elapsed if elapsed > 0 else 0.0
+        shown = f"{rate:.2f} it/s" if rate >= 1 else f"{1 / rate:.1f} s/it" if rate else ""
+        progress.update(task, completed=step, total=total, rate=shown)
+
+    try:
+        with progress:
+            result = run(request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype)
+            progress.update(task, description="writing")
+            path = result.save(output, fmt=video_format, crf=crf)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    timings = result.metadata["timings"]
+    console.print(
+        f"wrote {path} ({result.frames.shape[0]} frames, {result.frames.shape[2]}×{result.frames.shape[1]}, "
+        f"{result.fps} fps, seed {result.seed}) in {sum(timings.values()):.1f} s; metadata {path.with_suffix('.json')}",
+        highlight=False,
+    )
+
+
+@app.command("make-tiny-model")
+@user_errors
+def make_tiny_model(
+    folder: Annotated[Path, typer.Argument(help="Where to write the pipeline (created).")],
+    seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+) -> None:
+    """Write a tiny random-weight I2VGen-XL pipeline in the hub's layout, for smoke runs without a download."""
+    from i2v.engine.tiny import make_tiny_model as make
+
+    path = make(folder, seed=seed)
+    console.print(f"wrote a tiny random-weight pipeline to {path}; try: i2v generate IMAGE 'a cat' --model {path} "
+                  "--width 64 --height 64 --frames 8 --steps 3", highlight=False)
+
+
+@models_app.command("list")
+@user_errors
+def models_list() -> None:
+    """Known models, and which are already downloaded."""
+    from huggingface_hub import constants, scan_cache_dir
+
+    from i2v.engine.registry import KNOWN_MODELS
+
+    try:
+        cached = {repo.repo_id: repo.size_on_disk_str for repo in scan_cache_dir().repos}
+    except Exception:  # noqa: BLE001 - no cache folder yet is the common case
+        cached = {}
+    table = Table("model", "backend", "downloaded", "about")
+    current = default_model()
+    for known in KNOWN_MODELS.values():
+        mark = " (default)" if known.model_id == current else ""
+        table.add_row(known.model_id + mark, known.backend, cached.get(known.model_id, f"no ({known.download_size})"), known.summary)
+    if current not in KNOWN_MODELS:
+        table.add_row(current + " (default, from I2V_MODEL)", "from model_index.json", "-", "")
+    Console().print(table)
+    console.print(f"cache: {constants.HF_HUB_CACHE} (set HF_HOME to move it)", highlight=False)
+
+
+@models_app.command("pull")
+@user_errors
+def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None) -> None:
+    """Download a model's fp16 weights into the Hugging Face cache."""
+    from i2v.engine.loading import resolve_model
+
+    source = resolve_model(model or default_model(), download=True)
+    console.print(f"{source.model_id} is ready at {source.folder}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("aborted")
+        sys.exit(EXIT_CANCELLED)

@@ -1,0 +1,1 @@
+"""Video models behind the `Backend` protocol. The only package that imports diffusers."""

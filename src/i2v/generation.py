@@ -1,0 +1,141 @@
+"""The Python API: one validated request in, frames + everything needed to reproduce them out."""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from i2v.media.files import write_json
+from i2v.media.images import load_image
+from i2v.media.video import DEFAULT_CRF, encode_video, format_for
+from i2v.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from i2v.engine.base import Backend, CancelCheck, RunOptions, StageCallback, StepCallback
+
+_PACKAGES = ("i2v", "torch", "diffusers", "transformers", "accelerate", "av", "pillow", "numpy")
+
+
+@dataclass
+class GenerationResult:
+    frames: np.ndarray  # uint8, F×H×W×3
+    fps: int
+    seed: int
+    metadata: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def save(self, path: str | Path, *, fmt: str | None = None, crf: int = DEFAULT_CRF) -> Path:
+        """Write the video atomically, then its metadata beside it (same name, `.json`)."""
+        path = Path(path).expanduser()
+        video_format = format_for(path, fmt)
+        started = time.perf_counter()
+        encode_video(self.frames, path, fps=self.fps, fmt=video_format, crf=crf)
+        self.metadata["timings"]["encode_video"] = round(time.perf_counter() - started, 4)
+        self.metadata["output"] = {"path": str(path.resolve()), "format": video_format, "crf": crf}
+        write_json(path.with_suffix(".json"), self.metadata)
+        return path
+
+
+_backend_lock = threading.Lock()
+_backend: Backend | None = None
+_backend_key: tuple | None = None
+
+
+def get_backend(model: str, *, device: str | None = None, dtype: str | None = None) -> Backend:
+    """The loaded backend for `model`, kept between calls; loading another model releases the previous one."""
+    global _backend, _backend_key
+    key = (model, device, dtype)
+    with _backend_lock:
+        if _backend is None or _backend_key != key:
+            from i2v.engine.loading import free_memory
+            from i2v.engine.registry import load_backend
+
+            _backend = None
+            free_memory()
+            _backend = load_backend(model, device=device, dtype=dtype)
+            _backend_key = key
+        return _backend
+
+
+def generate(
+    request: GenerationRequest,
+    on_step: StepCallback | None = None,
+    cancelled: CancelCheck | None = None,
+    *,
+    on_stage: StageCallback | None = None,
+    options: RunOptions | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    backend: Backend | None = None,
+) -> GenerationResult:
+    """Generate one clip. Raises `I2VError` subclasses with a message meant for the user."""
+    from i2v.engine.base import RunOptions
+
+    request = request.with_seed()
+    loaded = load_image(request.image)
+    width, height = request.target_size(*loaded.image.size)
+    options = options or RunOptions(width=width, height=height)
+    timings: dict[str, float] = {}
+
+    if on_stage:
+        on_stage("load")
+    started = time.perf_counter()
+    backend = backend or get_backend(request.model, device=device, dtype=dtype)
+    timings["load"] = round(time.perf_counter() - started, 4)
+
+    output = backend.generate(request, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
+    timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
+    warnings = [*loaded.warnings, *request.warnings(), *output.notes]
+    return GenerationResult(
+        frames=output.frames,
+        fps=request.fps,
+        seed=request.seed,
+        warnings=warnings,
+        metadata={
+            "request": request.model_dump(mode="json"),
+            "seed": request.seed,
+            "refined_prompt": None,
+            "image": {
+                "sha256": loaded.sha256,
+                "format": loaded.source_format,
+                "size": list(loaded.source_size),
+            },
+            "video": {
+                "width": options.width,
+                "height": options.height,
+                "num_frames": int(output.frames.shape[0]),
+                "fps": request.fps,
+                "motion_fps": request.effective_motion_fps,
+            },
+            "model": {"id": backend.model_id, "revision": backend.revision, "backend": backend.name},
+            "runtime": {
+                "device": backend.device,
+                "dtype": backend.dtype,
+                "decode_chunk_size": options.decode_chunk_size,
+                "vae_tiling": options.vae_tiling,
+                "cfg_mode": options.cfg_mode,
+            },
+            "timings": timings,
+            "warnings": warnings,
+            "versions": _versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            continue
+    return versions
