@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from i2v.errors import InvalidInputError
 
-SUPPORTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP")
+SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # camera MPO files open through JPEG
 #: Guard against decompression bombs; `I2V_MAX_IMAGE_PIXELS` raises it.
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_USEFUL_SIDE = 256
+_pillow_guard_lock = threading.Lock()
 
 
 def max_image_pixels() -> int:
@@ -50,23 +52,17 @@ def load_image(source: str | Path | bytes, *, name: str | None = None) -> Loaded
 
     limit = max_image_pixels()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
-            width, height = image.size
-            if width * height > limit:
-                raise InvalidInputError(
-                    f"image is {width}×{height} = {width * height / 1e6:.0f} megapixels, over the "
-                    f"{limit / 1e6:.0f} MP limit: downscale it (the model works at about 1 MP), "
-                    "or raise I2V_MAX_IMAGE_PIXELS"
-                )
-            image.load()
+        image = _open_header(data)
+        width, height = image.size
+        if width * height > limit:
+            raise InvalidInputError(
+                f"image is {width}×{height} = {width * height / 1e6:.0f} megapixels, over the "
+                f"{limit / 1e6:.0f} MP limit: downscale it (the model works at about 1 MP), "
+                "or raise I2V_MAX_IMAGE_PIXELS"
+            )
+        image.load()
     except UnidentifiedImageError:
-        raise InvalidInputError(
-            f"not a supported image: {label} (expected PNG, JPEG, WebP or BMP)"
-        ) from None
-    except Image.DecompressionBombError:
-        raise InvalidInputError(f"image is too large to decode safely: {label}; downscale it first") from None
+        raise InvalidInputError(f"not a supported image: {label} (expected PNG, JPEG, WebP or BMP)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInputError(f"image file is truncated or corrupt: {label} ({exc})") from None
 
@@ -86,6 +82,18 @@ def load_image(source: str | Path | bytes, *, name: str | None = None) -> Loaded
         source_size=source_size,
         warnings=notes,
     )
+
+
+def _open_header(data: bytes) -> Image.Image:
+    """Parse the header only. Pillow's own bomb guard is lifted here because ours (above) runs on the size
+    before any pixel is decoded, and gives the user the dimensions."""
+    with _pillow_guard_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -1,0 +1,3 @@
+from i2v.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny random-weight model written and loaded through the real code, and test images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import make_photo
+
+# Tests never reach the hub: a missing model must fail fast with our message, not try the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from i2v.engine.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def backend(tiny_model):
+    """The tiny model loaded once, in fp32 so comparisons are exact."""
+    from i2v.engine.i2vgenxl import I2VGenXLBackend
+    from i2v.engine.loading import resolve_model
+
+    return I2VGenXLBackend.load(resolve_model(str(tiny_model)), device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def photo_path(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    make_photo().save(path)
+    return path

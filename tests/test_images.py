@@ -1,0 +1,135 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from i2v.errors import InvalidInputError
+from i2v.media.images import cover_crop, load_image
+
+from helpers import make_photo
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def forge_png_size(data: bytes, width: int, height: int) -> bytes:
+    """Rewrite the IHDR chunk (with a valid CRC) so the header claims a huge image: a decompression bomb."""
+    start = 8  # after the signature
+    length = struct.unpack(">I", data[start : start + 4])[0]
+    body = bytearray(data[start + 4 : start + 8 + length])  # type + payload
+    body[4:12] = struct.pack(">II", width, height)
+    crc = struct.pack(">I", zlib.crc32(bytes(body)) & 0xFFFFFFFF)
+    return data[:start] + data[start : start + 4] + bytes(body) + crc + data[start + 12 + length :]
+
+
+def test_each_supported_format_loads_as_rgb(tmp_path):
+    photo = make_photo(300, 280)
+    for fmt, suffix in [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("BMP", "bmp")]:
+        path = tmp_path / f"photo.{suffix}"
+        photo.save(path, format=fmt)
+        loaded = load_image(path)
+        assert loaded.image.mode == "RGB" and loaded.image.size == (300, 280), fmt
+        assert loaded.source_format == fmt and loaded.warnings == []
+        assert np.abs(np.asarray(loaded.image, dtype=int) - np.asarray(photo, dtype=int)).mean() < 8
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    photo = make_photo(300, 260)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rotated.jpg"
+    photo.save(path, exif=exif.tobytes())
+    loaded = load_image(path)
+    assert loaded.image.size == (260, 300)
+    assert loaded.source_size == (300, 260)
+
+
+def test_alpha_is_flattened_onto_white(tmp_path):
+    image = Image.new("RGBA", (300, 300), (255, 0, 0, 0))
+    image.paste((0, 0, 255, 255), (0, 0, 150, 300))
+    path = tmp_path / "alpha.png"
+    image.save(path)
+    pixels = np.asarray(load_image(path).image)
+    assert tuple(pixels[10, 10]) == (0, 0, 255)
+    assert tuple(pixels[10, 290]) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "P", "I;16", "LA"])
+def test_other_colour_modes_become_rgb(tmp_path, mode):
+    image = make_photo(300, 300).convert(mode) if mode != "I;16" else Image.new("I;16", (300, 300), 40000)
+    path = tmp_path / ("img.jpg" if mode == "CMYK" else "img.png")
+    image.save(path)
+    loaded = load_image(path)
+    assert loaded.image.mode == "RGB"
+    if mode == "I;16":
+        assert tuple(np.asarray(loaded.image)[0, 0]) == (156, 156, 156)
+
+
+def test_small_image_warns(tmp_path):
+    path = tmp_path / "small.png"
+    make_photo(120, 80).save(path)
+    loaded = load_image(path)
+    assert any("120×80" in note and "256" in note for note in loaded.warnings)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "image file is empty"),
+        (b"this is a text file, not a picture\n", "not a supported image"),
+        (b"GIF89a" + b"\0" * 64, "not a supported image"),
+    ],
+)
+def test_unusable_files_get_specific_errors(tmp_path, content, expected):
+    path = tmp_path / "input.png"
+    path.write_bytes(content)
+    with pytest.raises(InvalidInputError, match=expected):
+        load_image(path)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "cut.png"
+    path.write_bytes(png_bytes(make_photo(300, 300))[:900])
+    with pytest.raises(InvalidInputError, match="truncated or corrupt"):
+        load_image(path)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(InvalidInputError, match="image not found"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(InvalidInputError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(forge_png_size(png_bytes(make_photo(64, 64)), 20000, 20000))
+    with pytest.raises(InvalidInputError, match=r"20000×20000 = 400 megapixels, over the 50 MP limit"):
+        load_image(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "photo.png"
+    make_photo(300, 300).save(path)
+    monkeypatch.setenv("I2V_MAX_IMAGE_PIXELS", "50000")
+    with pytest.raises(InvalidInputError, match="I2V_MAX_IMAGE_PIXELS"):
+        load_image(path)
+
+
+def test_bytes_input():
+    loaded = load_image(png_bytes(make_photo(300, 300)), name="upload.png")
+    assert loaded.image.size == (300, 300) and len(loaded.sha256) == 64
+
+
+def test_cover_crop_fills_target_and_keeps_centre():
+    photo = make_photo(400, 100)
+    crop = cover_crop(photo, (64, 64))
+    assert crop.size == (64, 64)
+    wide = cover_crop(photo, (128, 32))
+    assert wide.size == (128, 32)
