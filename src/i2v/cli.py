@@ -130,6 +130,8 @@ def generate(
     task = progress.add_task("loading", total=request.steps, rate="")
 
     def on_stage(stage: str) -> None:
+        if not progress.live.is_started:  # start only once the image is known good: errors stay one line
+            progress.start()
         progress.update(task, description={"load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}.get(stage, stage))
 
     def on_step(step: int, total: int, elapsed: float) -> None:
@@ -138,11 +140,11 @@ def generate(
         progress.update(task, completed=step, total=total, rate=shown)
 
     try:
-        with progress:
-            result = run(request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype)
-            progress.update(task, description="writing")
-            path = result.save(output, fmt=video_format, crf=crf)
+        result = run(request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype)
+        progress.update(task, description="writing")
+        path = result.save(output, fmt=video_format, crf=crf)
     finally:
+        progress.stop()
         signal.signal(signal.SIGINT, previous)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)

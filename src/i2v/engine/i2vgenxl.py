@@ -281,7 +281,12 @@ class I2VGenXLBackend:
         torch_dtype = pick_dtype(torch_device, dtype)
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
-        pipeline = I2VGenXLSampler.from_pretrained(source.folder, dtype=torch_dtype, variant=source.variant)
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision": harmless here
+        try:
+            pipeline = I2VGenXLSampler.from_pretrained(source.folder, dtype=torch_dtype, variant=source.variant)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         pipeline.set_progress_bar_config(disable=True)
         pipeline.to(torch_device)
         return cls(pipeline, source, torch_device, torch_dtype)

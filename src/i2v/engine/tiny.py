@@ -9,7 +9,6 @@ second; the scheduler is configured like the released one (v-prediction, zero-SN
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,18 +34,15 @@ SCHEDULER_CONFIG = dict(
 )
 
 
-def tiny_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A byte-level BPE tokenizer with no merges: every character is a token. No hub access needed."""
+def tiny_vocab() -> dict[str, int]:
+    """A byte-level BPE vocabulary with no merges: every character is a token. No hub access needed."""
     alphabet = sorted(ByteLevel.alphabet())
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for symbol in alphabet:
         vocab[symbol] = len(vocab)
     for symbol in alphabet:
         vocab[symbol + "</w>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return vocab
 
 
 def tiny_components(seed: int = 0) -> dict:
@@ -101,8 +97,7 @@ def tiny_components(seed: int = 0) -> dict:
             patch_size=1,
         )
     )
-    with tempfile.TemporaryDirectory() as scratch:
-        tokenizer = tiny_tokenizer(Path(scratch))
+    tokenizer = CLIPTokenizer(vocab=tiny_vocab(), merges=[], model_max_length=77)
     return dict(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
@@ -121,6 +116,9 @@ def make_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder).expanduser().resolve()
     pipeline = I2VGenXLSampler(**tiny_components(seed))
     pipeline.save_pretrained(folder, safe_serialization=True)
+    # The hub's tokenizer folder carries vocab.json + merges.txt (transformers 4 reads only those); so does ours.
+    (folder / "tokenizer" / "vocab.json").write_text(json.dumps(tiny_vocab()), encoding="utf-8")
+    (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     # The hub's checkpoint names the reference pipeline class; keep the layout identical so either loader works.
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())

@@ -56,8 +56,8 @@ def load_image(source: str | Path | bytes, *, name: str | None = None) -> Loaded
         width, height = image.size
         if width * height > limit:
             raise InvalidInputError(
-                f"image is {width}×{height} = {width * height / 1e6:.0f} megapixels, over the "
-                f"{limit / 1e6:.0f} MP limit: downscale it (the model works at about 1 MP), "
+                f"image is {width}×{height} = {width * height / 1e6:.3g} megapixels, over the "
+                f"{limit / 1e6:.3g} MP limit: downscale it (the model works at about 1 MP), "
                 "or raise I2V_MAX_IMAGE_PIXELS"
             )
         image.load()

@@ -1,0 +1,73 @@
+"""The Python API: `from i2v import GenerationRequest, generate`."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, ModelNotFoundError, generate
+from i2v.engine.loading import pick_dtype, resolve_model
+
+
+def request(photo_path, tiny_model, **fields):
+    settings = dict(
+        image=photo_path, prompt="a cat turning its head", model=str(tiny_model), width=64, height=64, num_frames=8,
+        steps=3, fps=8, seed=7,
+    )
+    return GenerationRequest(**{**settings, **fields})
+
+
+def test_generate_returns_frames_fps_seed_metadata_and_saves(photo_path, tiny_model, tmp_path):
+    steps = []
+    result = generate(request(photo_path, tiny_model), on_step=lambda *args: steps.append(args[0]), dtype="fp32")
+    assert result.frames.shape == (8, 64, 64, 3) and result.frames.dtype == np.uint8
+    assert (result.fps, result.seed) == (8, 7)
+    assert steps == [1, 2, 3]
+    assert result.metadata["runtime"] == {
+        "device": "cpu", "dtype": "fp32", "decode_chunk_size": 1, "vae_tiling": False, "cfg_mode": "batch"
+    }
+    path = result.save(tmp_path / "clip.mp4")
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 8
+    saved = json.loads((tmp_path / "clip.json").read_text())
+    assert saved["output"]["path"] == str(path.resolve()) and saved["seed"] == 7
+
+
+def test_preset_follows_the_image_aspect(photo_path, tiny_model):
+    # photo_path is 96×64 (3:2); the 256p preset keeps that shape on the 64 grid.
+    result = generate(request(photo_path, tiny_model, width=None, height=None, resolution="256p"), dtype="fp32")
+    assert result.frames.shape[1:3] == (192, 320)
+    assert result.metadata["video"]["width"] == 320
+
+
+def test_same_request_same_frames_through_the_api(photo_path, tiny_model):
+    first = generate(request(photo_path, tiny_model), dtype="fp32").frames
+    second = generate(request(photo_path, tiny_model), dtype="fp32").frames
+    assert np.array_equal(first, second)
+
+
+def test_cancel_through_the_api(photo_path, tiny_model):
+    with pytest.raises(GenerationCancelled):
+        generate(request(photo_path, tiny_model, steps=10), cancelled=lambda: True, dtype="fp32")
+
+
+def test_bad_image_fails_before_loading_a_model(tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(InvalidInputError, match="not a supported image|truncated"):
+        generate(GenerationRequest(image=broken, prompt="x", model="nobody/nothing"))
+
+
+def test_local_folder_without_model_index(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no model_index.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_bad_dtype_and_device_are_input_errors(photo_path, tiny_model):
+    import torch
+
+    with pytest.raises(InvalidInputError, match="dtype must be one of fp32, fp16, bf16"):
+        pick_dtype(torch.device("cpu"), "fp8")
+    with pytest.raises(InvalidInputError, match="no CUDA GPU|device"):
+        generate(request(photo_path, tiny_model), device="cuda:0" if not torch.cuda.is_available() else "warp")

@@ -1,0 +1,151 @@
+"""The `i2v` console script, run as a user runs it."""
+
+import json
+
+import av
+import pytest
+from helpers import make_photo, run_cli
+
+
+def decode(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        return frames, stream.average_rate
+
+
+def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = run_cli(
+        "generate", str(photo_path), "a cat turning its head", "--model", str(tiny_model), "--width", "64",
+        "--height", "64", "--frames", "8", "--steps", "3", "--fps", "8", "--seed", "7", "-o", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    frames, rate = decode(out)
+    assert len(frames) == 8 and frames[0].shape == (64, 64, 3) and rate == 8
+    metadata = json.loads(out.with_suffix(".json").read_text())
+    assert metadata["seed"] == 7
+    assert metadata["request"] == {
+        "image": str(photo_path),
+        "prompt": "a cat turning its head",
+        "negative_prompt": metadata["request"]["negative_prompt"],
+        "resolution": "512p",
+        "width": 64,
+        "height": 64,
+        "num_frames": 8,
+        "fps": 8,
+        "motion_fps": None,
+        "steps": 3,
+        "guidance_scale": 9.0,
+        "seed": 7,
+        "model": str(tiny_model),
+        "scheduler": "ddim",
+    }
+    assert metadata["video"]["motion_fps"] == 8
+    assert metadata["model"]["id"] == str(tiny_model)
+    assert set(metadata["timings"]) >= {"load", "encode", "denoise", "decode", "encode_video"}
+    assert {"torch", "diffusers", "transformers", "av"} <= set(metadata["versions"])
+    assert "wrote" in result.stderr and "seed 7" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_is_random_when_absent_and_recorded(tiny_model, photo_path, tmp_path):
+    out = tmp_path / "clip.gif"
+    result = run_cli(
+        "generate", str(photo_path), "waves", "--model", str(tiny_model), "--width", "64", "--height", "64",
+        "--frames", "8", "--steps", "2", "-o", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads(out.with_suffix(".json").read_text())
+    assert isinstance(metadata["seed"], int) and metadata["request"]["seed"] == metadata["seed"]
+    assert metadata["output"]["format"] == "gif"
+    assert len(decode(out)[0]) == 8
+
+
+def test_env_model_is_the_default(tiny_model, photo_path, tmp_path):
+    out = tmp_path / "env.webm"
+    result = run_cli(
+        "generate", str(photo_path), "waves", "--width", "64", "--height", "64", "--frames", "8", "--steps", "2",
+        "--seed", "1", "-o", str(out), env={"I2V_MODEL": str(tiny_model)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["request"]["model"] == str(tiny_model)
+
+
+def bad_file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "expected"),
+    [
+        (lambda p, t: [p, "x", "--frames", "40"], "num_frames (--frames): must be between 8 and 32, got 40"),
+        (lambda p, t: [p, "x", "--frames", "7"], "num_frames (--frames): must be between 8 and 32, got 7"),
+        (lambda p, t: [p, "x", "--fps", "60"], "fps: must be between 4 and 30, got 60"),
+        (lambda p, t: [p, "x", "--steps", "0"], "steps: must be between 1 and 100, got 0"),
+        (lambda p, t: [p, "x", "--steps", "101"], "steps: must be between 1 and 100, got 101"),
+        (lambda p, t: [p, "x", "--guidance", "25"], "guidance_scale (--guidance): must be between 1.0 and 20.0, got 25.0"),
+        (lambda p, t: [p, "x", "--guidance", "0.5"], "guidance_scale (--guidance): must be between 1.0 and 20.0, got 0.5"),
+        (lambda p, t: [p, "x", "--seed", "-3"], "seed: must be between 0 and 4294967295, got -3"),
+        (lambda p, t: [p, "x", "--width", "100", "--height", "64"], "width: must be a multiple of 8"),
+        (lambda p, t: [p, "x", "--width", "64"], "give both width and height"),
+        (lambda p, t: [p, "x", "--width", "4096", "--height", "64"], "width: must be between 64 and 2048, got 4096"),
+        (lambda p, t: [p, "x", "--resolution", "4k"], "resolution: must be one of"),
+        (lambda p, t: [p, "x", "--scheduler", "euler"], "scheduler: must be one of"),
+        (lambda p, t: [p, "x", "--motion-fps", "2"], "motion_fps (--motion-fps): must be between 4 and 30, got 2"),
+        (lambda p, t: [p, "   "], "prompt is empty"),
+        (lambda p, t: [p, "x", "-o", str(t / "out.avi")], "must end in .mp4, .webm or .gif"),
+        (lambda p, t: [p, "x", "--format", "mov"], "format must be one of mp4, webm, gif"),
+        (lambda p, t: [str(t / "missing.png"), "x"], "image not found"),
+        (lambda p, t: [bad_file(t, "empty.png", b""), "x"], "image file is empty"),
+        (lambda p, t: [bad_file(t, "notes.png", b"hello, not an image"), "x"], "not a supported image"),
+        (lambda p, t: [bad_file(t, "cut.png", p_bytes(p)[:700]), "x"], "truncated or corrupt"),
+        (lambda p, t: [p, "x", "--model", str(t / "no-such-model")], "no model folder at"),
+    ],
+)
+def test_bad_input_exits_2_with_a_specific_line(photo_path, tmp_path, tiny_model, make_args, expected):
+    args = make_args(str(photo_path), tmp_path)
+    result = run_cli("generate", *args, "--model", str(tiny_model)) if "--model" not in args else run_cli("generate", *args)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3  # one message (rich may wrap a long line)
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def p_bytes(path):
+    from pathlib import Path
+
+    return Path(path).read_bytes()
+
+
+def test_over_limit_image_exits_2(tmp_path, tiny_model):
+    path = tmp_path / "big.png"
+    make_photo(400, 400).save(path)
+    result = run_cli("generate", str(path), "x", "--model", str(tiny_model), env={"I2V_MAX_IMAGE_PIXELS": "100000"})
+    assert result.returncode == 2
+    assert "400×400 = 0.16 megapixels, over the 0.1 MP limit" in result.stderr
+    assert "I2V_MAX_IMAGE_PIXELS" in result.stderr
+
+
+def test_missing_hub_model_says_where_and_how(photo_path, tmp_path):
+    result = run_cli(
+        "generate", str(photo_path), "x", "--model", "someone/not-downloaded", env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    )
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "'someone/not-downloaded' not found" in message
+    assert str(tmp_path / "hf") in message
+    assert "i2v models pull someone/not-downloaded" in message and "HF_HOME" in message and "--model PATH" in message
+
+
+def test_make_tiny_model_and_models_list(tmp_path):
+    result = run_cli("make-tiny-model", str(tmp_path / "tiny"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tiny" / "model_index.json").is_file()
+    assert (tmp_path / "tiny" / "tokenizer" / "vocab.json").is_file()
+    listing = run_cli("models", "list", env={"HF_HOME": str(tmp_path / "hf"), "COLUMNS": "200"})
+    assert listing.returncode == 0, listing.stderr
+    assert "ali-vilab/i2vgen-xl" in listing.stdout and "no (about 6 GB" in listing.stdout
