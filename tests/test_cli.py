@@ -149,3 +149,36 @@ def test_make_tiny_model_and_models_list(tmp_path):
     listing = run_cli("models", "list", env={"HF_HOME": str(tmp_path / "hf"), "COLUMNS": "200"})
     assert listing.returncode == 0, listing.stderr
     assert "ali-vilab/i2vgen-xl" in listing.stdout and "no (about 6 GB" in listing.stdout
+
+
+def test_ctrl_c_cancels_cleanly_and_writes_nothing(tiny_model, photo_path, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "long.mp4"
+    script = shutil.which("i2v")
+    command = [script] if script else [sys.executable, "-m", "i2v"]
+    process = subprocess.Popen(
+        [*command, "generate", str(photo_path), "waves", "--model", str(tiny_model), "--width", "256", "--height", "256",
+         "--frames", "32", "--steps", "100", "--seed", "1", "-o", str(out)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if line.startswith("step "):  # denoising has started
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert process.returncode == 130, output
+    assert "cancelling after this step" in output
+    assert "cancelled after step" in output and "of 100; nothing was written" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.glob("long*")) == []

@@ -41,6 +41,9 @@ FLAGS = {
 }
 
 
+STAGE_LABELS = {"load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -129,15 +132,22 @@ def generate(
     )
     task = progress.add_task("loading", total=request.steps, rate="")
 
+    interactive = console.is_terminal
+
     def on_stage(stage: str) -> None:
-        if not progress.live.is_started:  # start only once the image is known good: errors stay one line
+        label = STAGE_LABELS.get(stage, stage)
+        if not interactive:  # piped to a log: plain lines instead of a live bar
+            console.print(f"{label}…", highlight=False)
+        elif not progress.live.is_started:  # start only once the image is known good: errors stay one line
             progress.start()
-        progress.update(task, description={"load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}.get(stage, stage))
+        progress.update(task, description=label)
 
     def on_step(step: int, total: int, elapsed: float) -> None:
         rate = step / elapsed if elapsed > 0 else 0.0
         shown = f"{rate:.2f} it/s" if rate >= 1 else f"{1 / rate:.1f} s/it" if rate else ""
         progress.update(task, completed=step, total=total, rate=shown)
+        if not interactive and (step == total or step % max(1, total // 10) == 0):
+            console.print(f"step {step}/{total} ({shown})", highlight=False)
 
     try:
         result = run(request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype)
