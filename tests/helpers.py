@@ -28,3 +28,61 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 180) -> subpro
     script = shutil.which("i2v")
     command = [script, *args] if script else [sys.executable, "-m", "i2v", *args]
     return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """`i2v serve` as a real process on a loopback port, with its own data folder."""
+
+    def __init__(self, home, model, port: int | None = None, env: dict | None = None):
+        self.home, self.model = home, model
+        self.port = port or free_port()
+        self.env = env or {}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> "ServerProcess":
+        import time
+
+        import httpx
+
+        script = shutil.which("i2v")
+        command = [script] if script else [sys.executable, "-m", "i2v"]
+        env = {**os.environ, "I2V_HOME": str(self.home), "I2V_MODEL": str(self.model), **self.env}
+        self.log = open(os.path.join(str(self.home), "server-test.log"), "ab")
+        self.process = subprocess.Popen([*command, "serve", "--port", str(self.port)], env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not come up")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()

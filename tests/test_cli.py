@@ -40,7 +40,10 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
         "seed": 7,
         "model": str(tiny_model),
         "scheduler": "ddim",
+        "refiner": "rules",
     }
+    assert metadata["refined_prompt"]["source"] == "rules"
+    assert "cat" in metadata["conditioning"]["prompt"].lower()
     assert metadata["video"]["motion_fps"] == 8
     assert metadata["model"]["id"] == str(tiny_model)
     assert set(metadata["timings"]) >= {"load", "encode", "denoise", "decode", "encode_video"}

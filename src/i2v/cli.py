@@ -41,7 +41,7 @@ FLAGS = {
 }
 
 
-STAGE_LABELS = {"load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}
+STAGE_LABELS = {"refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -93,6 +93,12 @@ def generate(
     crf: Annotated[int, typer.Option(help="Quality for mp4/webm: lower is better and larger.", min=0, max=51)] = 18,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or mps [default: best available].")] = None,
     dtype: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: per device].")] = None,
+    refiner: Annotated[str, typer.Option(help="rules (offline), llm, or none.")] = "rules",
+    no_refine: Annotated[bool, typer.Option("--no-refine", help="Use the prompt exactly as typed.")] = False,
+    llm: Annotated[str | None, typer.Option(help="LLM preset: kimi, openai, ollama or vllm [env I2V_LLM_PRESET].")] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint [env I2V_LLM_BASE_URL].")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint [env I2V_LLM_MODEL].")] = None,
+    llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
 ) -> None:
     """Generate a video from IMAGE and PROMPT."""
     from i2v.generation import generate as run
@@ -101,7 +107,7 @@ def generate(
     fields: dict[str, Any] = dict(
         image=image, prompt=prompt, resolution=resolution, width=width, height=height, num_frames=frames, fps=fps,
         motion_fps=motion_fps, steps=steps, guidance_scale=guidance, seed=seed, model=model or default_model(),
-        scheduler=scheduler,
+        scheduler=scheduler, refiner="none" if no_refine else refiner,
     )
     if negative_prompt is not None:
         fields["negative_prompt"] = negative_prompt
@@ -150,12 +156,18 @@ def generate(
             console.print(f"step {step}/{total} ({shown})", highlight=False)
 
     try:
-        result = run(request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype)
+        result = run(
+            request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype,
+            llm=_llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None,
+        )
         progress.update(task, description="writing")
         path = result.save(output, fmt=video_format, crf=crf)
     finally:
         progress.stop()
         signal.signal(signal.SIGINT, previous)
+    refined = result.metadata["refined_prompt"]
+    if refined["source"] != "user":
+        console.print(f"prompt ({refined['source']}): {refined['prompt']}", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     timings = result.metadata["timings"]
@@ -164,6 +176,70 @@ def generate(
         f"{result.fps} fps, seed {result.seed}) in {sum(timings.values()):.1f} s; metadata {path.with_suffix('.json')}",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors
+def refine(
+    text: Annotated[str, typer.Argument(help="What should move, in any language, e.g. 猫转头.")],
+    image: Annotated[Path | None, typer.Option(help="The image, so an LLM can ground the prompt in it.")] = None,
+    refiner: Annotated[str, typer.Option(help="rules (offline) or llm.")] = "rules",
+    llm: Annotated[str | None, typer.Option(help="LLM preset: kimi, openai, ollama or vllm [env I2V_LLM_PRESET].")] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint [env I2V_LLM_BASE_URL].")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint [env I2V_LLM_MODEL].")] = None,
+    llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the RefinedPrompt as JSON.")] = False,
+) -> None:
+    """Turn TEXT (+ the image) into the English prompt and motion tags the video model understands."""
+    from i2v.media.images import load_image
+    from i2v.refine import make_refiner
+
+    if not text.strip():
+        _fail("text is empty: describe the motion you want, e.g. 猫转头 or 'waves rolling in'")
+    if refiner not in ("rules", "llm"):
+        _fail(f"refiner must be rules or llm, got {refiner!r}")
+    picture = load_image(image).image if image is not None else None
+    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout) if refiner == "llm" else None
+    result = make_refiner(refiner, settings).refine(text, picture)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    out = Console()
+    out.print(result.prompt, highlight=False)
+    out.print(f"tags: {', '.join(result.tags) or '-'}   source: {result.source}", highlight=False)
+    if result.settings_hint:
+        out.print(f"suggested: {result.settings_hint.model_dump(exclude_none=True)}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None):
+    """Environment (`I2V_LLM_*`) first, flags on top."""
+    from i2v.refine.llm import LLMSettings
+
+    overrides = {"preset": preset, "base_url": base_url, "model": model, "timeout": timeout}
+    try:
+        return LLMSettings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        _fail("llm settings: " + describe_validation_error(error))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the UI and the API.")] = 7860,
+    share_token: Annotated[str | None, typer.Option(help="Token required on the API and UI [env I2V_API_TOKEN].")] = None,
+    local_worker: Annotated[bool, typer.Option(help="Run jobs in this process (off: API/UI node only).")] = True,
+) -> None:
+    """Run the web UI (/) and REST API (/api/v1, docs at /docs) with the job queue in one process."""
+    from i2v.web.serve import ServeError
+    from i2v.web.serve import serve as run_server
+
+    try:
+        run_server(host, port, token=share_token, local_worker=local_worker)
+    except ServeError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("make-tiny-model")

@@ -20,6 +20,8 @@ from i2v.request import GenerationRequest
 
 if TYPE_CHECKING:
     from i2v.engine.base import Backend, CancelCheck, RunOptions, StageCallback, StepCallback
+    from i2v.refine import Refiner
+    from i2v.refine.llm import LLMSettings
 
 _PACKAGES = ("i2v", "torch", "diffusers", "transformers", "accelerate", "av", "pillow", "numpy")
 
@@ -65,6 +67,11 @@ def get_backend(model: str, *, device: str | None = None, dtype: str | None = No
         return _backend
 
 
+def loaded_backend() -> Backend | None:
+    """The backend currently held in memory, if any (for health checks)."""
+    return _backend
+
+
 def generate(
     request: GenerationRequest,
     on_step: StepCallback | None = None,
@@ -75,9 +82,16 @@ def generate(
     device: str | None = None,
     dtype: str | None = None,
     backend: Backend | None = None,
+    refiner: Refiner | None = None,
+    llm: LLMSettings | None = None,
 ) -> GenerationResult:
-    """Generate one clip. Raises `I2VError` subclasses with a message meant for the user."""
+    """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
+
+    The prompt goes through `request.refiner` first (never blocking: the LLM falls back to the rules); the
+    engine sees the refined text, the metadata keeps both.
+    """
     from i2v.engine.base import RunOptions
+    from i2v.refine import make_refiner
 
     request = request.with_seed()
     loaded = load_image(request.image)
@@ -86,14 +100,26 @@ def generate(
     timings: dict[str, float] = {}
 
     if on_stage:
+        on_stage("refine")
+    started = time.perf_counter()
+    refined = (refiner or make_refiner(request.refiner, llm)).refine(request.prompt, loaded.image)
+    timings["refine"] = round(time.perf_counter() - started, 4)
+    conditioned = request.model_copy(
+        update={
+            "prompt": refined.prompt,
+            "negative_prompt": request.negative_prompt if "negative_prompt" in request.model_fields_set else refined.negative_prompt,
+        }
+    )
+
+    if on_stage:
         on_stage("load")
     started = time.perf_counter()
     backend = backend or get_backend(request.model, device=device, dtype=dtype)
     timings["load"] = round(time.perf_counter() - started, 4)
 
-    output = backend.generate(request, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
+    output = backend.generate(conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
-    warnings = [*loaded.warnings, *request.warnings(), *output.notes]
+    warnings = [*loaded.warnings, *request.warnings(), *refined.notes, *output.notes]
     return GenerationResult(
         frames=output.frames,
         fps=request.fps,
@@ -102,7 +128,8 @@ def generate(
         metadata={
             "request": request.model_dump(mode="json"),
             "seed": request.seed,
-            "refined_prompt": None,
+            "refined_prompt": refined.model_dump(mode="json"),
+            "conditioning": {"prompt": conditioned.prompt, "negative_prompt": conditioned.negative_prompt},
             "image": {
                 "sha256": loaded.sha256,
                 "format": loaded.source_format,

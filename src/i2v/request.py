@@ -27,6 +27,7 @@ MAX_ASPECT = 2.0
 
 Resolution = Literal["256p", "512p", "768p", "1024p"]
 Scheduler = Literal["ddim", "dpmpp"]
+Refiner = Literal["rules", "llm", "none"]
 
 
 def default_model() -> str:
@@ -56,6 +57,9 @@ class GenerationRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Random when absent; always recorded.")
     model: str = Field(default_factory=default_model, min_length=1, description="Hub id or local folder.")
     scheduler: Scheduler = Field(default="ddim", description="ddim (reference) or dpmpp (DPM-Solver++).")
+    refiner: Refiner = Field(
+        default="rules", description="rules (offline), llm (OpenAI-compatible endpoint) or none (use the prompt as typed)."
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -122,6 +126,11 @@ class GenerationRequest(BaseModel):
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line per bad field, naming the field, what is allowed and the value given."""
+    return "; ".join(f"{field}: {message}" for field, message in validation_messages(error))
+
+
+def validation_messages(error: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) for each problem, the message naming what is allowed and the value given."""
     lines = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "request"
@@ -142,8 +151,8 @@ def describe_validation_error(error: ValidationError) -> str:
             message = "prompt is empty: describe the motion you want, e.g. 'a cat turning its head'"
         elif kind.endswith("_parsing") or kind.endswith("_type"):
             message = f"{message}, got {value!r}"
-        lines.append(f"{field}: {message}")
-    return "; ".join(lines)
+        lines.append((field, message))
+    return lines
 
 
 def _field_range(field: str) -> tuple[object, object]:

@@ -3,12 +3,27 @@
 No weights are needed to know what a step costs: the released configs are the classes' defaults (UNet, SD VAE)
 plus OpenCLIP ViT-H/14 encoders, so FLOPs and activation sizes can be traced on the meta device in about a
 second, and per-step time measured on random weights.
+
+`trace_*` run one real forward on the meta device and report the peak bytes of the tensors it creates (what
+the advisor's memory model is built from) and its FLOPs. Attention is counted as the kernel that would run on a
+GPU: "efficient" (flash / memory-efficient SDPA: only the output is stored) or "math" (the full score matrix).
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import diffusers.models.attention as diffusers_attention
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
+from diffusers.utils import logging as diffusers_logging
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     CLIPImageProcessor,
@@ -19,6 +34,8 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from i2v.engine.base import Attention
+from i2v.engine.i2vgenxl import set_ff_chunking
 from i2v.engine.tiny import SCHEDULER_CONFIG, tiny_vocab
 
 TEXT_CONFIG = dict(
@@ -83,3 +100,176 @@ def unet_step_flops(width: int, height: int, frames: int, batch: int = 2, unet: 
     with torch.no_grad(), counter:
         unet(**unet_step_inputs(unet, width, height, frames, batch))
     return counter.get_total_flops()
+
+
+# -- tracing cost on the meta device ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One traced call: peak bytes of the tensors it created (inputs built inside count) and its FLOPs."""
+
+    peak_bytes: int
+    flops: int
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Counts every storage an op creates until the last tensor viewing it dies (a weakref finalizer on the
+    storage), so the peak is what a caching allocator would have had to hold, before fragmentation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._sizes: dict[int, int] = {}
+
+    def _release(self, key: int) -> None:
+        self.live -= self._sizes.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        aliases = [r.alias_info is not None for r in func._schema.returns]
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        for index, value in enumerate(outputs):
+            if index < len(aliases) and aliases[index]:
+                continue  # a view or in-place result: no new memory
+            for tensor in tree_leaves(value):
+                if not isinstance(tensor, torch.Tensor):
+                    continue
+                storage = tensor.untyped_storage()
+                key = storage._cdata
+                if key in self._sizes:
+                    continue
+                self._sizes[key] = storage.nbytes()
+                self.live += self._sizes[key]
+                weakref.finalize(storage, self._release, key)
+        self.peak = max(self.peak, self.live)
+        return out
+
+
+def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
+    """What flash / memory-efficient SDPA stores: the output (and a small log-sum-exp), never the scores."""
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype, device=query.device)
+    if attn_mask is not None:
+        attn_mask = attn_mask.expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
+    return torch.ops.aten._scaled_dot_product_efficient_attention(
+        query, key, value, attn_mask, False, dropout_p, is_causal, scale=scale
+    )[0]
+
+
+def _chunked_feed_forward_peak(ff, hidden_states: torch.Tensor, chunk_dim: int, chunk_size: int) -> torch.Tensor:
+    """Same memory as diffusers' chunked feed-forward at its worst moment (every other chunk's output held,
+    one chunk in flight, then the concatenation) for one chunk's worth of ops instead of thousands."""
+    chunk = ff(hidden_states.narrow(chunk_dim, 0, chunk_size))
+    rest_shape = list(chunk.shape)
+    rest_shape[chunk_dim] = hidden_states.shape[chunk_dim] - chunk_size
+    rest = chunk.new_empty(rest_shape)
+    return torch.cat([chunk, rest], dim=chunk_dim)
+
+
+@contextmanager
+def _attention_as(kind: Attention) -> Iterator[None]:
+    original = F.scaled_dot_product_attention
+    chunked = diffusers_attention._chunked_feed_forward
+    if kind == "efficient":
+        F.scaled_dot_product_attention = _efficient_attention
+    diffusers_attention._chunked_feed_forward = _chunked_feed_forward_peak
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = original
+        diffusers_attention._chunked_feed_forward = chunked
+
+
+def trace_call(call: Callable[[], object], attention: Attention = "efficient") -> Trace:
+    """Run `call` (on meta tensors) once and measure it; whatever it returns is dropped before the end."""
+    flops = FlopCounterMode(display=False)
+    live = _LiveBytes()
+    with torch.no_grad(), _attention_as(attention), flops, live:
+        result = call()
+        del result
+    return Trace(peak_bytes=live.peak, flops=flops.get_total_flops())
+
+
+@functools.lru_cache(maxsize=4)
+def meta_components(dtype: torch.dtype = torch.float16) -> dict[str, torch.nn.Module]:
+    """The four real-size models on the meta device (no memory): for weight counts and traces."""
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # "modules that should be kept in float32: []" on every cast
+    try:
+        with torch.device("meta"):
+            return dict(
+                text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).to(dtype).eval(),
+                image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG)).to(dtype).eval(),
+                unet=I2VGenXLUNet().to(dtype).eval(),
+                vae=AutoencoderKL(**VAE_CONFIG).to(dtype).eval(),
+            )
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+
+
+def weight_bytes(dtype: torch.dtype = torch.float16) -> dict[str, dict[str, int]]:
+    """Per component: bytes of all parameters and buffers, and of the largest leaf module (what sequential
+    offload keeps on the device at once)."""
+    sizes = {}
+    for name, model in meta_components(dtype).items():
+        leaves = [
+            sum(t.nbytes for t in module.parameters(recurse=False))
+            for module in model.modules()
+        ]
+        total = sum(t.nbytes for t in model.parameters()) + sum(t.nbytes for t in model.buffers())
+        sizes[name] = dict(total=total, largest_leaf=max(leaves))
+    return sizes
+
+
+def trace_unet_step(
+    width: int,
+    height: int,
+    frames: int,
+    batch: int = 2,
+    dtype: torch.dtype = torch.float16,
+    attention: Attention = "efficient",
+    ff_chunking: bool = False,
+) -> Trace:
+    """One UNet call: batch 2 is guidance in one pass, batch 1 one of two split passes."""
+    unet = meta_components(dtype)["unet"]
+    set_ff_chunking(unet, ff_chunking)
+    try:
+        return trace_call(lambda: unet(**unet_step_inputs(unet, width, height, frames, batch)), attention)
+    finally:
+        set_ff_chunking(unet, False)
+
+
+def trace_vae_decode(
+    width: int, height: int, chunk: int = 1, tiling: bool = False, dtype: torch.dtype = torch.float16,
+    attention: Attention = "efficient",
+) -> Trace:
+    """Decoding `chunk` frames at once, as the sampler does (output converted to float32 before leaving the device)."""
+    vae = meta_components(dtype)["vae"]
+    vae.enable_tiling() if tiling else vae.disable_tiling()
+    # Tile blending is in place, one row at a time: no memory to speak of, but thousands of ops to trace.
+    vae.blend_v = vae.blend_h = lambda a, b, extent: b
+    latent = (chunk, vae.config.latent_channels, height // 8, width // 8)
+    try:
+        return trace_call(lambda: vae.decode(torch.empty(latent, device="meta", dtype=dtype)).sample.float(), attention)
+    finally:
+        vae.disable_tiling()
+        del vae.blend_v, vae.blend_h
+
+
+def trace_vae_encode(width: int, height: int, dtype: torch.dtype = torch.float16, attention: Attention = "efficient") -> Trace:
+    """Encoding the first frame (the UNet's image conditioning)."""
+    vae = meta_components(dtype)["vae"]
+    return trace_call(lambda: vae.encode(torch.empty((1, 3, height, width), device="meta", dtype=dtype)), attention)
+
+
+def trace_encoders(dtype: torch.dtype = torch.float16, attention: Attention = "efficient") -> dict[str, Trace]:
+    """The CLIP text (77 tokens, all hidden states kept, as our clip_skip does) and image (224²) encoders."""
+    models = meta_components(dtype)
+    ids = lambda: torch.zeros((1, 77), dtype=torch.long, device="meta")  # noqa: E731
+    pixels = lambda: torch.empty((1, 3, 224, 224), dtype=dtype, device="meta")  # noqa: E731
+    return dict(
+        text_encoder=trace_call(lambda: models["text_encoder"](ids(), output_hidden_states=True), attention),
+        image_encoder=trace_call(lambda: models["image_encoder"](pixels()), attention),
+    )

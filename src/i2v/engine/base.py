@@ -20,6 +20,11 @@ CancelCheck = Callable[[], bool]
 #: on_stage(name): "load", "encode", "denoise", "decode" as the run moves on.
 StageCallback = Callable[[str], None]
 CfgMode = Literal["batch", "split"]
+#: Where the weights live during a run: all on the device; text/image encoders moved off after encoding;
+#: one whole model on the device at a time (accelerate hooks); one layer at a time (slowest, least memory).
+Offload = Literal["none", "encoders", "model", "sequential"]
+#: The SDPA kernel that runs: flash / memory-efficient (stores the output only) or math (the full score matrix).
+Attention = Literal["efficient", "math"]
 
 
 @dataclass
@@ -31,6 +36,11 @@ class RunOptions:
     decode_chunk_size: int = 1
     vae_tiling: bool = False
     cfg_mode: CfgMode = "batch"
+    offload: Offload = "none"
+    #: Run the UNet's feed-forward layers a slice at a time (less peak memory, somewhat slower).
+    ff_chunking: bool = False
+    #: Frames to generate when the advisor lowered them; None keeps the request's.
+    num_frames: int | None = None
 
 
 @dataclass

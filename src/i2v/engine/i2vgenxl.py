@@ -26,6 +26,8 @@ from diffusers import (
     DiffusionPipeline,
     DPMSolverMultistepScheduler,
     I2VGenXLUNet,
+    Transformer2DModel,
+    TransformerTemporalModel,
 )
 from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
@@ -33,7 +35,7 @@ from PIL import Image
 from transformers.utils import logging as transformers_logging
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-from i2v.engine.base import BackendOutput, CancelCheck, CfgMode, RunOptions, StageCallback, StepCallback
+from i2v.engine.base import BackendOutput, CancelCheck, CfgMode, Offload, RunOptions, StageCallback, StepCallback
 from i2v.engine.loading import ModelSource, dtype_name, free_memory, pick_device, pick_dtype
 from i2v.errors import GenerationCancelled, NonFiniteOutputError
 from i2v.media.images import cover_crop
@@ -250,6 +252,17 @@ class I2VGenXLSampler(DiffusionPipeline):
         return SamplerOutput(frames=frames, timings=timings)
 
 
+def set_ff_chunking(unet: I2VGenXLUNet, enabled: bool) -> None:
+    """Feed-forward chunking, one slice of the longest cheap axis at a time: spatial blocks (B·F, h·w, C) per
+    frame (dim 0), temporal blocks (B·h·w, F, C) per frame (dim 1). diffusers' `enable_forward_chunking(1, dim=1)`
+    would give the spatial blocks h·w (up to 16k) one-token slices: the same memory, far more kernel launches."""
+    for module in unet.modules():
+        if isinstance(module, (Transformer2DModel, TransformerTemporalModel)):
+            dim = 0 if isinstance(module, Transformer2DModel) else 1
+            for block in module.transformer_blocks:
+                block.set_chunk_feed_forward(1 if enabled else None, dim if enabled else 0)
+
+
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float32 1×3×H×W in [0, 1]."""
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
@@ -266,6 +279,7 @@ class I2VGenXLBackend:
         self.revision = source.revision
         self._device = device
         self._dtype = dtype
+        self._offload: Offload = "none"
 
     @property
     def device(self) -> str:
@@ -308,10 +322,13 @@ class I2VGenXLBackend:
         limit = self.pipeline.tokenizer.model_max_length
         if tokens > limit:
             notes.append(f"prompt is {tokens} tokens; CLIP reads the first {limit}, the rest was ignored")
+        self._place_weights(options.offload, notes)
+        set_ff_chunking(self.pipeline.unet, options.ff_chunking)
+        reached = ["encode"]
         arguments = dict(
             width=options.width,
             height=options.height,
-            num_frames=request.num_frames,
+            num_frames=options.num_frames or request.num_frames,
             target_fps=request.effective_motion_fps,
             num_inference_steps=request.steps,
             guidance_scale=request.guidance_scale,
@@ -322,10 +339,20 @@ class I2VGenXLBackend:
             cfg_mode=options.cfg_mode,
             on_step=on_step,
             cancelled=cancelled,
-            on_stage=on_stage,
+            on_stage=self._staged(on_stage, reached),
         )
         try:
-            output = self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
+            output = self._sample(image, request, arguments, notes)
+        except Exception as error:
+            # The stage that failed, for callers that recover by stage (the advisor's out-of-memory ladder).
+            error.i2v_stage = reached[-1]
+            raise
+        frames = (output.frames.numpy() * 255).round().astype(np.uint8)
+        return BackendOutput(frames=frames, timings=output.timings, notes=notes)
+
+    def _sample(self, image: Image.Image, request: GenerationRequest, arguments: dict, notes: list[str]) -> SamplerOutput:
+        try:
+            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
         except NonFiniteOutputError:
             if self._dtype != torch.float16:
                 raise
@@ -335,6 +362,39 @@ class I2VGenXLBackend:
             self.pipeline.to(dtype=wider)
             self._dtype = wider
             free_memory(self._device)
-            output = self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
-        frames = (output.frames.numpy() * 255).round().astype(np.uint8)
-        return BackendOutput(frames=frames, timings=output.timings, notes=notes)
+            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
+
+    def _place_weights(self, offload: Offload, notes: list[str]) -> None:
+        """Put the weights where `offload` wants them; any mode may follow any other between jobs."""
+        if offload in ("model", "sequential") and self._device.type != "cuda":
+            notes.append(f"offload={offload} needs a CUDA device; the weights stay on {self._device.type}")
+            offload = "none"
+        if offload == self._offload and offload in ("model", "sequential"):
+            return
+        hooked = self._offload in ("model", "sequential")
+        if hooked:
+            self.pipeline.remove_all_hooks()  # sequential offload puts the weights back on the CPU here
+        if offload == "model":
+            self.pipeline.enable_model_cpu_offload(device=self._device)
+        elif offload == "sequential":
+            self.pipeline.enable_sequential_cpu_offload(device=self._device)
+        else:
+            self.pipeline.to(self._device)  # also brings back encoders an "encoders" run left on the CPU
+        self._offload = offload
+        if hooked:
+            free_memory(self._device)
+
+    def _staged(self, on_stage: StageCallback | None, reached: list[str]) -> StageCallback:
+        """Stage callback that records the stage reached and, with offload="encoders", moves the text and
+        image encoders off the device once encoding is done."""
+
+        def staged(name: str) -> None:
+            reached.append(name)
+            if name == "denoise" and self._offload == "encoders":
+                self.pipeline.text_encoder.to("cpu")
+                self.pipeline.image_encoder.to("cpu")
+                free_memory(self._device)
+            if on_stage is not None:
+                on_stage(name)
+
+        return staged

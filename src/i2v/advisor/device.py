@@ -1,0 +1,173 @@
+"""What the device offers: name, memory, compute capability, bf16 — probed, or given (`--vram`, `I2V_VRAM`) to
+plan for a card that is not in this machine."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from i2v.errors import InvalidInputError
+
+GiB = 2**30
+DeviceKind = Literal["cuda", "mps", "cpu"]
+#: Less fragmentation for the big, shape-varying activations of a video UNet (PyTorch's own advice for OOMs).
+ALLOCATOR_SETTING = "expandable_segments:True"
+_ALLOCATOR_VARIABLES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+class DeviceInfo(BaseModel):
+    """One accelerator (or the CPU) as the planner sees it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: DeviceKind
+    name: str
+    total_bytes: int
+    #: Memory this process could use now: free on the device plus what our own allocator already holds.
+    free_bytes: int
+    capability: tuple[int, int] | None = None
+    bf16: bool = False
+    #: "nvml", "torch", "system" (CPU RAM), or "given" when planning for a size from --vram / I2V_VRAM.
+    source: str = "torch"
+
+    @property
+    def planned(self) -> bool:
+        return self.source == "given"
+
+
+def parse_size(text: str) -> int:
+    """'24GiB', '24GB', '24G', '12000MiB', '24' (GiB) -> bytes. K/M/G/T are powers of 1024 with or without the
+    'i', as memory is sold: a "24 GB" RTX 4090 has 24 GiB."""
+    match = _SIZE.match(str(text))
+    number, unit, suffix = match.groups() if match else ("0", "", "")
+    if not unit and suffix.lower() == "i":
+        number = "0"
+    power = " kmgt".index(unit.lower()) if unit else (0 if suffix else 3)  # a bare number is GiB: "--vram 24"
+    size = int(float(number) * 1024**power)
+    if size <= 0:
+        raise InvalidInputError(f"memory size must be a positive amount like 24GiB, 24GB, 24G or 12000MiB, got {text!r}")
+    return size
+
+
+def format_bytes(size: int) -> str:
+    """Binary units, one decimal: 9.8 GiB, 512.0 MiB."""
+    for unit, scale in (("GiB", GiB), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(size) >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def configure_allocator() -> bool:
+    """Turn on expandable segments unless the user configured the allocator; only possible before CUDA starts.
+    Returns whether this call set it."""
+    if any(os.environ.get(name) for name in _ALLOCATOR_VARIABLES) or torch.cuda.is_initialized():
+        return False
+    os.environ["PYTORCH_CUDA_ALLOC_CONF"] = ALLOCATOR_SETTING
+    return True
+
+
+def probe_device(device: str | None = None, vram: str | None = None) -> DeviceInfo:
+    """The device a run would use (`device` as for `--device`, else the best available). `vram` (or `I2V_VRAM`)
+    replaces its memory with a planned size: a CUDA card of that size, named after this one when there is one."""
+    configure_allocator()
+    planned = vram or os.environ.get("I2V_VRAM")
+    probed = _probe(device)
+    if not planned:
+        return probed
+    size = parse_size(planned)
+    gigabytes = f"{size / GiB:g} GiB"
+    if probed.kind == "cuda":
+        return probed.model_copy(update=dict(total_bytes=size, free_bytes=size, source="given"))
+    return DeviceInfo(
+        kind="cuda", name=f"CUDA GPU with {gigabytes}", total_bytes=size, free_bytes=size,
+        capability=None, bf16=True, source="given",
+    )
+
+
+def _probe(device: str | None) -> DeviceInfo:
+    kind = torch.device(device).type if device else None
+    if kind in (None, "cuda") and torch.cuda.is_available():
+        index = torch.device(device).index if device else None
+        return _probe_cuda(index or 0)
+    if kind in (None, "mps") and torch.backends.mps.is_available():
+        return _probe_mps()
+    return _probe_cpu()
+
+
+def _probe_cuda(index: int) -> DeviceInfo:
+    """NVML when present (no CUDA context needed, so the allocator setting can still change), else torch."""
+    nvml = _probe_nvml(index) if not torch.cuda.is_initialized() else None
+    if nvml is not None:
+        return nvml
+    free, total = torch.cuda.mem_get_info(index)
+    capability = torch.cuda.get_device_capability(index)
+    return DeviceInfo(
+        kind="cuda", name=torch.cuda.get_device_name(index), total_bytes=total,
+        free_bytes=free + torch.cuda.memory_reserved(index), capability=capability,
+        bf16=capability >= (8, 0), source="torch",
+    )
+
+
+def _probe_nvml(index: int) -> DeviceInfo | None:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        ids = [item.strip() for item in visible.split(",")]
+        if index >= len(ids) or not ids[index].isdigit():
+            return None  # UUIDs or MIG names: let torch resolve them
+        index = int(ids[index])
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+            capability = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        return None
+    return DeviceInfo(
+        kind="cuda", name=name.decode() if isinstance(name, bytes) else name, total_bytes=int(memory.total),
+        free_bytes=int(memory.free), capability=capability, bf16=capability >= (8, 0), source="nvml",
+    )
+
+
+def _probe_mps() -> DeviceInfo:
+    """Apple GPUs share system memory; Metal's recommended working set is the practical ceiling."""
+    total = int(torch.mps.recommended_max_memory())
+    # Metal reports only this process's allocations, which we could reuse: all of the working set is ours.
+    return DeviceInfo(kind="mps", name="Apple GPU (Metal)", total_bytes=total, free_bytes=total, bf16=True, source="torch")
+
+
+def _probe_cpu() -> DeviceInfo:
+    total, available = _system_memory()
+    return DeviceInfo(
+        kind="cpu", name="CPU", total_bytes=total, free_bytes=available,
+        bf16=_cpu_bf16(), source="system",
+    )
+
+
+def _system_memory() -> tuple[int, int]:
+    try:
+        import psutil
+
+        memory = psutil.virtual_memory()
+        return int(memory.total), int(memory.available)
+    except ImportError:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return pages * size, os.sysconf("SC_AVPHYS_PAGES") * size
+
+
+def _cpu_bf16() -> bool:
+    from i2v.engine.loading import pick_dtype
+
+    return pick_dtype(torch.device("cpu")) == torch.bfloat16

@@ -1,0 +1,250 @@
+"""From a request, an image size and a device to an ExecutionPlan: the fastest settings predicted to fit.
+
+The ladder goes from cheap to costly: half precision, encoders off the GPU after encoding, tiled one-frame VAE
+decode, guidance in two passes, feed-forward chunking, model CPU offload, sequential offload, then (only for
+settings the user did not fix, or with allow_degrade) fewer frames and a lower resolution. Planning applies the
+cheapest rung that lowers the predicted peak until it fits; `next_rung` is the same ladder for a run that
+ran out of memory anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from i2v.advisor.device import DeviceInfo, DeviceKind, format_bytes
+from i2v.advisor.memory import STAGES, MemoryEstimate, Stage, predict_peak
+from i2v.advisor.recommend import preset_size
+from i2v.engine.base import Attention, CfgMode, Offload, RunOptions
+from i2v.request import RESOLUTION_PRESETS, GenerationRequest
+
+Precision = Literal["fp16", "bf16", "fp32"]
+DEFAULT_MARGIN = 0.10
+MIN_FRAMES = 8
+FRAME_STEP = 8
+
+
+class ExecutionPlan(BaseModel):
+    """How one request runs on one device, and the peak memory predicted for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(ge=64)
+    height: int = Field(ge=64)
+    frames: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    guided: bool = True
+    dtype: Precision = "fp16"
+    offload: Offload = "none"
+    cfg_mode: CfgMode = "batch"
+    decode_chunk: int = Field(default=1, ge=1)
+    vae_tiling: bool = False
+    ff_chunking: bool = False
+    attention: Attention = "efficient"
+    device: DeviceKind = "cuda"
+    budget_bytes: int = Field(ge=0)
+    predicted_peak_bytes: int = 0
+    fits: bool = False
+    #: The user set these explicitly and did not allow degrading: the ladder leaves them alone.
+    frames_fixed: bool = False
+    size_fixed: bool = False
+    dtype_fixed: bool = False
+    changes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def run_options(self) -> RunOptions:
+        """What the backend needs to execute this plan (dtype is the loaded model's, not part of a run)."""
+        return RunOptions(
+            width=self.width, height=self.height, decode_chunk_size=self.decode_chunk, vae_tiling=self.vae_tiling,
+            cfg_mode=self.cfg_mode, offload=self.offload, ff_chunking=self.ff_chunking, num_frames=self.frames,
+        )
+
+    def estimate(self) -> MemoryEstimate:
+        return predict_peak(self)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step down: `apply` gives the fields to change, or None where it does not apply to this plan."""
+
+    name: str
+    label: Callable[[ExecutionPlan, ExecutionPlan], str]
+    apply: Callable[[ExecutionPlan], dict | None]
+    runtime: bool = True  # False: needs the model reloaded, so recovery during a run cannot take it
+
+
+def _fixed(label: str) -> Callable[[ExecutionPlan, ExecutionPlan], str]:
+    return lambda before, after: label
+
+
+def _smaller_size(plan: ExecutionPlan) -> dict | None:
+    """The next resolution preset down at the same aspect ratio (the request's own rounding, multiples of 64)."""
+    area = plan.width * plan.height
+    for name, side in sorted(RESOLUTION_PRESETS.items(), key=lambda item: -item[1]):
+        if side * side < area * 0.9:
+            width, height = preset_size(name, (plan.width, plan.height))
+            return dict(width=width, height=height) if width * height < area else None
+    return None
+
+
+LADDER: tuple[Rung, ...] = (
+    Rung(
+        "half_precision", _fixed("half precision (fp16/bf16) instead of fp32"),
+        lambda p: dict(dtype="fp16") if p.dtype == "fp32" and not p.dtype_fixed and p.device != "cpu" else None,
+        runtime=False,
+    ),
+    Rung(
+        "offload_encoders", _fixed("move the text and image encoders off the GPU after encoding"),
+        lambda p: dict(offload="encoders") if p.offload == "none" and p.device != "cpu" else None,
+    ),
+    Rung(
+        "tiled_decode", _fixed("decode one frame at a time, in tiles"),
+        lambda p: dict(decode_chunk=1, vae_tiling=True) if p.decode_chunk > 1 or not p.vae_tiling else None,
+    ),
+    Rung(
+        "split_guidance", _fixed("split guidance into two passes"),
+        lambda p: dict(cfg_mode="split") if p.guided and p.cfg_mode == "batch" else None,
+    ),
+    Rung(
+        "ff_chunking", _fixed("run the UNet's feed-forward layers one frame at a time"),
+        lambda p: dict(ff_chunking=True) if not p.ff_chunking else None,
+    ),
+    Rung(
+        "model_offload", _fixed("keep only the running model on the GPU (model CPU offload)"),
+        lambda p: dict(offload="model") if p.offload in ("none", "encoders") and p.device == "cuda" else None,
+    ),
+    Rung(
+        "sequential_offload", _fixed("stream the weights layer by layer (sequential CPU offload, much slower)"),
+        lambda p: dict(offload="sequential") if p.offload != "sequential" and p.device == "cuda" else None,
+    ),
+    Rung(
+        "fewer_frames", lambda before, after: f"fewer frames ({before.frames} → {after.frames})",
+        lambda p: dict(frames=max(MIN_FRAMES, p.frames - FRAME_STEP)) if p.frames > MIN_FRAMES and not p.frames_fixed else None,
+    ),
+    Rung(
+        "lower_resolution",
+        lambda before, after: f"lower resolution ({before.width}×{before.height} → {after.width}×{after.height})",
+        lambda p: _smaller_size(p) if not p.size_fixed else None,
+    ),
+)
+
+
+def unconstrained_plan(
+    request: GenerationRequest,
+    image_size: tuple[int, int],
+    device: DeviceInfo,
+    *,
+    margin: float = DEFAULT_MARGIN,
+    allow_degrade: bool = False,
+    dtype: Precision | None = None,
+    attention: Attention | None = None,
+    decode_chunk: int = 1,
+) -> ExecutionPlan:
+    """The request exactly as given (device-default dtype, no offload, guidance in one pass), with its prediction."""
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1), got {margin}")
+    width, height = request.target_size(*image_size)
+    explicit = request.model_fields_set
+    plan = ExecutionPlan(
+        width=width, height=height, frames=request.num_frames, steps=request.steps,
+        guided=request.guidance_scale > 1, dtype=dtype or _default_dtype(device),
+        decode_chunk=max(1, min(decode_chunk, request.num_frames)),
+        attention=attention or ("math" if device.kind == "mps" else "efficient"),
+        device=device.kind, budget_bytes=int(device.free_bytes * (1 - margin)),
+        frames_fixed="num_frames" in explicit and not allow_degrade,
+        size_fixed=bool({"width", "height", "resolution"} & explicit) and not allow_degrade,
+        dtype_fixed=dtype is not None and not allow_degrade,
+    )
+    return _predicted(plan)
+
+
+def make_plan(
+    request: GenerationRequest,
+    image_size: tuple[int, int],
+    device: DeviceInfo,
+    *,
+    margin: float = DEFAULT_MARGIN,
+    allow_degrade: bool = False,
+    dtype: Precision | None = None,
+    attention: Attention | None = None,
+    decode_chunk: int = 1,
+) -> ExecutionPlan:
+    """The fastest plan predicted to fit under the device's free memory less `margin`; if none does, the last
+    one tried, with a warning saying so."""
+    plan = unconstrained_plan(
+        request, image_size, device, margin=margin, allow_degrade=allow_degrade, dtype=dtype,
+        attention=attention, decode_chunk=decode_chunk,
+    )
+    while not plan.fits:
+        lower = _first_relief(plan, stage=None, runtime=False)
+        if lower is None:
+            break
+        plan = lower
+    warnings = list(plan.warnings)
+    if device.planned:
+        warnings.append(f"planned for a {format_bytes(device.total_bytes)} {device.kind.upper()} device, not probed")
+    if device.kind == "cpu":
+        warnings.append("running on the CPU: expect minutes per denoising step at real size")
+    if not plan.fits:
+        warnings.append(_over_budget(plan))
+    return plan.model_copy(update=dict(warnings=warnings))
+
+
+def next_rung(plan: ExecutionPlan, *, stage: Stage | str | None = None) -> ExecutionPlan | None:
+    """One rung down for a run that ran out of memory (in `stage` when known): the cheapest remaining rung
+    predicted to lower that stage's peak, else the cheapest remaining one, since the prediction was wrong once
+    already. None when the ladder is exhausted. Never changes dtype: that needs the model reloaded."""
+    target = stage if stage in STAGES else None
+    return _first_relief(plan, stage=target, runtime=True) or next(_lower_plans(plan, runtime=True), None)
+
+
+def _first_relief(plan: ExecutionPlan, *, stage: Stage | None, runtime: bool) -> ExecutionPlan | None:
+    """The first plan down the ladder whose predicted peak (of `stage`, or overall) is lower than `plan`'s."""
+    current = _stage_bytes(predict_peak(plan), stage)
+    for lower in _lower_plans(plan, runtime=runtime):
+        if _stage_bytes(predict_peak(lower), stage) < current:
+            return lower
+    return None
+
+
+def _lower_plans(plan: ExecutionPlan, *, runtime: bool) -> Iterator[ExecutionPlan]:
+    for rung in LADDER:
+        if runtime and not rung.runtime:
+            continue
+        update = rung.apply(plan)
+        if update is None:
+            continue
+        lower = _predicted(plan.model_copy(update=update))
+        saved = plan.predicted_peak_bytes - lower.predicted_peak_bytes
+        effect = f"−{format_bytes(saved)}" if saved > 0 else "no predicted saving"
+        yield lower.model_copy(update=dict(changes=[*plan.changes, f"{rung.label(plan, lower)}: {effect}"]))
+
+
+def _predicted(plan: ExecutionPlan) -> ExecutionPlan:
+    peak = predict_peak(plan).peak_bytes
+    return plan.model_copy(update=dict(predicted_peak_bytes=peak, fits=peak <= plan.budget_bytes))
+
+
+def _stage_bytes(estimate: MemoryEstimate, stage: Stage | None) -> int:
+    return estimate.stages[stage].total_bytes if stage else estimate.peak_bytes
+
+
+def _default_dtype(device: DeviceInfo) -> Precision:
+    """bf16 where the hardware has it (fp16 overflows to NaN in I2VGen-XL more easily), as the loader picks."""
+    if device.kind == "cpu":
+        return "bf16" if device.bf16 else "fp32"
+    return "bf16" if device.bf16 and device.kind == "cuda" else "fp16"
+
+
+def _over_budget(plan: ExecutionPlan) -> str:
+    message = (
+        f"predicted peak {format_bytes(plan.predicted_peak_bytes)} is over the {format_bytes(plan.budget_bytes)} "
+        "budget even after every allowed change"
+    )
+    fixed = [name for name, flag in (("frames", plan.frames_fixed), ("resolution", plan.size_fixed)) if flag]
+    if fixed:
+        message += f"; you fixed {' and '.join(fixed)}: allow degrading them, or free device memory"
+    return message

@@ -1,0 +1,152 @@
+"""Settings from the image itself: a size at its aspect ratio, a preset, tempo tags, and warnings about images
+the model will animate badly (tiny, blurred, flat, or a page of text)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from i2v.refine.base import settings_hint_for
+from i2v.request import MAX_ASPECT, GenerationRequest, Resolution, Scheduler
+
+PresetName = Literal["fast", "standard", "quality"]
+MIN_SIDE = 256
+#: Variance of the Laplacian (0-255 grey, long side scaled to ANALYSIS_SIDE) under which an image reads as soft.
+BLUR_THRESHOLD = 30.0
+#: 2nd-98th percentile luminance spread (0-255) under which an image is nearly flat.
+CONTRAST_THRESHOLD = 40.0
+ANALYSIS_SIDE = 512
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: Resolution
+    num_frames: int
+    steps: int
+    guidance_scale: float
+    fps: int
+    scheduler: Scheduler
+
+
+#: fast: DPM-Solver++ at 25 steps (DDIM degrades under 50); standard: the reference sampler at 768p;
+#: quality: the training pixel count's neighbourhood (1024p ≈ 1344×768 at 16:9) and more DDIM steps.
+PRESETS: dict[PresetName, Preset] = {
+    "fast": Preset(resolution="512p", num_frames=16, steps=25, guidance_scale=9.0, fps=16, scheduler="dpmpp"),
+    "standard": Preset(resolution="768p", num_frames=16, steps=50, guidance_scale=9.0, fps=16, scheduler="ddim"),
+    "quality": Preset(resolution="1024p", num_frames=16, steps=80, guidance_scale=9.0, fps=16, scheduler="ddim"),
+}
+
+
+class Recommendation(BaseModel):
+    """Request settings for this image; `request_fields()` feeds GenerationRequest directly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: PresetName
+    resolution: Resolution
+    width: int
+    height: int
+    num_frames: int
+    steps: int
+    guidance_scale: float
+    fps: int
+    motion_fps: int | None = None
+    scheduler: Scheduler
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def request_fields(self) -> dict:
+        """Settings for GenerationRequest (the size as a preset, so the request keeps the image's aspect)."""
+        return self.model_dump(include={"resolution", "num_frames", "steps", "guidance_scale", "fps", "motion_fps", "scheduler"})
+
+
+class ImageStats(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int
+    height: int
+    sharpness: float  # variance of the Laplacian
+    contrast: float  # 2nd-98th percentile luminance spread, 0-255
+    edge_density: float  # share of pixels on a strong edge
+    two_tone: float  # share of pixels in the two most common, well separated grey levels
+
+
+def recommend(image: Image.Image, preset: PresetName = "standard", tags: list[str] | None = None) -> Recommendation:
+    """The preset's settings at the image's aspect ratio, adjusted by refiner tags (slow_motion: more frames
+    played slower, ...) through the same hints the refiner gives, with warnings about the image."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    base = PRESETS[preset]
+    fields = base.model_dump()
+    reasons = [f"{preset} preset: {base.resolution}, {base.steps} {base.scheduler} steps"]
+    hint = settings_hint_for(list(tags or []))
+    if hint is not None:
+        fields.update(hint.model_dump(exclude_none=True, exclude={"reason"}))
+        reasons.append(hint.reason)
+    width, height = preset_size(base.resolution, image.size)
+    return Recommendation(
+        preset=preset, width=width, height=height, reasons=reasons, warnings=image_warnings(image), **fields
+    )
+
+
+def preset_size(resolution: Resolution, image_size: tuple[int, int]) -> tuple[int, int]:
+    """The request's own rule: the preset's pixel count at the image's aspect ratio, sides multiples of 64."""
+    return GenerationRequest.model_construct(resolution=resolution, width=None, height=None).target_size(*image_size)
+
+
+def image_warnings(image: Image.Image) -> list[str]:
+    """Plain-English warnings about what will hurt the video. Heuristics, cheap and numpy-only (see image_stats)."""
+    stats = image_stats(image)
+    warnings = []
+    if min(stats.width, stats.height) < MIN_SIDE:
+        warnings.append(
+            f"the image is {stats.width}×{stats.height}: under {MIN_SIDE} px on a side the model invents the detail; "
+            "use a larger original"
+        )
+    aspect = stats.width / stats.height
+    if aspect > MAX_ASPECT or aspect < 1 / MAX_ASPECT:
+        warnings.append(f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {MAX_ASPECT:g}:1 cuts off its edges")
+    elif aspect < 1:
+        warnings.append("portrait images were not in the model's training; expect weaker motion than in landscape")
+    if stats.sharpness < BLUR_THRESHOLD:
+        warnings.append(f"the image looks blurred (sharpness {stats.sharpness:.0f} < {BLUR_THRESHOLD:.0f}); the video will be soft")
+    if stats.contrast < CONTRAST_THRESHOLD:
+        warnings.append(f"the image has very low contrast ({stats.contrast:.0f}/255); motion will be hard to see")
+    if looks_like_text(stats):
+        warnings.append("the image looks mostly like text or a document; the model animates scenes, and text will warp")
+    return warnings
+
+
+def image_stats(image: Image.Image) -> ImageStats:
+    """Measures on the grey image, long side scaled to ANALYSIS_SIDE so thresholds do not depend on resolution."""
+    grey = image.convert("L")
+    if max(grey.size) > ANALYSIS_SIDE:
+        grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.BILINEAR)
+    pixels = np.asarray(grey, dtype=np.float64)
+    if min(pixels.shape) < 3:
+        return ImageStats(width=image.width, height=image.height, sharpness=0.0, contrast=0.0, edge_density=0.0, two_tone=0.0)
+    laplacian = (
+        pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
+    )
+    low, high = np.percentile(pixels, [2, 98])
+    gradient = np.hypot(np.diff(pixels, axis=1)[:-1], np.diff(pixels, axis=0)[:, :-1])
+    histogram = np.histogram(pixels, bins=16, range=(0, 256))[0] / pixels.size
+    first, second = np.argsort(histogram)[::-1][:2]
+    two_tone = float(histogram[first] + histogram[second]) if abs(int(first) - int(second)) >= 4 else 0.0
+    return ImageStats(
+        width=image.width, height=image.height, sharpness=float(laplacian.var()), contrast=float(high - low),
+        edge_density=float((gradient > 48).mean()), two_tone=two_tone,
+    )
+
+
+def looks_like_text(stats: ImageStats) -> bool:
+    """Many sharp edges on two well separated grey levels: pages, slides, screenshots of text.
+
+    Limits: this sees ink on paper, not words. It misses text laid over a photo (signs, captions, memes), flags
+    line art, diagrams and some UI screenshots, and can fire on high-contrast patterns such as barcodes.
+    """
+    return stats.edge_density > 0.08 and stats.two_tone > 0.7

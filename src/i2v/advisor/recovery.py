@@ -1,0 +1,93 @@
+"""Out of memory during a run: free what the failed attempt held, step one rung down the ladder, run again.
+
+A prediction can be wrong (another process took memory, the overhead constant is off for this card), so the
+plan is a first guess and this loop is the safety net. Each retry is recorded for the job's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+from i2v.advisor.memory import STAGE_VERBS
+from i2v.advisor.plan import ExecutionPlan, next_rung
+from i2v.engine.loading import free_memory
+from i2v.errors import I2VError
+
+T = TypeVar("T")
+#: Retry record: attempt number, stage that ran out ("encode" / "denoise" / "decode" / None), the error's first
+#: line, the rung taken and the new plan's full list of changes and settings.
+Retry = dict[str, Any]
+
+
+class MemoryExhaustedError(I2VError):
+    """Out of device memory on every rung of the ladder the plan allowed."""
+
+    def __init__(self, plan: ExecutionPlan, stage: str | None, retries: list[Retry]):
+        fixed = [name for name, flag in (("frames", plan.frames_fixed), ("resolution", plan.size_fixed)) if flag]
+        advice = (
+            f"let the advisor lower the {' and '.join(fixed)} you fixed, or lower them yourself"
+            if fixed else "lower the resolution or the number of frames"
+        )
+        super().__init__(
+            f"out of device memory{f' while {STAGE_VERBS.get(stage, stage)}' if stage else ''} after {len(retries)} "
+            f"retries; the last plan tried was {describe_plan(plan)}. To go on: {advice}, close other programs "
+            "using the GPU, or use a card with more memory"
+        )
+        self.plan = plan
+        self.stage = stage
+        self.retries = retries
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the RuntimeError MPS raises for the same thing."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "MPS backend out of memory" in str(error)
+    )
+
+
+def run_with_recovery(
+    plan: ExecutionPlan,
+    attempt: Callable[[ExecutionPlan], T],
+    *,
+    on_retry: Callable[[Retry], None] | None = None,
+) -> tuple[T, list[Retry]]:
+    """`attempt(plan)`, and on out-of-memory at any stage again one rung lower until it succeeds. Returns the
+    result and the retries taken; raises MemoryExhaustedError (memory already freed) when no rung is left.
+
+    The stage comes from the `i2v_stage` attribute the backend sets on errors raised during a run.
+    """
+    retries: list[Retry] = []
+    while True:
+        try:
+            return attempt(plan), retries
+        except Exception as error:  # noqa: BLE001 - anything but out-of-memory is re-raised untouched
+            if not is_out_of_memory(error):
+                raise
+            stage = getattr(error, "i2v_stage", None)
+            message = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        # Out of the except block the error and its traceback are gone, and with them every tensor the failed
+        # attempt's frames still pinned: only now can the allocator give memory back.
+        free_memory()
+        lower = next_rung(plan, stage=stage)
+        if lower is None:
+            raise MemoryExhaustedError(plan, stage, retries) from None
+        record: Retry = dict(
+            attempt=len(retries) + 1, stage=stage, error=message, rung=lower.changes[-1],
+            changes=list(lower.changes), plan=describe_plan(lower),
+        )
+        retries.append(record)
+        if on_retry is not None:
+            on_retry(record)
+        plan = lower
+
+
+def describe_plan(plan: ExecutionPlan) -> str:
+    """One line a user can act on: size, frames, dtype and every memory setting."""
+    extras = [f"offload={plan.offload}", f"guidance={'one pass' if plan.cfg_mode == 'batch' else 'two passes'}",
+              f"decode chunk {plan.decode_chunk}{' tiled' if plan.vae_tiling else ''}"]
+    if plan.ff_chunking:
+        extras.append("feed-forward chunking")
+    return f"{plan.width}×{plan.height}, {plan.frames} frames, {plan.dtype}, " + ", ".join(extras)

@@ -1,0 +1,37 @@
+"""Service settings from `I2V_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from i2v.paths import data_dir
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="I2V_", extra="ignore")
+
+    home: Path | None = Field(default=None, description="Data folder; default: the platform's user data dir.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in the data folder.")
+    queue_url: str | None = Field(default=None, description="redis://… for the distributed queue; default: SQLite.")
+    api_token: str | None = Field(default=None, description="Required on API and UI when set (and for non-loopback hosts).")
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_requeues: int = Field(default=1, ge=0, description="How often a job interrupted by a crash is re-queued.")
+    local_worker: bool = True
+
+    @property
+    def folder(self) -> Path:
+        folder = (self.home or data_dir()).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.folder / 'i2v.sqlite'}"
+
+    def subfolder(self, name: str) -> Path:
+        path = self.folder / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path

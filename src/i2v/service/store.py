@@ -1,0 +1,188 @@
+"""The job table: every request, its progress and its outcome, surviving restarts. SQLite by default; any
+SQLAlchemy URL (PostgreSQL) works. The schema is owned by Alembic migrations from the first table on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, func, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+ACTIVE: tuple[str, ...] = ("queued", "running")
+FINISHED: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    request: Mapped[dict] = mapped_column(JSON)
+    image_path: Mapped[str] = mapped_column(Text)
+    refined_prompt: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    plan: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    progress: Mapped[dict] = mapped_column(JSON)
+    timings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    video_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    thumbnail_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision (creates it on first use)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+class JobStore:
+    """All reads and writes of jobs. Each method is one short transaction, safe from any thread."""
+
+    def __init__(self, url: str, *, run_migrations: bool = True):
+        if run_migrations:
+            migrate(url)
+        self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def create(self, request: dict[str, Any], image_path: str, job_id: str | None = None) -> Job:
+        with self.session.begin() as session:
+            seq = (session.scalar(select(func.max(Job.seq))) or 0) + 1
+            job = Job(
+                id=job_id or uuid.uuid4().hex[:16],
+                seq=seq,
+                state="queued",
+                request=request,
+                image_path=image_path,
+                progress={"stage": "queued", "step": 0, "total": request.get("steps", 0)},
+                attempts=0,
+                cancel_requested=False,
+            )
+            session.add(job)
+        return job
+
+    def claim(self, job_id: str, worker: str) -> Job | None:
+        """queued -> running, atomically: a job is never run twice at once. None if it was not queued."""
+        with self.session.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == "queued", Job.cancel_requested.is_(False))
+                .values(state="running", attempts=Job.attempts + 1, started_at=_now(), worker=worker, error=None,
+                        progress={"stage": "starting", "step": 0, "total": 0})
+            )
+            if result.rowcount != 1:
+                return None
+        return self.get(job_id)
+
+    def update(self, job_id: str, **values: Any) -> None:
+        with self.session.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(**values, updated_at=_now()))
+
+    def finish(self, job_id: str, state: JobState, **values: Any) -> None:
+        self.update(job_id, state=state, finished_at=_now(), **values)
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        """A queued job is cancelled at once; a running one at its next denoising step."""
+        with self.session.begin() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return None
+            if job.state == "queued":
+                job.state, job.finished_at = "cancelled", _now()
+                job.progress = {**job.progress, "stage": "cancelled"}
+            if job.state in ACTIVE:
+                job.cancel_requested = True
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        with self.session.begin() as session:
+            job = session.get(Job, job_id)
+            if job is not None:
+                session.delete(job)
+
+    def recover(self, max_requeues: int) -> tuple[list[str], list[str]]:
+        """After a crash: `running` jobs become `interrupted`, and those with attempts left go back to `queued`.
+
+        Returns (requeued ids, every queued id in order) so the caller can enqueue them again.
+        """
+        with self.session.begin() as session:
+            stale = session.scalars(select(Job).where(Job.state == "running")).all()
+            requeued = []
+            for job in stale:
+                if job.attempts <= max_requeues and not job.cancel_requested:
+                    job.state = "queued"
+                    job.progress = {"stage": "interrupted, re-queued", "step": 0, "total": job.progress.get("total", 0)}
+                    requeued.append(job.id)
+                else:
+                    job.state, job.finished_at = "interrupted", _now()
+                    job.error = "the server stopped while this job ran; it was not retried (attempts used up)"
+        return requeued, self.ids_in_state("queued")
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self.session() as session:
+            return session.get(Job, job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self.session() as session:
+            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    def ids_in_state(self, state: str) -> list[str]:
+        with self.session() as session:
+            return list(session.scalars(select(Job.id).where(Job.state == state).order_by(Job.seq)))
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to run; None unless queued."""
+        if job.state != "queued":
+            return None
+        with self.session() as session:
+            ahead = session.scalar(select(func.count()).where(Job.state == "queued", Job.seq < job.seq))
+        return int(ahead or 0) + 1
+
+    def list(self, limit: int = 20, offset: int = 0) -> tuple[list[Job], int]:
+        with self.session() as session:
+            total = session.scalar(select(func.count()).select_from(Job)) or 0
+            jobs = session.scalars(select(Job).order_by(Job.seq.desc()).limit(limit).offset(offset)).all()
+        return list(jobs), int(total)
+
+    def count(self, state: str) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).where(Job.state == state)) or 0)
+
+
+def _sqlite_pragmas(connection, record) -> None:
+    """WAL lets the API read while the worker writes progress; NORMAL sync is durable enough with WAL."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

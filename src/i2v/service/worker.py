@@ -1,0 +1,102 @@
+"""Running one job: claim it, generate with progress and cancel wired to the store, write outputs atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from i2v.errors import GenerationCancelled, I2VError
+from i2v.request import GenerationRequest
+from i2v.service.store import JobStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.2  # seconds between progress writes; steps on a fast GPU are quicker than a DB round trip
+THUMBNAIL_SIDE = 256
+
+
+class JobRunner:
+    """Turns a job id into a finished job. The model stays loaded between jobs (generation.get_backend)."""
+
+    def __init__(self, store: JobStore, outputs: Path, *, generate: Callable | None = None):
+        from i2v.generation import generate as default_generate
+
+        self.store = store
+        self.outputs = outputs
+        self.generate = generate or default_generate
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, job_id: str) -> str:
+        job = self.store.claim(job_id, self.name)
+        if job is None:
+            log.info("job %s is not queued any more (cancelled or taken); skipping", job_id)
+            return "skipped"
+        request = GenerationRequest.model_validate(job.request)
+        total = request.steps
+        started = time.monotonic()
+        last_write = 0.0
+        stage_now = {"stage": "starting"}
+
+        def write_progress(**progress) -> None:
+            nonlocal last_write
+            last_write = time.monotonic()
+            self.store.update(job_id, progress={**stage_now, "step": 0, "total": total, **progress})
+
+        def on_stage(stage: str) -> None:
+            stage_now["stage"] = stage
+            write_progress(elapsed=round(time.monotonic() - started, 2))
+
+        def on_step(step: int, steps: int, elapsed: float) -> None:
+            if step < steps and time.monotonic() - last_write < PROGRESS_INTERVAL:
+                return
+            eta = elapsed / step * (steps - step) if step else None
+            write_progress(step=step, total=steps, eta_seconds=round(eta, 1) if eta is not None else None)
+
+        def cancelled() -> bool:
+            return self.store.cancel_requested(job_id)
+
+        try:
+            result = self.generate(request, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
+            on_stage("encode")
+            video = result.save(self.outputs / f"{job_id}.mp4")
+            thumbnail = self.outputs / f"{job_id}.jpg"
+            _write_thumbnail(result.frames[0], thumbnail)
+        except GenerationCancelled as error:
+            self.store.finish(job_id, "cancelled", error=str(error), progress={"stage": "cancelled", "step": error.step, "total": error.total})
+            return "cancelled"
+        except I2VError as error:
+            self.store.finish(job_id, "failed", error=str(error), progress={**stage_now, "step": 0, "total": total})
+            return "failed"
+        except Exception as error:  # noqa: BLE001 - a job must end in a state, whatever broke
+            log.exception("job %s crashed", job_id)
+            self.store.finish(job_id, "failed", error=f"internal error: {type(error).__name__}: {error}")
+            return "failed"
+        self.store.finish(
+            job_id,
+            "succeeded",
+            progress={"stage": "done", "step": total, "total": total},
+            refined_prompt=result.metadata.get("refined_prompt"),
+            plan=result.metadata.get("plan") or result.metadata.get("runtime"),
+            timings=result.metadata["timings"],
+            warnings=result.warnings,
+            video_path=str(video),
+            metadata_path=str(video.with_suffix(".json")),
+            thumbnail_path=str(thumbnail),
+            request={**job.request, "seed": result.seed},
+        )
+        return "succeeded"
+
+
+def _write_thumbnail(frame, path: Path) -> None:
+    from i2v.media.files import atomic_path
+
+    image = Image.fromarray(frame)
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    with atomic_path(path) as temp:
+        image.save(temp, format="JPEG", quality=85)

@@ -1,0 +1,56 @@
+"""One FastAPI app: the REST API under /api/v1, the Gradio UI at /, and the embedded worker in the same process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from i2v.service.config import ServiceSettings
+from i2v.service.queue import JobQueue
+from i2v.service.store import JobStore
+from i2v.service.worker import JobRunner
+from i2v.web.api import Service, create_api
+
+log = logging.getLogger(__name__)
+
+
+def _preload() -> None:
+    """Load the default model at start-up so the first job does not wait for it (a failure is logged, and the
+    first job reports it to its user)."""
+    from i2v.generation import get_backend
+    from i2v.request import default_model
+
+    try:
+        get_backend(default_model())
+    except Exception as error:  # noqa: BLE001 - the server must come up even without a model
+        log.warning("could not preload %s: %s", default_model(), error)
+
+
+def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> FastAPI:
+    settings = settings or ServiceSettings()
+    store = JobStore(settings.db_url)
+    runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None
+    queue = JobQueue.create(settings, store, runner)
+    service = Service(settings, store, queue)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if runner is not None:
+            queue.recover(settings.max_requeues)
+            queue.start_consumer()
+            threading.Thread(target=_preload, name="i2v-preload", daemon=True).start()
+        try:
+            yield
+        finally:
+            queue.stop()
+
+    app = create_api(service)
+    app.router.lifespan_context = lifespan
+    if ui:
+        from i2v.web.ui import mount_ui
+
+        app = mount_ui(app, service)
+    return app

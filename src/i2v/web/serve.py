@@ -1,0 +1,65 @@
+"""`i2v serve`: check the port, log to a timestamped file, run the app with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from i2v.service.config import ServiceSettings
+
+
+class ServeError(Exception):
+    """Why the server cannot start; printed as one line, exit code 1."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServeError(f"port {port} on {host} is already in use: stop the other server or pass --port") from None
+
+
+def setup_logging(folder: Path) -> Path:
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"app_{datetime.now():%Y%m%d_%H%M%S}.log"
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = [logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler(sys.stderr)]
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    return path
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, *, token: str | None = None, local_worker: bool = True) -> None:
+    import uvicorn
+
+    overrides = {"local_worker": local_worker}
+    if token:
+        overrides["api_token"] = token
+    settings = ServiceSettings(**overrides)
+    if not is_loopback(host) and not settings.api_token:
+        raise ServeError(f"binding to {host} exposes the server beyond this machine: set I2V_API_TOKEN or pass --share-token")
+    check_port(host, port)
+    log_path = setup_logging(settings.folder)
+    from i2v.web.app import create_app
+
+    app = create_app(settings)
+    logging.getLogger(__name__).info("i2v serving on http://%s:%d (log: %s, data: %s)", host, port, log_path, settings.folder)
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=5)

@@ -1,0 +1,245 @@
+"""The Gradio page: image + prompt, a refine preview you can edit, advanced settings, live progress with cancel,
+the video, the JSON of what was run, and a history that survives restarts. English and Chinese, picked from the
+browser (and switchable in Gradio's settings menu)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI, HTTPException
+
+from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, default_model
+from i2v.web.api import Service
+
+POLL_SECONDS = 0.3
+STRINGS = {
+    "en": {
+        "title": "i2v — image to video",
+        "image": "Image",
+        "prompt": "Describe the motion (any language)",
+        "refine": "Preview refined prompt",
+        "refined": "Refined English prompt (editable; used as typed when not empty)",
+        "tags": "Motion / camera tags",
+        "advanced": "Advanced settings",
+        "negative": "Negative prompt",
+        "resolution": "Resolution",
+        "frames": "Frames",
+        "fps": "Playback fps",
+        "steps": "Steps",
+        "guidance": "Guidance scale",
+        "seed": "Seed (-1 = random)",
+        "model": "Model",
+        "scheduler": "Scheduler",
+        "refiner": "Prompt refiner",
+        "generate": "Generate",
+        "cancel": "Cancel",
+        "status": "Status",
+        "video": "Video",
+        "details": "Refined prompt, settings and output",
+        "history": "History",
+        "refresh": "Refresh history",
+        "rerun": "Re-run with the same seed",
+        "delete": "Delete selected",
+    },
+    "zh": {
+        "title": "i2v — 图片生成视频",
+        "image": "图片",
+        "prompt": "描述想要的动作（中文或英文）",
+        "refine": "预览优化后的提示词",
+        "refined": "优化后的英文提示词（可编辑；非空时按原样使用）",
+        "tags": "运动 / 镜头标签",
+        "advanced": "高级设置",
+        "negative": "反向提示词",
+        "resolution": "分辨率",
+        "frames": "帧数",
+        "fps": "播放帧率",
+        "steps": "步数",
+        "guidance": "引导系数",
+        "seed": "随机种子（-1 为随机）",
+        "model": "模型",
+        "scheduler": "采样器",
+        "refiner": "提示词优化",
+        "generate": "生成",
+        "cancel": "取消",
+        "status": "状态",
+        "video": "视频",
+        "details": "优化提示词、设置与输出路径",
+        "history": "历史记录",
+        "refresh": "刷新历史",
+        "rerun": "用相同种子重新生成",
+        "delete": "删除所选",
+    },
+}
+I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    t = I18N
+
+    def refine_preview(prompt: str, refiner: str):
+        from i2v.refine import make_refiner
+
+        if not prompt or not prompt.strip():
+            raise gr.Error("prompt is empty: describe the motion you want, e.g. 猫转头")
+        refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
+        return refined.prompt, ", ".join(refined.tags)
+
+    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner):
+        if not image_path:
+            raise gr.Error("upload an image first")
+        text = (refined or "").strip() or (prompt or "").strip()
+        fields: dict[str, Any] = dict(
+            prompt=text, negative_prompt=negative or DEFAULT_NEGATIVE_PROMPT, resolution=resolution,
+            num_frames=int(frames), fps=int(fps), steps=int(steps), guidance_scale=float(guidance),
+            seed=None if seed is None or int(seed) < 0 else int(seed), model=model or default_model(),
+            scheduler=scheduler, refiner="none" if (refined or "").strip() else refiner,
+        )
+        try:
+            job = service.submit(fields, Path(image_path).read_bytes(), Path(image_path).name)
+        except HTTPException as error:
+            detail = error.detail if isinstance(error.detail, str) else "; ".join(item["msg"] for item in error.detail)
+            raise gr.Error(detail) from None
+        yield from follow(job.id)
+
+    def follow(job_id: str):
+        while True:
+            job = service.store.get(job_id)
+            view = service.job_view(job)
+            yield job_id, status_text(view), gr.update(), gr.update()
+            if job.state not in ("queued", "running"):
+                break
+            time.sleep(POLL_SECONDS)
+        video = job.video_path if job.state == "succeeded" else None
+        yield job_id, status_text(view), video, details(view)
+
+    def cancel(job_id: str | None):
+        if job_id:
+            service.store.request_cancel(job_id)
+        return gr.update()
+
+    def history():
+        jobs, _ = service.store.list(limit=60)
+        items = [(job.thumbnail_path, f"{job.id} · {job.request.get('prompt', '')[:40]}") for job in jobs if job.state == "succeeded" and job.thumbnail_path]
+        return items, [job.id for job in jobs if job.state == "succeeded" and job.thumbnail_path]
+
+    def pick(ids: list[str], event: gr.SelectData):
+        job_id = ids[event.index]
+        view = service.job_view(service.store.get(job_id))
+        job = service.store.get(job_id)
+        return job_id, job.video_path, details(view), status_text(view)
+
+    def rerun(job_id: str | None):
+        if not job_id:
+            raise gr.Error("pick a clip in the history first")
+        job = service.store.get(job_id)
+        if job is None:
+            raise gr.Error("that job no longer exists")
+        fields = {key: value for key, value in job.request.items() if key != "image"}
+        new = service.submit(fields, Path(job.image_path).read_bytes(), Path(job.image_path).name)
+        yield from follow(new.id)
+
+    def delete(job_id: str | None):
+        job = service.store.get(job_id) if job_id else None
+        if job is None or job.state in ("queued", "running"):
+            raise gr.Error("pick a finished clip in the history first")
+        service.delete(job)
+        items, ids = history()
+        return items, ids, None, None
+
+    with gr.Blocks(title="i2v") as demo:
+        gr.Markdown(f"## {STRINGS['en']['title']} · {STRINGS['zh']['title']}")
+        job_id = gr.State(None)
+        history_ids = gr.State([])
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(label=t("image"), type="filepath", sources=["upload", "clipboard"], elem_id="image")
+                prompt = gr.Textbox(label=t("prompt"), lines=2, elem_id="prompt")
+                with gr.Row():
+                    refiner = gr.Radio(["rules", "llm", "none"], value="rules", label=t("refiner"))
+                    refine_button = gr.Button(t("refine"), elem_id="refine")
+                refined = gr.Textbox(label=t("refined"), lines=2, elem_id="refined")
+                tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
+                with gr.Accordion(t("advanced"), open=False):
+                    negative = gr.Textbox(label=t("negative"), value=DEFAULT_NEGATIVE_PROMPT, lines=2)
+                    resolution = gr.Dropdown(list(RESOLUTION_PRESETS), value="512p", label=t("resolution"))
+                    frames = gr.Slider(8, 32, value=16, step=1, label=t("frames"), elem_id="frames")
+                    fps = gr.Slider(4, 30, value=16, step=1, label=t("fps"))
+                    steps = gr.Slider(1, 100, value=50, step=1, label=t("steps"), elem_id="steps")
+                    guidance = gr.Slider(1, 20, value=9.0, step=0.5, label=t("guidance"))
+                    seed = gr.Number(value=-1, precision=0, label=t("seed"))
+                    model = gr.Dropdown(model_choices(), value=default_model(), allow_custom_value=True, label=t("model"))
+                    scheduler = gr.Radio(["ddim", "dpmpp"], value="ddim", label=t("scheduler"))
+                with gr.Row():
+                    generate_button = gr.Button(t("generate"), variant="primary", elem_id="generate")
+                    cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="cancel")
+            with gr.Column():
+                status = gr.Markdown(elem_id="status")
+                video = gr.Video(label=t("video"), elem_id="video", autoplay=True, loop=True)
+                info = gr.JSON(label=t("details"), elem_id="details")
+        with gr.Accordion(t("history"), open=True):
+            gallery = gr.Gallery(columns=6, height="auto", elem_id="history", allow_preview=False)
+            with gr.Row():
+                refresh = gr.Button(t("refresh"), size="sm")
+                rerun_button = gr.Button(t("rerun"), size="sm")
+                delete_button = gr.Button(t("delete"), size="sm", variant="stop")
+
+        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner]
+        refine_button.click(refine_preview, [prompt, refiner], [refined, tags])
+        run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
+        run.then(history, None, [gallery, history_ids])
+        cancel_button.click(cancel, job_id, None)
+        demo.load(history, None, [gallery, history_ids])
+        refresh.click(history, None, [gallery, history_ids])
+        gallery.select(pick, history_ids, [job_id, video, info, status])
+        rerun_button.click(rerun, job_id, [job_id, status, video, info], concurrency_limit=None).then(history, None, [gallery, history_ids])
+        delete_button.click(delete, job_id, [gallery, history_ids, video, info])
+    return demo
+
+
+def status_text(view: dict[str, Any]) -> str:
+    progress = view["progress"] or {}
+    parts = [f"**{view['state']}**"]
+    if view["queue_position"]:
+        parts.append(f"queue position {view['queue_position']}")
+    if view["state"] == "running":
+        parts.append(str(progress.get("stage", "")))
+        if progress.get("total"):
+            parts.append(f"step {progress.get('step', 0)}/{progress['total']}")
+        if progress.get("eta_seconds") is not None:
+            parts.append(f"ETA {progress['eta_seconds']:.0f} s")
+    if view["error"]:
+        parts.append(view["error"])
+    return " · ".join(parts) + f"  \n`{view['id']}`"
+
+
+def details(view: dict[str, Any]) -> dict[str, Any]:
+    job_file = view.get("metadata_url")
+    return {
+        "refined_prompt": view["refined_prompt"],
+        "settings": view["request"],
+        "plan": view["plan"],
+        "warnings": view["warnings"],
+        "timings": view["timings"],
+        "video": view["video_url"],
+        "metadata": job_file,
+    }
+
+
+def model_choices() -> list[str]:
+    from i2v.engine.registry import KNOWN_MODELS
+
+    choices = list(dict.fromkeys([default_model(), *KNOWN_MODELS]))
+    return choices
+
+
+def mount_ui(app: FastAPI, service: Service) -> FastAPI:
+    token = service.settings.api_token
+    auth = (lambda user, password: password == token) if token else None
+    return gr.mount_gradio_app(
+        app, build_ui(service), path="", allowed_paths=[str(service.settings.folder)], auth=auth, i18n=I18N,
+        footer_links=["api", "settings"],
+    )
+

@@ -1,0 +1,188 @@
+"""The advisor's device probe, memory model and planner, on the real-size architecture traced on the meta device."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from i2v.advisor import device as device_module
+from i2v.advisor.device import GiB, DeviceInfo, configure_allocator, parse_size, probe_device
+from i2v.advisor.memory import CACHE, predict_peak
+from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, unconstrained_plan
+from i2v.advisor.report import plan_report, render_plan_table
+from i2v.errors import InvalidInputError
+from i2v.request import GenerationRequest
+
+CARD_24 = DeviceInfo(kind="cuda", name="NVIDIA GeForce RTX 4090", total_bytes=24 * GiB, free_bytes=24 * GiB, bf16=True, source="given")
+WIDE_IMAGE = (1280, 704)
+#: The seed system on a 24 GB RTX 4090: measured peak in GB, None for out-of-memory.
+SEED = [("512p", 16, 50, 13.2), ("768p", 24, 80, 17.8), ("1024p", 32, 100, None)]
+
+
+@pytest.fixture(autouse=True)
+def i2v_home(tmp_path_factory, monkeypatch):
+    """Trace cache in a temporary folder, shared by this module's tests (the in-process cache is shared anyway)."""
+    monkeypatch.setenv("I2V_HOME", str(tmp_path_factory.getbasetemp() / "advisor-home"))
+    monkeypatch.delenv("I2V_VRAM", raising=False)
+
+
+def request(**fields) -> GenerationRequest:
+    return GenerationRequest(image="photo.png", prompt="a cat turning its head", **fields)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("24GiB", 24 * GiB), ("24GB", 24 * GiB), ("24G", 24 * GiB), ("12000MiB", 12000 * 2**20), ("24", 24 * GiB),
+     ("1.5 GiB", int(1.5 * GiB)), ("512m", 512 * 2**20), ("100B", 100)],
+)
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "-1GB", "GB", "24 XB", "0GiB", "24i"])
+def test_parse_size_rejects_nonsense_with_an_example(text):
+    with pytest.raises(InvalidInputError, match="24GiB"):
+        parse_size(text)
+
+
+def test_probe_this_machine_and_a_planned_card(monkeypatch):
+    here = probe_device()
+    assert here.total_bytes > 0 and 0 < here.free_bytes <= here.total_bytes * 1.01
+    planned = probe_device(vram="24GiB")
+    assert (planned.kind, planned.total_bytes, planned.free_bytes, planned.planned) == ("cuda", 24 * GiB, 24 * GiB, True)
+    monkeypatch.setenv("I2V_VRAM", "12000MiB")
+    assert probe_device().total_bytes == 12000 * 2**20
+
+
+def test_allocator_setting_respects_the_user(monkeypatch):
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
+    assert configure_allocator() is True
+    assert device_module.os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
+    assert configure_allocator() is False
+    assert device_module.os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
+
+
+def test_1024p_32_frames_fits_24gib_only_after_the_ladder():
+    wanted = request(resolution="1024p", num_frames=32, steps=100)
+    given = unconstrained_plan(wanted, WIDE_IMAGE, CARD_24)
+    plan = make_plan(wanted, WIDE_IMAGE, CARD_24)
+    print(f"\nas given {given.predicted_peak_bytes / GiB:.1f} GiB, planned {plan.predicted_peak_bytes / GiB:.1f} GiB "
+          f"of {plan.budget_bytes / GiB:.1f}: {plan.changes}")
+    assert not given.fits and given.predicted_peak_bytes > 24 * GiB
+    assert plan.fits and plan.predicted_peak_bytes <= plan.budget_bytes == int(0.9 * 24 * GiB)
+    # The user fixed frames and resolution: the ladder found memory elsewhere.
+    assert (plan.width, plan.height, plan.frames) == (given.width, given.height, 32) == (1408, 768, 32)
+    assert plan.cfg_mode == "split" and any(change.startswith("split guidance into two passes: −") for change in plan.changes)
+    options = plan.run_options()
+    assert (options.width, options.height, options.num_frames, options.cfg_mode, options.offload) == (1408, 768, 32, "split", plan.offload)
+
+
+def test_seed_measurements_ordering_and_fit():
+    """Seed on a 24 GB RTX 4090 (fp16, all on GPU, SDPA, batch CFG, decode chunk 1): 13.2 GB, 17.8 GB, OOM."""
+    peaks = []
+    for resolution, frames, steps, measured in SEED:
+        plan = unconstrained_plan(request(resolution=resolution, num_frames=frames, steps=steps), (1, 1), CARD_24, margin=0.0, dtype="fp16")
+        assert (plan.offload, plan.cfg_mode, plan.decode_chunk, plan.attention) == ("none", "batch", 1, "efficient")
+        peaks.append(plan.predicted_peak_bytes)
+        seed = f"{measured} GB" if measured else "OOM"
+        print(f"\n{resolution}/{frames}/{steps}: predicted {plan.predicted_peak_bytes / 1e9:.1f} GB, seed {seed}")
+    assert peaks == sorted(peaks)
+    assert peaks[0] < 24 * GiB and peaks[1] < 24 * GiB and peaks[2] > 24 * GiB
+
+
+def test_activations_match_the_independent_memtracker_traces():
+    """design.md: FakeTensor + MemTracker, flash attention, minus 2.65 GiB of UNet weights."""
+    for (width, height, frames), expected in [((512, 512, 16), 5.24 - 2.65), ((1024, 1024, 32), 23.3 - 2.65)]:
+        plan = ExecutionPlan(width=width, height=height, frames=frames, steps=50, budget_bytes=0)
+        activations = predict_peak(plan).stages["denoise"].activation_bytes / GiB
+        assert activations == pytest.approx(expected, rel=0.05)
+
+
+def test_each_rung_lowers_the_stage_it_targets():
+    base = ExecutionPlan(width=1408, height=768, frames=32, steps=100, budget_bytes=0)
+
+    def stage(plan, name):
+        return predict_peak(plan).stages[name].total_bytes
+
+    split = base.model_copy(update=dict(cfg_mode="split"))
+    chunked = split.model_copy(update=dict(ff_chunking=True))
+    assert stage(split, "denoise") < stage(base, "denoise") - 8 * GiB
+    assert stage(chunked, "denoise") < stage(split, "denoise")
+    assert stage(base.model_copy(update=dict(vae_tiling=True)), "decode") < stage(base, "decode")
+    modes = {mode: base.model_copy(update=dict(offload=mode)) for mode in ("none", "encoders", "model", "sequential")}
+    denoise = [stage(plan, "denoise") for plan in modes.values()]
+    assert denoise[0] > denoise[1] == denoise[2] > denoise[3]  # the VAE stays loaded through denoising
+    assert stage(modes["model"], "decode") < stage(modes["encoders"], "decode")  # the UNet does not
+    math = base.model_copy(update=dict(attention="math", width=512, height=512, frames=16))
+    assert stage(math, "denoise") > 3 * stage(math.model_copy(update=dict(attention="efficient")), "denoise")
+
+
+def test_fixed_settings_change_only_when_degrading_is_allowed():
+    small = DeviceInfo(kind="cuda", name="small", total_bytes=4 * GiB, free_bytes=4 * GiB, source="given")
+    wanted = request(resolution="1024p", num_frames=32)
+    kept = make_plan(wanted, WIDE_IMAGE, small)
+    assert not kept.fits and (kept.frames, kept.width) == (32, 1408)
+    assert kept.offload == "sequential" and "you fixed frames and resolution" in kept.warnings[-1]
+    degraded = make_plan(wanted, WIDE_IMAGE, small, allow_degrade=True)
+    assert degraded.fits and (degraded.frames < 32 or degraded.width < 1408)
+    # Settings left at their defaults are the advisor's to change.
+    free = make_plan(request(), WIDE_IMAGE, small.model_copy(update=dict(free_bytes=int(3.3 * GiB))))
+    assert free.fits and (free.frames < 16 or free.width * free.height < 512 * 512)
+
+
+def test_next_rung_follows_the_failing_stage_and_ends():
+    plan = unconstrained_plan(request(resolution="1024p", num_frames=32), WIDE_IMAGE, CARD_24)
+    assert next_rung(plan, stage="decode").vae_tiling is True
+    assert next_rung(plan, stage="denoise").offload == "encoders"
+    seen = 0
+    while (lower := next_rung(plan)) is not None:
+        plan, seen = lower, seen + 1
+    assert seen == 5 and plan.offload == "sequential" and plan.frames == 32  # fixed frames and size stay
+    assert len(plan.changes) == 5
+
+
+def test_memory_model_speed():
+    plan = ExecutionPlan(width=448, height=832, frames=24, steps=50, budget_bytes=0)
+    predict_peak(plan.model_copy(update=dict(width=384)))  # imports and meta models out of the way
+    started = time.perf_counter()
+    predict_peak(plan)
+    new = time.perf_counter() - started
+    started = time.perf_counter()
+    predict_peak(plan)
+    cached = time.perf_counter() - started
+    CACHE.clear()
+    started = time.perf_counter()
+    predict_peak(plan)
+    from_file = time.perf_counter() - started
+    print(f"\nnew shape {new:.2f} s, cached {cached * 1000:.2f} ms, from the JSON file {from_file * 1000:.2f} ms")
+    assert new < 5 and cached < 0.2 and from_file < 0.2
+
+
+def test_plan_report_and_table():
+    report = plan_report(request(resolution="1024p", num_frames=32, steps=100), WIDE_IMAGE, vram="24GiB")
+    for key in ("predicted_peak_bytes", "unconstrained_peak_bytes", "budget_bytes", "fits", "changes", "plan", "warnings", "predicted_seconds"):
+        assert key in report
+    assert report["fits"] and report["unconstrained_peak_bytes"] > report["budget_bytes"]
+    assert {"width", "height", "frames", "dtype", "offload", "cfg_mode", "decode_chunk"} <= set(report["plan"])
+    assert 10 < report["predicted_seconds"] < 3600
+    assert any("validated at 16" in warning for warning in report["warnings"])
+    console = Console(record=True, width=140)
+    console.print(render_plan_table(report))
+    text = console.export_text()
+    assert "fits" in text and "1408×768, 32 frames" in text and "split guidance" in text
+
+
+def test_bench_memory_prints_the_seed_comparison():
+    spec = importlib.util.spec_from_file_location("bench_memory", Path(__file__).parents[1] / "bench" / "memory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    console = Console(record=True, width=200)
+    bench.seed_table(console, "24GiB")
+    text = console.export_text()
+    assert "13.2 GB" in text and "OOM" in text and "no / no" in text

@@ -1,0 +1,379 @@
+"""The offline rule refiner: a phrase table (tags + words that must survive), odd input, and tag precision/recall.
+
+Run `python tests/test_refine_rules.py` to print the tag micro precision/recall over the table.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from i2v.refine.base import TAGS, RefinedPrompt
+from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner, refine_rules
+from i2v.request import DEFAULT_NEGATIVE_PROMPT
+
+CJK = re.compile(
+    "[\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3200-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\uff00-\uffef\U00020000-\U0003ffff]"
+)
+
+# (text, expected tags (exact set), lowercase substrings the prompt must contain)
+TABLE: list[tuple[str, set[str], list[str]]] = [
+    # --- required cases
+    ("猫转头", set(), ["cat", "turn", "head"]),
+    ("镜头向左平移，海浪拍打沙滩", {"pan_left"}, ["waves", "beach"]),
+    ("慢动作，一个女孩在雨中跳舞", {"slow_motion"}, ["girl", "rain", "danc"]),
+    ("海浪动", set(), ["waves", "mov"]),
+    ("咖啡杯冒着热气", set(), ["coffee", "cup", "steam"]),
+    ("火箭升空", set(), ["rocket", "lift"]),
+    ("宇航员挥手", set(), ["astronaut", "wav"]),
+    ("宇航员微笑", set(), ["astronaut", "smil"]),
+    ("a dog running, zoom in", {"zoom_in"}, ["dog", "running", "zoom"]),
+    # --- Chinese: camera language
+    ("镜头不动，猫慢慢转头", {"static_camera"}, ["cat", "turn", "head", "slowly", "static"]),
+    ("固定镜头，瀑布流动", {"static_camera"}, ["waterfall", "flow"]),
+    ("镜头缓缓推近，女孩微笑", {"dolly_in"}, ["girl", "smil", "slowly"]),
+    ("镜头拉远，夜晚的城市", {"zoom_out"}, ["city", "night"]),
+    ("环绕拍摄一辆红色汽车", {"orbit_right"}, ["red", "car", "orbit"]),
+    ("镜头向右环绕，雕像", {"orbit_right"}, ["statue"]),
+    ("镜头向左环绕女孩", {"orbit_left"}, ["girl"]),
+    ("镜头逆时针环绕城堡", {"orbit_left"}, ["castle"]),
+    ("俯拍，河流流动", {"tilt_down"}, ["river", "flow"]),
+    ("仰拍火箭升空", {"tilt_up"}, ["rocket", "lift"]),
+    ("手持镜头，男人在街上走路", {"handheld"}, ["man", "street", "walk"]),
+    ("延时摄影，云朵飘动", {"timelapse"}, ["clouds", "drift"]),
+    ("循环，火焰燃烧", {"loop"}, ["flame", "burn"]),
+    ("快动作，汽车在马路上行驶", {"fast_motion"}, ["car", "road"]),
+    ("镜头向上摇，瀑布", {"tilt_up"}, ["waterfall"]),
+    ("镜头向下，落叶飘落", {"tilt_down"}, ["leaves"]),
+    ("镜头右移", {"pan_right"}, ["camera"]),
+    ("画面放大", {"zoom_in"}, ["zoom"]),
+    ("海浪拍打岩石，慢动作", {"slow_motion"}, ["waves", "rock", "crash"]),
+    ("宇航员在太空中漂浮，镜头环绕", {"orbit_right"}, ["astronaut", "space", "float"]),
+    ("一个男人在雪中慢慢行走，镜头跟拍", set(), ["man", "snow", "walk", "slowly", "tracking"]),
+    ("特写，女孩眨眼", set(), ["girl", "blink", "close-up"]),
+    ("航拍，群山和云海", set(), ["mountains", "clouds", "aerial"]),
+    ("火山喷发，岩浆流动，航拍", set(), ["volcano", "erupt", "lava", "flow"]),
+    ("镜头静止，只有烟雾缓缓上升", {"static_camera"}, ["smoke", "rising"]),
+    ("画面静止，只有头发在飘", {"static_camera"}, ["hair", "drift"]),
+    ("猫一动不动地坐着，镜头缓慢推进", {"dolly_in"}, ["cat", "still", "sitting"]),
+    ("快速推进到女孩的眼睛", {"dolly_in"}, ["girl", "eyes"]),
+    ("镜头轻微晃动，像手持拍摄", {"handheld"}, []),
+    ("猫在跑，画面循环", {"loop"}, ["cat", "run"]),
+    ("慢镜头：蜂鸟扇动翅膀", {"slow_motion"}, ["flap", "wings"]),
+    ("延时，星空旋转", {"timelapse"}, ["starry sky", "spin"]),
+    # --- Chinese: scenes without camera language
+    ("小狗摇尾巴", set(), ["puppy", "wag", "tail"]),
+    ("鸟在天空中飞翔", set(), ["bird", "sky", "fly"]),
+    ("一只白色的猫在草地上慢慢地走", set(), ["white cat", "grass", "walk", "slowly"]),
+    ("女孩的长发随风飘动", set(), ["girl", "hair", "wind", "drift"]),
+    ("风吹动树叶", set(), ["wind", "blow", "leaves"]),
+    ("旗帜在风中飘扬", set(), ["flag", "wind", "flutter"]),
+    ("两只狗在海边奔跑", set(), ["two dogs", "sea", "running"]),
+    ("老人坐在窗边看书", set(), ["elderly", "window", "reading"]),
+    ("雪花飘落，夜晚", set(), ["snowflakes", "night"]),
+    ("金鱼在水中游动", set(), ["goldfish", "water", "swim"]),
+    ("蜡烛的火焰轻轻跳动", set(), ["candle", "flame", "gently", "flicker"]),
+    ("星空下，萤火虫闪烁", set(), ["starry sky", "firefl", "twinkl"]),
+    ("一群海鸥在海面上盘旋", set(), ["seagulls", "sea", "circl"]),
+    ("女孩转身微笑，然后挥手", set(), ["girl", "turn", "smil", "wav"]),
+    ("蒸汽从咖啡杯里冒出来", set(), ["steam", "coffee cup"]),
+    ("火焰在壁炉里燃烧", set(), ["flame", "burn"]),
+    ("湖面泛起涟漪", set(), ["lake", "rippl"]),
+    ("人群在广场上跳舞", set(), ["crowd", "danc"]),
+    ("婴儿在睡觉", set(), ["baby", "sleep"]),
+    ("猫咪打哈欠然后伸懒腰", set(), ["cat", "yawn", "stretch"]),
+    ("让照片里的人动起来", set(), ["person", "mov"]),
+    ("一只猫在草地上跑，小狗追着它", set(), ["cat", "grass", "puppy", "chas"]),
+    ("猫转头狗跑", set(), ["cat", "head", "dog", "run"]),
+    ("马在草原上奔跑", set(), ["horse", "grassland", "running"]),
+    ("熊猫在竹林里吃竹子", set(), ["panda", "bamboo", "eat"]),
+    ("樱花花瓣随风飘落", set(), ["cherry blossom", "petals", "wind"]),
+    # --- English (kept as written, tags found)
+    ("a girl dancing in the rain, slow motion", {"slow_motion"}, ["girl", "dancing", "rain", "slow motion"]),
+    ("a cat turning its head, static camera", {"static_camera"}, ["cat", "turning its head", "static camera"]),
+    ("camera pans left over a misty forest", {"pan_left"}, ["misty forest", "pans left"]),
+    ("time-lapse of clouds over mountains", {"timelapse"}, ["clouds over mountains"]),
+    ("slow zoom in on a cup of coffee", {"zoom_in"}, ["cup of coffee"]),
+    ("orbit around the statue", {"orbit_right"}, ["statue"]),
+    ("handheld shot of a busy street market", {"handheld"}, ["busy street market"]),
+    ("seamless loop of a flickering candle", {"loop"}, ["flickering candle"]),
+    ("the camera tilts up to reveal the skyscraper", {"tilt_up"}, ["skyscraper", "reveal"]),
+    ("dolly in toward the astronaut", {"dolly_in"}, ["astronaut"]),
+    ("pull back from the lighthouse", {"dolly_out"}, ["lighthouse"]),
+    ("a hummingbird hovering near a flower", set(), ["hummingbird hovering near a flower"]),
+    ("zoom out to reveal the city skyline at sunset", {"zoom_out"}, ["city skyline at sunset"]),
+    ("a boat sailing on a calm lake, camera tilts down", {"tilt_down"}, ["boat sailing on a calm lake"]),
+    ("a horse galloping across a field, tracking shot", set(), ["horse galloping", "tracking shot"]),
+    ("a waterfall, camera static", {"static_camera"}, ["waterfall", "static camera"]),
+    ("photo of a cat, make it move", set(), ["cat", "make it move"]),
+    ("the wind blows, leaves fall", set(), ["wind blows", "leaves fall"]),
+    ("zoom in slowly while the girl smiles", {"zoom_in"}, ["girl smiles"]),
+    ("a spinning top, camera circling it", {"orbit_right"}, ["spinning top"]),
+    ("a still lake reflecting mountains", set(), ["still lake reflecting mountains"]),
+    ("pan across the skyline", set(), ["skyline"]),
+    # --- mixed scripts
+    ("一个女孩 dancing in the rain", set(), ["girl", "dancing in the rain"]),
+    ("猫 turning its head, 镜头不动", {"static_camera"}, ["cat", "turning its head"]),
+    ("一只corgi在草地上奔跑", set(), ["corgi", "grass", "running"]),
+    ("car drifting around a corner, 慢动作", {"slow_motion"}, ["car drifting around a corner"]),
+    ("镜头向左平移, a lighthouse on a cliff", {"pan_left"}, ["lighthouse on a cliff"]),
+    ("timelapse, 城市夜景", {"timelapse"}, ["city", "night"]),
+    # --- harder / ambiguous: written before running the refiner on them (see HARD below)
+    ("女孩手持鲜花", set(), ["girl", "flowers"]),  # 手持 is "holding", not a handheld camera
+    ("树枝左右摇摆", set(), ["branches", "sway"]),  # 右摇 inside 左右摇摆 is not a tilt/pan
+    ("汽车向左移动", set(), ["car", "left"]),  # the car moves, not the camera
+    ("鸟向上飞", set(), ["bird", "fly"]),
+    ("猫的眼睛慢慢放大", set(), ["cat", "eyes"]),  # eyes widening, not a zoom
+    ("群山环绕的湖泊", set(), ["mountains", "lake"]),  # surrounded by mountains, not an orbit
+    ("蜜蜂绕着花飞", set(), ["bee", "flower"]),  # the bee circles, not the camera
+    ("slow-moving clouds over the hills", set(), ["slow-moving clouds"]),
+    ("a chef flipping a pan", set(), ["chef", "pan"]),
+    ("a dog running in a loop", set(), ["dog", "loop"]),  # running in circles, not a looping clip
+    ("she pulls back her hair", set(), ["hair"]),  # not a dolly out
+    ("镜头慢慢上升，俯瞰城市", {"tilt_down"}, ["city"]),  # rising crane, looking down over the city
+    ("camera slowly rises above the forest", set(), ["forest"]),  # a crane move: no tag for it
+    ("zoom into the cat's eyes", {"zoom_in"}, ["cat's eyes"]),
+    ("拉开窗帘", set(), ["curtain"]),  # opening the curtains, not a dolly out
+    ("镜头平移", set(), ["camera"]),  # no direction: no pan tag
+    ("镜头从左向右平移", {"pan_right"}, []),
+    ("camera moves from right to left", {"pan_left"}, []),
+    ("不要移动镜头，让水流动", {"static_camera"}, ["water", "flow"]),
+    ("镜头推向窗外的雨", {"dolly_in"}, ["rain"]),
+    ("镜头跟随骑自行车的男孩", set(), ["boy", "bicycle"]),
+    ("镜头跟着蝴蝶向右移动", {"pan_right"}, ["butterfly"]),  # following a subject moving right
+    ("画面慢慢变暗", set(), []),
+    ("从高处俯视整个村庄", {"tilt_down"}, []),
+    ("拍摄角度从低到高", {"tilt_up"}, []),
+    ("the camera follows a running dog", set(), ["running dog"]),
+    ("bird's-eye view of a city", {"tilt_down"}, ["city"]),
+    ("low-angle shot of a giant robot walking", {"tilt_up"}, ["robot"]),
+    ("左摇右摆的小船", set(), ["boat"]),  # a boat rocking, not a pan
+    ("女孩看着镜头微笑", set(), ["girl", "camera", "smil"]),  # 镜头 as the thing she looks at
+    ("镜头里的猫在睡觉", set(), ["cat", "sleep"]),
+    ("a slow pan of the ocean at dawn", set(), ["ocean at dawn"]),  # pan with no direction
+]
+
+#: Written after the refiner was finished and never used to change it: an honest estimate of new phrasing.
+BLIND: list[tuple[str, set[str], list[str]]] = [
+    ("镜头缓缓后退，露出整个房间", {"dolly_out"}, []),
+    ("猫从桌子上跳下来", set(), ["cat", "jump"]),
+    ("a timelapse-style sunset over the sea", {"timelapse"}, ["sunset over the sea"]),
+    ("the camera shakes as the train passes", {"handheld"}, ["train passes"]),
+    ("spin the camera around the car", {"orbit_right"}, ["car"]),
+    ("镜头拉近到女孩的脸上", {"zoom_in"}, ["girl", "face"]),
+    ("女孩向镜头走来", set(), ["girl", "walk"]),
+    ("放慢速度，小鸟起飞", {"slow_motion"}, ["bird", "taking off"]),
+    ("加速，云在飘", {"fast_motion"}, ["clouds", "drift"]),
+    ("摄像机缓慢向前推进，穿过森林", {"dolly_in"}, ["forest"]),
+    ("小船在湖上摇晃", set(), ["boat", "lake", "sway"]),
+    ("上下摇动的树枝", set(), ["branches"]),
+    ("make the picture loop forever", {"loop"}, ["loop"]),
+    ("frozen in time, snow falling", set(), ["snow falling"]),
+    ("镜头围绕着雕像旋转", {"orbit_right"}, ["statue"]),
+    ("一只狐狸在雪地里奔跑，镜头从右往左摇", {"pan_left"}, ["fox", "snow", "running"]),
+    ("烟花在夜空中绽放，镜头仰拍", {"tilt_up"}, ["fireworks"]),
+    ("a koi pond, top-down shot, koi swimming in circles", {"tilt_down"}, ["koi"]),
+    ("镜头慢慢拉开，展示整片麦田", {"dolly_out"}, ["wheat field"]),
+    ("风车缓缓转动，固定机位", {"static_camera"}, ["windmill", "turning", "slowly"]),
+]
+
+#: Rows where the rules get the tags wrong today; kept in the table and in the metric, xfail in the exact test.
+KNOWN_MISSES = {
+    "a dog running in a loop": "any 'loop' is read as a looping clip",
+    "she pulls back her hair": "'pulls back' is read as a dolly out",
+    "镜头慢慢上升，俯瞰城市": "俯瞰 only counts in a clause that names the camera",
+    "镜头跟着蝴蝶向右移动": "the subject's direction is not carried over to a following camera",
+    "从高处俯视整个村庄": "俯视 without 镜头 is not trusted as camera language",
+    "拍摄角度从低到高": "angle changes described in words are not understood",
+}
+
+ODD_INPUTS = [
+    "🐱🐶🌊", "？？？！！！", "...,,,;;", "", "   ", "12345", "3.14159", "猫ねこ고양이кошка cat", "ＡＢＣ　全角 ｃａｔ",
+    "\x00\x01猫\u200b转头", "a" * 2000, "猫转头" * 700, "镜头" * 50, "的的的的", "向", "一只", "女孩和", "和猫",
+    "cat😀 running 🎉 fast", "Ünïcödé café résumé", "镜头向左平移" * 300, "🙂" * 1000,
+    "zoom in zoom out pan left pan right static camera", "慢", "2024年12月31日", "!!!猫!!!", "\n\n\t猫\n狗\n",
+    "<script>alert(1)</script>", "{\"prompt\": \"x\"}", "ﾈｺ", "猫" * 2000, "a cat " * 400,
+]
+
+
+def tags_of(text: str) -> set[str]:
+    return set(refine_rules(text).tags)
+
+
+def tag_precision_recall(table: list[tuple[str, set[str], list[str]]] = TABLE) -> tuple[float, float, int, int, int]:
+    """Micro precision and recall of the refiner's tags over the table: (precision, recall, tp, fp, fn)."""
+    tp = fp = fn = 0
+    for text, expected, _ in table:
+        got = tags_of(text)
+        tp += len(got & expected)
+        fp += len(got - expected)
+        fn += len(expected - got)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return precision, recall, tp, fp, fn
+
+
+def _row_id(row: tuple[str, set[str], list[str]]) -> str:
+    return row[0][:24]
+
+
+def test_table_is_big_and_uses_the_vocabulary():
+    assert len(TABLE) >= 60
+    assert len({row[0] for row in TABLE}) == len(TABLE)
+    for _, expected, _ in TABLE:
+        assert expected <= set(TAGS)
+    assert set(KNOWN_MISSES) <= {row[0] for row in TABLE}
+    for _, expected, _ in BLIND:
+        assert expected <= set(TAGS)
+
+
+@pytest.mark.parametrize("row", TABLE + BLIND, ids=_row_id)
+def test_required_words_survive_and_no_cjk(row):
+    text, _, words = row
+    result = refine_rules(text)
+    prompt = result.prompt.lower()
+    for word in words:
+        assert word in prompt, f"{word!r} missing from {result.prompt!r}"
+    assert not CJK.search(result.prompt), result.prompt
+    assert not CJK.search(result.negative_prompt + result.subject + result.motion + result.camera)
+    assert result.source == "rules"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(row, marks=pytest.mark.xfail(reason=KNOWN_MISSES[row[0]], strict=True)) if row[0] in KNOWN_MISSES
+     else row for row in TABLE],
+    ids=_row_id,
+)
+def test_tags_exact(row):
+    text, expected, _ = row
+    assert tags_of(text) == expected
+
+
+def test_precision_and_recall_floor():
+    precision, recall, *_ = tag_precision_recall()
+    assert precision >= 0.9
+    assert recall >= 0.85
+    blind_precision, blind_recall, *_ = tag_precision_recall(BLIND)
+    assert blind_precision >= 0.9
+    assert blind_recall >= 0.7
+
+
+def test_required_cases_read_well():
+    assert refine_rules("猫转头").prompt == "A cat turning its head."
+    assert refine_rules("镜头向左平移，海浪拍打沙滩").prompt == "Waves crashing onto a sandy beach, camera panning to the left."
+    assert refine_rules("慢动作，一个女孩在雨中跳舞").prompt == "A girl dancing in the rain, slow motion."
+    assert refine_rules("镜头不动，猫慢慢转头").prompt == "A cat turning its head slowly, static camera."
+
+
+def test_fields():
+    result = refine_rules("镜头向左平移，海浪拍打沙滩")
+    assert result.subject == "waves"
+    assert result.motion == "crashing onto a sandy beach"
+    assert result.camera == "camera panning to the left"
+    english = refine_rules("a hummingbird hovering near a flower, zoom in")
+    assert english.subject == "a hummingbird"
+    assert english.motion.startswith("hovering")
+    assert english.camera == "camera zooming in"
+
+
+@pytest.mark.parametrize("text", ODD_INPUTS, ids=lambda t: repr(t[:12]))
+def test_odd_input_never_raises(text):
+    result = RuleRefiner().refine(text)
+    assert isinstance(result, RefinedPrompt)
+    assert result.prompt.strip()
+    assert not CJK.search(result.prompt)
+    assert set(result.tags) <= set(TAGS)
+
+
+def test_nothing_understood_gives_an_honest_generic_prompt():
+    for text in ("🐱🐶🌊", "？？？", "的的的", "壁虎嗑瓜子"):
+        result = refine_rules(text)
+        assert result.prompt == GENERIC_PROMPT
+        assert result.notes
+
+
+def test_unknown_chinese_is_dropped_and_named_in_notes():
+    result = refine_rules("火焰在壁炉里燃烧，旁边有个咕噜噜")
+    assert "flames burning" in result.prompt.lower()
+    assert any(note.startswith("not understood:") and "咕噜噜" in note for note in result.notes)
+    assert not CJK.search(result.prompt)
+
+
+def test_unknown_english_is_kept_as_written():
+    text = "a xylophonist serenading quokkas beneath crenellated ramparts"
+    assert refine_rules(text).prompt == "A xylophonist serenading quokkas beneath crenellated ramparts."
+    mixed = refine_rules("a xylophonist serenading quokkas, pan right")
+    assert mixed.prompt == "A xylophonist serenading quokkas, camera panning to the right."
+    assert mixed.tags == ["pan_right"]
+
+
+def test_no_invented_content():
+    invented = ("sun", "light", "rain", "weather", "cinematic", "beautiful", "person", "people", "wind")
+    for text in ("猫转头", "海浪动", "火箭升空", "a dog running, zoom in"):
+        prompt = refine_rules(text).prompt.lower()
+        assert not [word for word in invented if re.search(rf"\b{word}\b", prompt)], prompt
+
+
+def test_settings_hint_follows_tags():
+    hint = refine_rules("慢动作，一个女孩在雨中跳舞").settings_hint
+    assert hint is not None and hint.num_frames == 24 and hint.fps == 8
+    assert refine_rules("猫转头").settings_hint is None
+    assert refine_rules("镜头不动，猫转头").settings_hint.guidance_scale == 9.0
+
+
+def test_negative_prompt():
+    assert refine_rules("猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert refine_rules("镜头不动，猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    for text in ("猫一动不动地坐着", "a motionless cat on a sofa", "女孩静静地坐着"):
+        negative = refine_rules(text).negative_prompt.lower()
+        assert "motionless" not in negative and "static" not in negative
+        assert "blurry" in negative
+
+
+def test_long_prompt_gets_a_note():
+    result = refine_rules(", ".join(["a cat walking slowly across a sunny garden"] * 10))
+    assert any("77 tokens" in note for note in result.notes)
+    assert not any("77 tokens" in note for note in refine_rules("猫转头").notes)
+
+
+def test_orbit_without_direction_defaults_right_with_a_note():
+    result = refine_rules("镜头环绕")
+    assert result.tags == ["orbit_right"]
+    assert any("orbit direction" in note for note in result.notes)
+
+
+def test_image_is_accepted_and_ignored():
+    from PIL import Image
+
+    image = Image.new("RGB", (8, 8))
+    assert RuleRefiner().refine("猫转头", image).prompt == RuleRefiner().refine("猫转头").prompt
+    assert RuleRefiner.name == "rules"
+
+
+def test_fast_after_first_use():
+    refine_rules("猫转头")
+    texts = [row[0] for row in TABLE]
+    start = time.perf_counter()
+    for text in texts:
+        refine_rules(text)
+    per_call = (time.perf_counter() - start) / len(texts)
+    assert per_call < 0.005, f"{per_call * 1000:.2f} ms per call"
+
+
+if __name__ == "__main__":
+    p, r, tp, fp, fn = tag_precision_recall()
+    print(f"{len(TABLE)} phrases: tag micro precision {p:.3f}, recall {r:.3f} (tp={tp} fp={fp} fn={fn})")
+    for text, expected, _ in TABLE:
+        got = tags_of(text)
+        if got != expected:
+            print(f"  {text!r}: expected {sorted(expected)}, got {sorted(got)}")
+    p, r, tp, fp, fn = tag_precision_recall(BLIND)
+    print(f"{len(BLIND)} blind phrases: tag micro precision {p:.3f}, recall {r:.3f} (tp={tp} fp={fp} fn={fn})")
+    for text, expected, _ in BLIND:
+        got = tags_of(text)
+        if got != expected:
+            print(f"  {text!r}: expected {sorted(expected)}, got {sorted(got)} -> {refine_rules(text).prompt}")
