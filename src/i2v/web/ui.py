@@ -18,7 +18,6 @@ POLL_SECONDS = 0.3
 STRINGS = {
     "en": {
         "title": "i2v — image to video",
-        "image": "Image",
         "prompt": "Describe the motion (any language)",
         "refine": "Preview refined prompt",
         "refined": "Refined English prompt (editable; used as typed when not empty)",
@@ -37,7 +36,6 @@ STRINGS = {
         "generate": "Generate",
         "cancel": "Cancel",
         "status": "Status",
-        "video": "Video",
         "details": "Refined prompt, settings and output",
         "history": "History",
         "refresh": "Refresh history",
@@ -46,7 +44,6 @@ STRINGS = {
     },
     "zh": {
         "title": "i2v — 图片生成视频",
-        "image": "图片",
         "prompt": "描述想要的动作（中文或英文）",
         "refine": "预览优化后的提示词",
         "refined": "优化后的英文提示词（可编辑；非空时按原样使用）",
@@ -65,7 +62,6 @@ STRINGS = {
         "generate": "生成",
         "cancel": "取消",
         "status": "状态",
-        "video": "视频",
         "details": "优化提示词、设置与输出路径",
         "history": "历史记录",
         "refresh": "刷新历史",
@@ -90,12 +86,15 @@ def build_ui(service: Service) -> gr.Blocks:
     def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner):
         if not image_path:
             raise gr.Error("upload an image first")
-        text = (refined or "").strip() or (prompt or "").strip()
+        edited = (refined or "").strip()
+        if edited and refiner == "rules" and edited == refine_preview(prompt, refiner)[0]:
+            edited = ""  # the preview as shown: let the job record the refiner, not "user"
+        text = edited or (prompt or "").strip()
         fields: dict[str, Any] = dict(
             prompt=text, negative_prompt=negative or DEFAULT_NEGATIVE_PROMPT, resolution=resolution,
             num_frames=int(frames), fps=int(fps), steps=int(steps), guidance_scale=float(guidance),
             seed=None if seed is None or int(seed) < 0 else int(seed), model=model or default_model(),
-            scheduler=scheduler, refiner="none" if (refined or "").strip() else refiner,
+            scheduler=scheduler, refiner="none" if edited else refiner,
         )
         try:
             job = service.submit(fields, Path(image_path).read_bytes(), Path(image_path).name)
@@ -113,7 +112,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 break
             time.sleep(POLL_SECONDS)
         video = job.video_path if job.state == "succeeded" else None
-        yield job_id, status_text(view), video, details(view)
+        yield job_id, status_text(view), video, details(view, job.video_path)
 
     def cancel(job_id: str | None):
         if job_id:
@@ -127,9 +126,9 @@ def build_ui(service: Service) -> gr.Blocks:
 
     def pick(ids: list[str], event: gr.SelectData):
         job_id = ids[event.index]
-        view = service.job_view(service.store.get(job_id))
         job = service.store.get(job_id)
-        return job_id, job.video_path, details(view), status_text(view)
+        view = service.job_view(job)
+        return job_id, job.video_path, details(view, job.video_path), status_text(view)
 
     def rerun(job_id: str | None):
         if not job_id:
@@ -155,7 +154,7 @@ def build_ui(service: Service) -> gr.Blocks:
         history_ids = gr.State([])
         with gr.Row():
             with gr.Column():
-                image = gr.Image(label=t("image"), type="filepath", sources=["upload", "clipboard"], elem_id="image")
+                image = gr.Image(label="Image · 图片", type="filepath", sources=["upload", "clipboard"], elem_id="image")
                 prompt = gr.Textbox(label=t("prompt"), lines=2, elem_id="prompt")
                 with gr.Row():
                     refiner = gr.Radio(["rules", "llm", "none"], value="rules", label=t("refiner"))
@@ -164,7 +163,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
                 with gr.Accordion(t("advanced"), open=False):
                     negative = gr.Textbox(label=t("negative"), value=DEFAULT_NEGATIVE_PROMPT, lines=2)
-                    resolution = gr.Dropdown(list(RESOLUTION_PRESETS), value="512p", label=t("resolution"))
+                    resolution = gr.Dropdown(list(RESOLUTION_PRESETS), value="512p", label=t("resolution"), elem_id="resolution")
                     frames = gr.Slider(8, 32, value=16, step=1, label=t("frames"), elem_id="frames")
                     fps = gr.Slider(4, 30, value=16, step=1, label=t("fps"))
                     steps = gr.Slider(1, 100, value=50, step=1, label=t("steps"), elem_id="steps")
@@ -177,10 +176,10 @@ def build_ui(service: Service) -> gr.Blocks:
                     cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="cancel")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
-                video = gr.Video(label=t("video"), elem_id="video", autoplay=True, loop=True)
+                video = gr.Video(label="Video · 视频", elem_id="video", autoplay=True, loop=True)
                 info = gr.JSON(label=t("details"), elem_id="details")
         with gr.Accordion(t("history"), open=True):
-            gallery = gr.Gallery(columns=6, height="auto", elem_id="history", allow_preview=False)
+            gallery = gr.Gallery(label="History · 历史记录", columns=8, height=240, object_fit="cover", elem_id="history", allow_preview=False)
             with gr.Row():
                 refresh = gr.Button(t("refresh"), size="sm")
                 rerun_button = gr.Button(t("rerun"), size="sm")
@@ -215,16 +214,16 @@ def status_text(view: dict[str, Any]) -> str:
     return " · ".join(parts) + f"  \n`{view['id']}`"
 
 
-def details(view: dict[str, Any]) -> dict[str, Any]:
-    job_file = view.get("metadata_url")
+def details(view: dict[str, Any], output_path: str | None) -> dict[str, Any]:
     return {
         "refined_prompt": view["refined_prompt"],
         "settings": view["request"],
         "plan": view["plan"],
         "warnings": view["warnings"],
         "timings": view["timings"],
-        "video": view["video_url"],
-        "metadata": job_file,
+        "output_path": output_path,
+        "video_url": view["video_url"],
+        "metadata_url": view["metadata_url"],
     }
 
 

@@ -1,0 +1,127 @@
+"""Out-of-memory recovery on the tiny model: OOM injected at the UNet and at the VAE decode, the ladder running out,
+and the backend applying (and undoing) the plan's execution settings."""
+
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from helpers import make_photo
+
+from i2v.advisor import recovery
+from i2v.advisor.device import GiB, DeviceInfo
+from i2v.advisor.plan import unconstrained_plan
+from i2v.advisor.recovery import MemoryExhaustedError, is_out_of_memory, run_with_recovery
+from i2v.engine.base import RunOptions
+from i2v.request import GenerationRequest
+
+PHOTO = make_photo(96, 64)
+CPU = DeviceInfo(kind="cpu", name="CPU", total_bytes=64 * GiB, free_bytes=64 * GiB, source="given")
+
+
+@pytest.fixture(autouse=True)
+def i2v_home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("I2V_HOME", str(tmp_path_factory.getbasetemp() / "advisor-home"))
+
+
+@pytest.fixture
+def tiny(backend):
+    """The shared backend, with chunking and weight placement put back to the defaults afterwards."""
+    yield backend
+    backend.generate(request(), PHOTO, RunOptions(64, 64, num_frames=8))
+
+
+def request(**fields) -> GenerationRequest:
+    settings = dict(image="photo.png", prompt="a cat turning its head", width=64, height=64, num_frames=8, steps=2, fps=8, seed=7)
+    return GenerationRequest(**{**settings, **fields})
+
+
+@contextmanager
+def out_of_memory(module: torch.nn.Module, method: str, times: int = 1):
+    """Make `module.method` raise CUDA's out-of-memory error on its first `times` calls, then behave."""
+    original = getattr(module, method)
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= times:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB (injected in {method})")
+        return original(*args, **kwargs)
+
+    setattr(module, method, failing)
+    try:
+        yield calls
+    finally:
+        delattr(module, method)
+
+
+def test_oom_in_the_unet_then_in_the_decode_finishes_two_rungs_down(tiny):
+    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+    seen = []
+
+    def attempt(current):
+        return tiny.generate(request(), PHOTO, current.run_options())
+
+    with out_of_memory(tiny.pipeline.unet, "forward"), out_of_memory(tiny.pipeline.vae, "decode"):
+        output, retries = run_with_recovery(plan, attempt, on_retry=seen.append)
+    assert output.frames.shape == (8, 64, 64, 3) and output.frames.std() > 1
+    assert retries == seen and [retry["stage"] for retry in retries] == ["denoise", "decode"]
+    assert retries[0]["rung"].startswith("split guidance into two passes")
+    assert "out of memory" in retries[0]["error"] and "injected in forward" in retries[0]["error"]
+    assert "injected in decode" in retries[1]["error"]
+    assert len(retries[1]["changes"]) == 2 and "frames" in retries[1]["plan"]
+    for retry in retries:
+        print(f"\nretry {retry['attempt']} at {retry['stage']}: {retry['rung']} -> {retry['plan']}")
+
+
+def test_ladder_exhausted_raises_a_clear_error_after_freeing(tiny, monkeypatch):
+    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+    held: list[weakref.ref] = []
+    freed = []
+    monkeypatch.setattr(recovery, "free_memory", lambda *args: freed.append(len([r for r in held if r() is not None])))
+
+    def attempt(current):
+        activations = torch.ones(256, 1024)  # what a real failed attempt leaves in its frames
+        held.append(weakref.ref(activations))
+        return tiny.generate(request(), PHOTO, current.run_options())
+
+    with out_of_memory(tiny.pipeline.unet, "forward", times=100), pytest.raises(MemoryExhaustedError) as info:
+        run_with_recovery(plan, attempt)
+    message = str(info.value)
+    print("\n" + message)
+    assert "out of device memory while denoising" in message
+    assert "64×64, 8 frames" in message and "feed-forward chunking" in message and "decode chunk 1 tiled" in message
+    assert len(info.value.retries) == 3 and info.value.plan.ff_chunking
+    assert freed and all(alive == 0 for alive in freed), "memory was freed only after the failed attempt let go"
+    assert all(ref() is None for ref in held)
+
+
+def test_other_errors_pass_through_untouched(tiny):
+    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+
+    def attempt(current):
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError, match="not a memory problem"):
+        run_with_recovery(plan, attempt)
+
+
+def test_mps_out_of_memory_counts_too():
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 17 GB, other allocations: 1 GB)"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_backend_applies_plan_settings_and_undoes_them(tiny):
+    plain = tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames
+    options = RunOptions(64, 64, cfg_mode="split", ff_chunking=True, vae_tiling=True, offload="encoders")
+    chunked = tiny.generate(request(), PHOTO, options).frames
+    assert np.abs(plain.astype(int) - chunked).max() <= 1  # same clip, other memory layout
+    blocks = [module for module in tiny.pipeline.unet.modules() if hasattr(module, "_chunk_size")]
+    assert blocks and all(block._chunk_size == 1 for block in blocks)
+    modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8))
+    assert modelled.frames.shape[0] == 8 and any("needs a CUDA device" in note for note in modelled.notes)
+    assert all(block._chunk_size is None for block in blocks)
+    assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames, plain)

@@ -1,0 +1,79 @@
+"""The web UI end to end in headless Chromium (Debian's package) driven by Playwright, against a real server."""
+
+import os
+import shutil
+
+import pytest
+from helpers import ServerProcess, make_photo
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it",
+)
+BROWSER_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model):
+    process = ServerProcess(tmp_path_factory.mktemp("ui-home"), tiny_model).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_generate_from_a_chinese_prompt_and_find_it_in_history(server, browser, tmp_path):
+    photo = tmp_path / "cat.png"
+    make_photo(300, 200).save(photo)
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 1100})
+    page.goto(server.url + "/", wait_until="load")
+    page.wait_for_selector("#prompt textarea", timeout=60_000)
+    assert page.get_by_text("描述想要的动作").count() >= 1  # Chinese labels from the browser's locale
+
+    page.set_input_files("#image input[type=file]", str(photo))
+    page.fill("#prompt textarea", "猫转头")
+    page.click("#refine")
+    page.wait_for_function("document.querySelector('#refined textarea').value.length > 0", timeout=30_000)
+    assert "cat" in page.input_value("#refined textarea").lower()
+
+    page.get_by_text("高级设置").click()
+    page.locator("#resolution input").click()
+    page.get_by_role("option", name="256p").click()
+    for field, value in (("#steps", "4"), ("#frames", "8")):
+        box = page.locator(f"{field} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.click("#generate")
+    page.wait_for_function(
+        "document.querySelector('#status') && /running|queued|succeeded/.test(document.querySelector('#status').innerText)",
+        timeout=60_000,
+    )
+    page.wait_for_selector("#video video", timeout=120_000)
+    assert "succeeded" in page.inner_text("#status")
+    source = page.locator("#video video").get_attribute("src")
+    assert source and source.endswith(".mp4")
+    playable = page.evaluate(
+        """async () => { const v = document.querySelector('#video video');
+            if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+            return {duration: v.duration, width: v.videoWidth}; }"""
+    )
+    assert playable["duration"] > 0 and playable["width"] > 0
+    assert "A cat turning its head" in page.inner_text("#details")
+    page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+
+    page.reload(wait_until="load")
+    page.wait_for_selector("#history img", timeout=60_000)
+    assert page.locator("#history img").count() >= 1
+    page.close()
