@@ -16,7 +16,7 @@ import numpy as np
 from i2v.media.files import write_json
 from i2v.media.images import load_image
 from i2v.media.video import DEFAULT_CRF, encode_video, format_for
-from i2v.request import GenerationRequest
+from i2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
 
 if TYPE_CHECKING:
     from i2v.engine.base import Backend, CancelCheck, RunOptions, StageCallback, StepCallback
@@ -87,8 +87,9 @@ def generate(
 ) -> GenerationResult:
     """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
 
-    The prompt goes through `request.refiner` first (never blocking: the LLM falls back to the rules); the
-    engine sees the refined text, the metadata keeps both.
+    The model is loaded first (a missing model fails before any LLM call), then the prompt goes through
+    `request.refiner` (never blocking: the LLM falls back to the rules); the engine sees the refined text, the
+    metadata keeps both.
     """
     from i2v.engine.base import RunOptions
     from i2v.refine import make_refiner
@@ -100,6 +101,12 @@ def generate(
     timings: dict[str, float] = {}
 
     if on_stage:
+        on_stage("load")
+    started = time.perf_counter()
+    backend = backend or get_backend(request.model, device=device, dtype=dtype)
+    timings["load"] = round(time.perf_counter() - started, 4)
+
+    if on_stage:
         on_stage("refine")
     started = time.perf_counter()
     refined = (refiner or make_refiner(request.refiner, llm)).refine(request.prompt, loaded.image)
@@ -107,15 +114,13 @@ def generate(
     conditioned = request.model_copy(
         update={
             "prompt": refined.prompt,
-            "negative_prompt": request.negative_prompt if "negative_prompt" in request.model_fields_set else refined.negative_prompt,
+            # The refiner may tailor the default negative prompt (e.g. drop "static" for a still scene); a
+            # negative prompt the user wrote always wins.
+            "negative_prompt": refined.negative_prompt
+            if request.negative_prompt == DEFAULT_NEGATIVE_PROMPT and refined.negative_prompt
+            else request.negative_prompt,
         }
     )
-
-    if on_stage:
-        on_stage("load")
-    started = time.perf_counter()
-    backend = backend or get_backend(request.model, device=device, dtype=dtype)
-    timings["load"] = round(time.perf_counter() - started, 4)
 
     output = backend.generate(conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
