@@ -71,3 +71,11 @@ def test_bad_dtype_and_device_are_input_errors(photo_path, tiny_model):
         pick_dtype(torch.device("cpu"), "fp8")
     with pytest.raises(InvalidInputError, match="no CUDA GPU|device"):
         generate(request(photo_path, tiny_model), device="cuda:0" if not torch.cuda.is_available() else "warp")
+
+
+def test_refine_is_part_of_the_python_api():
+    import i2v
+
+    refined = i2v.refine("慢动作，一个女孩在雨中跳舞")
+    assert refined.source == "rules" and "slow_motion" in refined.tags
+    assert {"girl", "rain", "danc"} <= {word for word in ("girl", "rain", "danc") if word in refined.prompt.lower()}

@@ -3,10 +3,14 @@
     from i2v import GenerationRequest, generate
     result = generate(GenerationRequest(image="cat.png", prompt="a cat turning its head"))
     result.save("cat.mp4")
+
+    i2v.refine("猫转头").prompt    # "A cat turning its head."
 """
 
 from i2v.errors import GenerationCancelled, I2VError, InvalidInputError, ModelNotFoundError
 from i2v.generation import GenerationResult, generate
+from i2v.refine import RefinedPrompt
+from i2v.refine import refine as refine  # `i2v.refine("猫转头")`; the subpackage stays importable by its full name
 from i2v.request import GenerationRequest
 
 __all__ = [
@@ -16,6 +20,8 @@ __all__ = [
     "I2VError",
     "InvalidInputError",
     "ModelNotFoundError",
+    "RefinedPrompt",
     "generate",
+    "refine",
 ]
 __version__ = "0.1.0"
