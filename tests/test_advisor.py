@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from i2v.advisor import device as device_module
-from i2v.advisor.device import GiB, DeviceInfo, configure_allocator, parse_size, probe_device
+from i2v.advisor.device import DeviceInfo, GiB, configure_allocator, parse_size, probe_device
 from i2v.advisor.memory import CACHE, predict_peak
 from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, unconstrained_plan
 from i2v.advisor.report import plan_report, render_plan_table
@@ -163,6 +165,16 @@ def test_memory_model_speed():
     from_file = time.perf_counter() - started
     print(f"\nnew shape {new:.2f} s, cached {cached * 1000:.2f} ms, from the JSON file {from_file * 1000:.2f} ms")
     assert new < 5 and cached < 0.2 and from_file < 0.2
+    assert (Path(os.environ["I2V_HOME"]) / "advisor-traces.json").is_file()
+
+
+def test_tracing_patches_leave_real_tensors_alone():
+    """A model running for real on another thread while a plan is traced must compute exactly as before."""
+    from i2v.engine import architecture
+
+    query, key, value = torch.randn(3, 1, 2, 5, 4).unbind()
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value)
+    assert torch.equal(architecture._efficient_attention(query, key, value), expected)
 
 
 def test_plan_report_and_table():

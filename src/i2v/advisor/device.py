@@ -145,7 +145,9 @@ def _probe_mps() -> DeviceInfo:
     """Apple GPUs share system memory; Metal's recommended working set is the practical ceiling."""
     total = int(torch.mps.recommended_max_memory())
     # Metal reports only this process's allocations, which we could reuse: all of the working set is ours.
-    return DeviceInfo(kind="mps", name="Apple GPU (Metal)", total_bytes=total, free_bytes=total, bf16=True, source="torch")
+    return DeviceInfo(
+        kind="mps", name="Apple GPU (Metal)", total_bytes=total, free_bytes=total, bf16=True, source="torch"
+    )
 
 
 def _probe_cpu() -> DeviceInfo:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from i2v.advisor.device import GiB, parse_size
 from i2v.errors import I2VError
+from i2v.paths import data_dir
 
 if TYPE_CHECKING:
     from i2v.advisor.plan import ExecutionPlan
@@ -160,13 +161,14 @@ class _TraceCache:
             if key in self._entries:
                 return self._entries[key]
             path = _cache_path()
-            if path not in self._loaded:
+            if path is not None and path not in self._loaded:
                 self._entries.update(_read(path))
                 self._loaded.add(path)
             if key in self._entries:
                 return self._entries[key]
             self._entries[key] = compute()
-            _write(path, self._entries)
+            if path is not None:
+                _write(path, self._entries)
             return self._entries[key]
 
     def clear(self) -> None:
@@ -227,14 +229,11 @@ def _versions() -> str:
     return f"v{TRACE_VERSION}|torch={metadata.version('torch')}|diffusers={metadata.version('diffusers')}"
 
 
-def _cache_path() -> Path:
+def _cache_path() -> Path | None:
     try:
-        from i2v.paths import data_dir
-    except ImportError:
-        from platformdirs import user_data_dir
-
-        return Path(os.environ.get("I2V_HOME") or user_data_dir("i2v")) / "advisor-traces.json"
-    return data_dir() / "advisor-traces.json"
+        return data_dir() / "advisor-traces.json"
+    except OSError:
+        return None  # no writable data folder: trace again in the next process
 
 
 def _read(path: Path) -> dict[str, dict]:
@@ -242,15 +241,16 @@ def _read(path: Path) -> dict[str, dict]:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(entries, dict):
+        return {}
     current = _versions() + "|"
-    return {key: value for key, value in entries.items() if key.startswith(current)} if isinstance(entries, dict) else {}
+    return {key: value for key, value in entries.items() if key.startswith(current)}
 
 
 def _write(path: Path, entries: dict[str, dict]) -> None:
     from i2v.media.files import write_json
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, entries)
     except (OSError, I2VError):
-        pass
+        pass  # a cache that cannot be written only costs time

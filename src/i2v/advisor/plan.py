@@ -122,7 +122,9 @@ LADDER: tuple[Rung, ...] = (
     ),
     Rung(
         "fewer_frames", lambda before, after: f"fewer frames ({before.frames} → {after.frames})",
-        lambda p: dict(frames=max(MIN_FRAMES, p.frames - FRAME_STEP)) if p.frames > MIN_FRAMES and not p.frames_fixed else None,
+        lambda p: (
+            dict(frames=max(MIN_FRAMES, p.frames - FRAME_STEP)) if p.frames > MIN_FRAMES and not p.frames_fixed else None
+        ),
     ),
     Rung(
         "lower_resolution",

@@ -61,7 +61,10 @@ class Recommendation(BaseModel):
 
     def request_fields(self) -> dict:
         """Settings for GenerationRequest (the size as a preset, so the request keeps the image's aspect)."""
-        return self.model_dump(include={"resolution", "num_frames", "steps", "guidance_scale", "fps", "motion_fps", "scheduler"})
+        return self.model_dump(include=_REQUEST_FIELDS)
+
+
+_REQUEST_FIELDS = {"resolution", "num_frames", "steps", "guidance_scale", "fps", "motion_fps", "scheduler"}
 
 
 class ImageStats(BaseModel):
@@ -72,7 +75,7 @@ class ImageStats(BaseModel):
     sharpness: float  # variance of the Laplacian
     contrast: float  # 2nd-98th percentile luminance spread, 0-255
     edge_density: float  # share of pixels on a strong edge
-    two_tone: float  # share of pixels in the two most common, well separated grey levels
+    two_tone: float  # share of pixels near the commonest grey level and near the commonest one far from it
 
 
 def recommend(image: Image.Image, preset: PresetName = "standard", tags: list[str] | None = None) -> Recommendation:
@@ -109,11 +112,15 @@ def image_warnings(image: Image.Image) -> list[str]:
         )
     aspect = stats.width / stats.height
     if aspect > MAX_ASPECT or aspect < 1 / MAX_ASPECT:
-        warnings.append(f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {MAX_ASPECT:g}:1 cuts off its edges")
+        warnings.append(
+            f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {MAX_ASPECT:g}:1 cuts off its edges"
+        )
     elif aspect < 1:
         warnings.append("portrait images were not in the model's training; expect weaker motion than in landscape")
     if stats.sharpness < BLUR_THRESHOLD:
-        warnings.append(f"the image looks blurred (sharpness {stats.sharpness:.0f} < {BLUR_THRESHOLD:.0f}); the video will be soft")
+        warnings.append(
+            f"the image looks blurred (sharpness {stats.sharpness:.0f} < {BLUR_THRESHOLD:.0f}); the video will be soft"
+        )
     if stats.contrast < CONTRAST_THRESHOLD:
         warnings.append(f"the image has very low contrast ({stats.contrast:.0f}/255); motion will be hard to see")
     if looks_like_text(stats):
@@ -128,15 +135,18 @@ def image_stats(image: Image.Image) -> ImageStats:
         grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.BILINEAR)
     pixels = np.asarray(grey, dtype=np.float64)
     if min(pixels.shape) < 3:
-        return ImageStats(width=image.width, height=image.height, sharpness=0.0, contrast=0.0, edge_density=0.0, two_tone=0.0)
+        return ImageStats(
+            width=image.width, height=image.height, sharpness=0.0, contrast=0.0, edge_density=0.0, two_tone=0.0
+        )
     laplacian = (
         pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
     )
     low, high = np.percentile(pixels, [2, 98])
     gradient = np.hypot(np.diff(pixels, axis=1)[:-1], np.diff(pixels, axis=0)[:, :-1])
     histogram = np.histogram(pixels, bins=16, range=(0, 256))[0] / pixels.size
-    first, second = np.argsort(histogram)[::-1][:2]
-    two_tone = float(histogram[first] + histogram[second]) if abs(int(first) - int(second)) >= 4 else 0.0
+    first = int(np.argmax(histogram))
+    second = max((level for level in range(16) if abs(level - first) >= 4), key=lambda level: histogram[level])
+    two_tone = sum(float(histogram[max(0, mode - 1) : mode + 2].sum()) for mode in (first, second))
     return ImageStats(
         width=image.width, height=image.height, sharpness=float(laplacian.var()), contrast=float(high - low),
         edge_density=float((gradient > 48).mean()), two_tone=two_tone,

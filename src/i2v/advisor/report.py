@@ -110,7 +110,8 @@ def render_plan_table(report: dict[str, Any]) -> Table:
     """The report for people: settings, memory against budget, time, and what was changed and why."""
     plan, device = report["plan"], report["device"]
     fits = "[green]fits[/green]" if report["fits"] else "[red]does not fit[/red]"
-    table = Table(title=f"Plan for {device['name']} ({format_bytes(device['total_bytes'])}, {device['source']})", show_header=False)
+    title = f"Plan for {device['name']} ({format_bytes(device['total_bytes'])}, {device['source']})"
+    table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
     table.add_row("size", f"{plan['width']}×{plan['height']}, {plan['frames']} frames, {plan['steps']} steps")

@@ -12,6 +12,7 @@ GPU: "efficient" (flash / memory-efficient SDPA: only the output is stored) or "
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -147,8 +148,18 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
-def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
+#: Traces share the meta models and swap two library functions for their duration: one at a time. The swapped-in
+#: versions act only in the tracing thread, so a model running for real on another thread is unaffected.
+_TRACE_LOCK = threading.RLock()
+_tracing = threading.local()
+_SDPA = F.scaled_dot_product_attention
+_CHUNKED_FEED_FORWARD = diffusers_attention._chunked_feed_forward
+
+
+def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
     """What flash / memory-efficient SDPA stores: the output (and a small log-sum-exp), never the scores."""
+    if getattr(_tracing, "attention", None) != "efficient":
+        return _SDPA(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **kwargs)
     if attn_mask is not None and attn_mask.dtype == torch.bool:
         attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype, device=query.device)
     if attn_mask is not None:
@@ -161,6 +172,8 @@ def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_ca
 def _chunked_feed_forward_peak(ff, hidden_states: torch.Tensor, chunk_dim: int, chunk_size: int) -> torch.Tensor:
     """Same memory as diffusers' chunked feed-forward at its worst moment (every other chunk's output held,
     one chunk in flight, then the concatenation) for one chunk's worth of ops instead of thousands."""
+    if getattr(_tracing, "attention", None) is None:
+        return _CHUNKED_FEED_FORWARD(ff, hidden_states, chunk_dim, chunk_size)
     chunk = ff(hidden_states.narrow(chunk_dim, 0, chunk_size))
     rest_shape = list(chunk.shape)
     rest_shape[chunk_dim] = hidden_states.shape[chunk_dim] - chunk_size
@@ -169,24 +182,24 @@ def _chunked_feed_forward_peak(ff, hidden_states: torch.Tensor, chunk_dim: int, 
 
 
 @contextmanager
-def _attention_as(kind: Attention) -> Iterator[None]:
-    original = F.scaled_dot_product_attention
-    chunked = diffusers_attention._chunked_feed_forward
-    if kind == "efficient":
+def _tracing_as(attention: Attention) -> Iterator[None]:
+    with _TRACE_LOCK:
         F.scaled_dot_product_attention = _efficient_attention
-    diffusers_attention._chunked_feed_forward = _chunked_feed_forward_peak
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = original
-        diffusers_attention._chunked_feed_forward = chunked
+        diffusers_attention._chunked_feed_forward = _chunked_feed_forward_peak
+        _tracing.attention = attention
+        try:
+            yield
+        finally:
+            _tracing.attention = None
+            F.scaled_dot_product_attention = _SDPA
+            diffusers_attention._chunked_feed_forward = _CHUNKED_FEED_FORWARD
 
 
 def trace_call(call: Callable[[], object], attention: Attention = "efficient") -> Trace:
     """Run `call` (on meta tensors) once and measure it; whatever it returns is dropped before the end."""
     flops = FlopCounterMode(display=False)
     live = _LiveBytes()
-    with torch.no_grad(), _attention_as(attention), flops, live:
+    with _tracing_as(attention), torch.no_grad(), flops, live:
         result = call()
         del result
     return Trace(peak_bytes=live.peak, flops=flops.get_total_flops())
@@ -210,16 +223,13 @@ def meta_components(dtype: torch.dtype = torch.float16) -> dict[str, torch.nn.Mo
 
 
 def weight_bytes(dtype: torch.dtype = torch.float16) -> dict[str, dict[str, int]]:
-    """Per component: bytes of all parameters and buffers, and of the largest leaf module (what sequential
-    offload keeps on the device at once)."""
+    """Per component: bytes of all parameters and buffers, and of the largest single layer's own parameters
+    (what sequential offload holds on the device at once)."""
     sizes = {}
     for name, model in meta_components(dtype).items():
-        leaves = [
-            sum(t.nbytes for t in module.parameters(recurse=False))
-            for module in model.modules()
-        ]
+        largest = max(sum(t.nbytes for t in module.parameters(recurse=False)) for module in model.modules())
         total = sum(t.nbytes for t in model.parameters()) + sum(t.nbytes for t in model.buffers())
-        sizes[name] = dict(total=total, largest_leaf=max(leaves))
+        sizes[name] = dict(total=total, largest_leaf=largest)
     return sizes
 
 
@@ -234,11 +244,12 @@ def trace_unet_step(
 ) -> Trace:
     """One UNet call: batch 2 is guidance in one pass, batch 1 one of two split passes."""
     unet = meta_components(dtype)["unet"]
-    set_ff_chunking(unet, ff_chunking)
-    try:
-        return trace_call(lambda: unet(**unet_step_inputs(unet, width, height, frames, batch)), attention)
-    finally:
-        set_ff_chunking(unet, False)
+    with _TRACE_LOCK:
+        set_ff_chunking(unet, ff_chunking)
+        try:
+            return trace_call(lambda: unet(**unet_step_inputs(unet, width, height, frames, batch)), attention)
+        finally:
+            set_ff_chunking(unet, False)
 
 
 def trace_vae_decode(
@@ -247,18 +258,23 @@ def trace_vae_decode(
 ) -> Trace:
     """Decoding `chunk` frames at once, as the sampler does (output converted to float32 before leaving the device)."""
     vae = meta_components(dtype)["vae"]
-    vae.enable_tiling() if tiling else vae.disable_tiling()
-    # Tile blending is in place, one row at a time: no memory to speak of, but thousands of ops to trace.
-    vae.blend_v = vae.blend_h = lambda a, b, extent: b
     latent = (chunk, vae.config.latent_channels, height // 8, width // 8)
-    try:
-        return trace_call(lambda: vae.decode(torch.empty(latent, device="meta", dtype=dtype)).sample.float(), attention)
-    finally:
-        vae.disable_tiling()
-        del vae.blend_v, vae.blend_h
+    with _TRACE_LOCK:
+        vae.enable_tiling() if tiling else vae.disable_tiling()
+        # Tile blending is in place, one row at a time: no memory to speak of, but thousands of ops to trace.
+        vae.blend_v = vae.blend_h = lambda a, b, extent: b
+        try:
+            return trace_call(
+                lambda: vae.decode(torch.empty(latent, device="meta", dtype=dtype)).sample.float(), attention
+            )
+        finally:
+            vae.disable_tiling()
+            del vae.blend_v, vae.blend_h
 
 
-def trace_vae_encode(width: int, height: int, dtype: torch.dtype = torch.float16, attention: Attention = "efficient") -> Trace:
+def trace_vae_encode(
+    width: int, height: int, dtype: torch.dtype = torch.float16, attention: Attention = "efficient"
+) -> Trace:
     """Encoding the first frame (the UNet's image conditioning)."""
     vae = meta_components(dtype)["vae"]
     return trace_call(lambda: vae.encode(torch.empty((1, 3, height, width), device="meta", dtype=dtype)), attention)
@@ -267,9 +283,14 @@ def trace_vae_encode(width: int, height: int, dtype: torch.dtype = torch.float16
 def trace_encoders(dtype: torch.dtype = torch.float16, attention: Attention = "efficient") -> dict[str, Trace]:
     """The CLIP text (77 tokens, all hidden states kept, as our clip_skip does) and image (224²) encoders."""
     models = meta_components(dtype)
-    ids = lambda: torch.zeros((1, 77), dtype=torch.long, device="meta")  # noqa: E731
-    pixels = lambda: torch.empty((1, 3, 224, 224), dtype=dtype, device="meta")  # noqa: E731
+    ids = (1, models["text_encoder"].config.max_position_embeddings)
+    pixels = (1, 3, VISION_CONFIG["image_size"], VISION_CONFIG["image_size"])
     return dict(
-        text_encoder=trace_call(lambda: models["text_encoder"](ids(), output_hidden_states=True), attention),
-        image_encoder=trace_call(lambda: models["image_encoder"](pixels()), attention),
+        text_encoder=trace_call(
+            lambda: models["text_encoder"](torch.zeros(ids, dtype=torch.long, device="meta"), output_hidden_states=True),
+            attention,
+        ),
+        image_encoder=trace_call(
+            lambda: models["image_encoder"](torch.empty(pixels, dtype=dtype, device="meta")), attention
+        ),
     )
