@@ -25,8 +25,10 @@ def test_generate_returns_frames_fps_seed_metadata_and_saves(photo_path, tiny_mo
     assert (result.fps, result.seed) == (8, 7)
     assert steps == [1, 2, 3]
     assert result.metadata["runtime"] == {
-        "device": "cpu", "dtype": "fp32", "decode_chunk_size": 1, "vae_tiling": False, "cfg_mode": "batch"
+        "device": "cpu", "dtype": "fp32", "decode_chunk_size": 1, "vae_tiling": False, "cfg_mode": "batch",
+        "offload": "none", "ff_chunking": False,
     }
+    assert result.metadata["plan"] is None and result.metadata["retries"] == []  # the advisor plans GPU runs
     path = result.save(tmp_path / "clip.mp4")
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 8
@@ -79,3 +81,43 @@ def test_refine_is_part_of_the_python_api():
     refined = i2v.refine("慢动作，一个女孩在雨中跳舞")
     assert refined.source == "rules" and "slow_motion" in refined.tags
     assert {"girl", "rain", "danc"} <= {word for word in ("girl", "rain", "danc") if word in refined.prompt.lower()}
+
+
+class PretendGPU:
+    """The tiny CPU backend presented as a CUDA one, so generate() takes the advisor's path (plan + recovery)."""
+
+    def __init__(self, backend):
+        self.inner = backend
+        self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
+        self.device = "cuda:0"
+        self.options = []
+
+    def generate(self, request, image, options, **callbacks):
+        self.options.append(options)
+        return self.inner.generate(request, image, options, **callbacks)
+
+
+def test_gpu_runs_are_planned_and_recover_from_oom(photo_path, tiny_model, backend, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("I2V_VRAM", "24GiB")
+    gpu = PretendGPU(backend)
+    original = backend.pipeline.unet.forward
+    calls = {"n": 0}
+
+    def first_call_runs_out(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend.pipeline.unet, "forward", first_call_runs_out)
+    result = generate(request(photo_path, tiny_model), backend=gpu)
+    assert result.frames.shape == (8, 64, 64, 3)
+    plan = result.metadata["plan"]
+    assert plan is not None and plan["width"] == 64 and plan["frames"] == 8
+    assert len(result.metadata["retries"]) == 1
+    retry = result.metadata["retries"][0]
+    assert retry["stage"] == "denoise" and "out of memory" in retry["error"]
+    assert len(gpu.options) == 2 and gpu.options[0] != gpu.options[1]  # the second try ran one rung lower
+    assert result.metadata["runtime"]["cfg_mode"] == gpu.options[1].cfg_mode

@@ -185,3 +185,22 @@ def test_ctrl_c_cancels_cleanly_and_writes_nothing(tiny_model, photo_path, tmp_p
     assert "cancelled after step" in output and "of 100; nothing was written" in output
     assert "Traceback" not in output
     assert list(tmp_path.glob("long*")) == []
+
+
+def test_plan_fits_1024p_32_frames_on_24gib_where_the_request_as_given_does_not(photo_path):
+    result = run_cli(
+        "plan", str(photo_path), "--resolution", "1024p", "--frames", "32", "--steps", "100", "--vram", "24GiB", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["fits"] is True and report["predicted_peak_bytes"] <= report["budget_bytes"]
+    assert report["unconstrained_peak_bytes"] > 24 * 2**30
+    assert report["changes"] and all(isinstance(change, str) for change in report["changes"])
+    assert {"width", "height", "frames", "dtype", "offload", "cfg_mode", "decode_chunk"} <= set(report["plan"])
+    assert report["plan"]["frames"] == 32  # fixed by the user, and the plan fits without touching it
+    assert report["predicted_seconds"] > 0 and isinstance(report["warnings"], list)
+
+
+def test_plan_rejects_a_bad_vram_size(photo_path):
+    result = run_cli("plan", str(photo_path), "--vram", "lots")
+    assert result.returncode == 2 and "--vram" in result.stderr

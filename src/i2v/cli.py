@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import signal
 import sys
 import threading
@@ -74,6 +75,7 @@ def user_errors(command: Callable) -> Callable:
 @app.command()
 @user_errors
 def generate(
+    ctx: typer.Context,
     image: Annotated[Path, typer.Argument(help="Still image to animate (PNG, JPEG, WebP, BMP).")],
     prompt: Annotated[str, typer.Argument(help="The motion you want, e.g. 'a cat turning its head'.")],
     negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
@@ -99,19 +101,17 @@ def generate(
     llm_base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint [env I2V_LLM_BASE_URL].")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint [env I2V_LLM_MODEL].")] = None,
     llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
+    allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
 ) -> None:
     """Generate a video from IMAGE and PROMPT."""
     from i2v.generation import generate as run
     from i2v.media.video import format_for
 
-    fields: dict[str, Any] = dict(
-        image=image, prompt=prompt, resolution=resolution, width=width, height=height, num_frames=frames, fps=fps,
-        motion_fps=motion_fps, steps=steps, guidance_scale=guidance, seed=seed, model=model or default_model(),
-        scheduler=scheduler, refiner="none" if no_refine else refiner,
-    )
-    if negative_prompt is not None:
-        fields["negative_prompt"] = negative_prompt
-    request = GenerationRequest(**fields).with_seed()
+    request = _request_from_options(
+        ctx, image=image, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, width=width,
+        height=height, frames=frames, fps=fps, motion_fps=motion_fps, steps=steps, guidance=guidance, seed=seed,
+        model=model, scheduler=scheduler, refiner="none" if no_refine else refiner, allow_degrade=allow_degrade,
+    ).with_seed()
     if output is None:
         output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")
     video_format = format_for(output, fmt)
@@ -176,6 +176,69 @@ def generate(
         f"{result.fps} fps, seed {result.seed}) in {sum(timings.values()):.1f} s; metadata {path.with_suffix('.json')}",
         highlight=False,
     )
+
+
+#: CLI parameter -> GenerationRequest field, where the names differ.
+OPTION_FIELDS = {"frames": "num_frames", "guidance": "guidance_scale"}
+
+
+def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **options: Any) -> GenerationRequest:
+    """A request holding only the settings the user typed (plus the model), so the advisor knows which ones it
+    may change and which the user fixed."""
+    from click.core import ParameterSource
+
+    fields: dict[str, Any] = {"image": image, "prompt": prompt, "model": options.pop("model", None) or default_model()}
+    for name, value in options.items():
+        source = ctx.get_parameter_source(name)
+        if name == "refiner" or (source is not None and source is not ParameterSource.DEFAULT):
+            fields[OPTION_FIELDS.get(name, name)] = value
+    return GenerationRequest(**fields)
+
+
+@app.command()
+@user_errors
+def plan(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="The image you will animate (its aspect ratio decides the size).")],
+    resolution: Annotated[str, typer.Option(help="Size preset: 256p, 512p, 768p or 1024p.")] = "512p",
+    width: Annotated[int | None, typer.Option(help="Explicit width (multiple of 8).")] = None,
+    height: Annotated[int | None, typer.Option(help="Explicit height (multiple of 8).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames, 8-32.")] = 16,
+    fps: Annotated[int, typer.Option(help="Playback frame rate, 4-30.")] = 16,
+    steps: Annotated[int, typer.Option(help="Denoising steps, 1-100.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Guidance scale, 1-20.")] = 9.0,
+    vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB [env I2V_VRAM].")] = None,
+    device: Annotated[str | None, typer.Option(help="Device to probe [default: best available].")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 [default: per device].")] = None,
+    margin: Annotated[float, typer.Option(help="Share of free memory kept in reserve.", min=0.0, max=0.9)] = 0.10,
+    allow_degrade: Annotated[bool, typer.Option(help="Allow lowering the frames/size you set.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Predict peak GPU memory and time for a request, and the settings that make it fit."""
+    from i2v.advisor.device import parse_size
+    from i2v.advisor.report import plan_report, render_plan_table
+    from i2v.media.images import load_image
+
+    request = _request_from_options(
+        ctx, image=image, prompt="plan", resolution=resolution, width=width, height=height, frames=frames, fps=fps,
+        steps=steps, guidance=guidance, allow_degrade=allow_degrade, refiner="none",
+    )
+    if vram is not None:
+        try:
+            parse_size(vram)
+        except (ValueError, I2VError) as error:
+            _fail(f"--vram: {error}")
+    if dtype is not None and dtype not in ("fp16", "bf16", "fp32"):
+        _fail(f"--dtype must be fp16, bf16 or fp32, got {dtype!r}")
+    loaded = load_image(image)
+    report = plan_report(
+        request, loaded.image.size, vram, allow_degrade, margin, device=device, dtype=dtype, image=loaded.image  # type: ignore[arg-type]
+    )
+    report["warnings"] = [*loaded.warnings, *report["warnings"]]
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    Console().print(render_plan_table(report))
 
 
 @app.command()

@@ -97,7 +97,6 @@ def generate(
     request = request.with_seed()
     loaded = load_image(request.image)
     width, height = request.target_size(*loaded.image.size)
-    options = options or RunOptions(width=width, height=height)
     timings: dict[str, float] = {}
 
     if on_stage:
@@ -122,9 +121,30 @@ def generate(
         }
     )
 
-    output = backend.generate(conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
+    plan, retries = None, []
+    if options is None and backend.device.startswith(("cuda", "mps")):
+        # On a GPU the advisor picks the fastest settings predicted to fit, and steps down a rung on OOM.
+        from i2v.advisor import make_plan, probe_device, run_with_recovery
+
+        plan = make_plan(
+            request, loaded.image.size, probe_device(backend.device), allow_degrade=request.allow_degrade, dtype=backend.dtype
+        )
+        tried = [plan]
+
+        def attempt(rung):
+            tried.append(rung)
+            return backend.generate(
+                conditioned, loaded.image, rung.run_options(), on_step=on_step, cancelled=cancelled, on_stage=on_stage
+            )
+
+        output, retries = run_with_recovery(plan, attempt)
+        plan = tried[-1]
+        options = plan.run_options()
+    else:
+        options = options or RunOptions(width=width, height=height)
+        output = backend.generate(conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
-    warnings = [*loaded.warnings, *request.warnings(), *refined.notes, *output.notes]
+    warnings = [*loaded.warnings, *request.warnings(), *refined.notes, *(plan.warnings if plan else []), *output.notes]
     return GenerationResult(
         frames=output.frames,
         fps=request.fps,
@@ -154,7 +174,11 @@ def generate(
                 "decode_chunk_size": options.decode_chunk_size,
                 "vae_tiling": options.vae_tiling,
                 "cfg_mode": options.cfg_mode,
+                "offload": options.offload,
+                "ff_chunking": options.ff_chunking,
             },
+            "plan": plan.model_dump(mode="json") if plan is not None else None,
+            "retries": retries,
             "timings": timings,
             "warnings": warnings,
             "versions": _versions(),

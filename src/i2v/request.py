@@ -57,6 +57,10 @@ class GenerationRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Random when absent; always recorded.")
     model: str = Field(default_factory=default_model, min_length=1, description="Hub id or local folder.")
     scheduler: Scheduler = Field(default="ddim", description="ddim (reference) or dpmpp (DPM-Solver++).")
+    allow_degrade: bool = Field(
+        default=False,
+        description="Let the advisor lower frames or resolution you set, if that is the only way to fit in memory.",
+    )
     refiner: Refiner = Field(
         default="rules", description="rules (offline), llm (OpenAI-compatible endpoint) or none (use the prompt as typed)."
     )
