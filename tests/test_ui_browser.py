@@ -55,6 +55,9 @@ def test_generate_from_a_chinese_prompt_and_find_it_in_history(server, browser, 
         box = page.locator(f"{field} input[type=number]")
         box.fill(value)
         box.press("Enter")
+    page.click("#plan")
+    page.wait_for_function("document.querySelector('#plan_box').innerText.includes('Plan')", timeout=60_000)
+    assert "peak" in page.inner_text("#plan_box")
     page.click("#generate")
     page.wait_for_function(
         "document.querySelector('#status') && /running|queued|succeeded/.test(document.querySelector('#status').innerText)",

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, HTTPException
 
-from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, default_model
+from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, GenerationRequest, default_model
 from i2v.web.api import Service
 
 POLL_SECONDS = 0.3
@@ -41,6 +41,8 @@ STRINGS = {
         "refresh": "Refresh history",
         "rerun": "Re-run with the same seed",
         "delete": "Delete selected",
+        "degrade": "Allow fewer frames / lower resolution if memory is short",
+        "plan": "Check memory plan",
     },
     "zh": {
         "title": "i2v — 图片生成视频",
@@ -67,6 +69,8 @@ STRINGS = {
         "refresh": "刷新历史",
         "rerun": "用相同种子重新生成",
         "delete": "删除所选",
+        "degrade": "显存不足时允许减少帧数或降低分辨率",
+        "plan": "检查显存规划",
     },
 }
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
@@ -83,7 +87,22 @@ def build_ui(service: Service) -> gr.Blocks:
         refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
         return refined.prompt, ", ".join(refined.tags)
 
-    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner):
+    def plan_preview(image_path, resolution, frames, steps, guidance, allow_degrade):
+        from i2v.advisor.report import plan_report
+        from i2v.media.images import load_image
+
+        if not image_path:
+            raise gr.Error("upload an image first")
+        request = GenerationRequest(
+            image=image_path, prompt="plan", resolution=resolution, num_frames=int(frames), steps=int(steps),
+            guidance_scale=float(guidance), allow_degrade=bool(allow_degrade),
+        )
+        loaded = load_image(image_path)
+        report = plan_report(request, loaded.image.size, allow_degrade=bool(allow_degrade), image=loaded.image)
+        report["warnings"] = [*loaded.warnings, *report["warnings"]]
+        return plan_markdown(report)
+
+    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
         if not image_path:
             raise gr.Error("upload an image first")
         edited = (refined or "").strip()
@@ -94,7 +113,7 @@ def build_ui(service: Service) -> gr.Blocks:
             prompt=text, negative_prompt=negative or DEFAULT_NEGATIVE_PROMPT, resolution=resolution,
             num_frames=int(frames), fps=int(fps), steps=int(steps), guidance_scale=float(guidance),
             seed=None if seed is None or int(seed) < 0 else int(seed), model=model or default_model(),
-            scheduler=scheduler, refiner="none" if edited else refiner,
+            scheduler=scheduler, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
         )
         try:
             job = service.submit(fields, Path(image_path).read_bytes(), Path(image_path).name)
@@ -171,6 +190,9 @@ def build_ui(service: Service) -> gr.Blocks:
                     seed = gr.Number(value=-1, precision=0, label=t("seed"))
                     model = gr.Dropdown(model_choices(), value=default_model(), allow_custom_value=True, label=t("model"))
                     scheduler = gr.Radio(["ddim", "dpmpp"], value="ddim", label=t("scheduler"))
+                    allow_degrade = gr.Checkbox(value=True, label=t("degrade"), elem_id="allow_degrade")
+                plan_button = gr.Button(t("plan"), size="sm", elem_id="plan")
+                plan_box = gr.Markdown(elem_id="plan_box")
                 with gr.Row():
                     generate_button = gr.Button(t("generate"), variant="primary", elem_id="generate")
                     cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="cancel")
@@ -185,7 +207,8 @@ def build_ui(service: Service) -> gr.Blocks:
                 rerun_button = gr.Button(t("rerun"), size="sm")
                 delete_button = gr.Button(t("delete"), size="sm", variant="stop")
 
-        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner]
+        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade]
+        plan_button.click(plan_preview, [image, resolution, frames, steps, guidance, allow_degrade], plan_box)
         refine_button.click(refine_preview, [prompt, refiner], [refined, tags])
         run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
         run.then(history, None, [gallery, history_ids])
@@ -227,11 +250,36 @@ def details(view: dict[str, Any], output_path: str | None) -> dict[str, Any]:
     }
 
 
-def model_choices() -> list[str]:
+def model_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs: each known model and the configured default, marked with whether it is on disk."""
+    from huggingface_hub import try_to_load_from_cache
+
     from i2v.engine.registry import KNOWN_MODELS
 
-    choices = list(dict.fromkeys([default_model(), *KNOWN_MODELS]))
+    choices = []
+    for model in dict.fromkeys([default_model(), *KNOWN_MODELS]):
+        if Path(model).expanduser().is_dir():
+            state = "local folder" if (Path(model).expanduser() / "model_index.json").is_file() else "not a model folder"
+        else:
+            state = "downloaded" if isinstance(try_to_load_from_cache(model, "model_index.json"), str) else "not downloaded"
+        choices.append((f"{model} — {state}", model))
     return choices
+
+
+def plan_markdown(report: dict[str, Any]) -> str:
+    """The advisor's plan in a few lines: what fits, what changed, what to watch out for."""
+    from i2v.advisor import format_bytes
+
+    plan = report["plan"]
+    verdict = "fits" if report["fits"] else "does NOT fit"
+    lines = [
+        f"**Plan / 显存规划** — {report['device']['name']}: {plan['width']}×{plan['height']}, {plan['frames']} frames, "
+        f"{plan['dtype']}; peak ≈ {format_bytes(report['predicted_peak_bytes'])} of {format_bytes(report['budget_bytes'])} "
+        f"({verdict}; as requested {format_bytes(report['unconstrained_peak_bytes'])}); ≈ {report['predicted_seconds']:.0f} s",
+    ]
+    lines += [f"- {change}" for change in report["changes"]]
+    lines += [f"- ⚠ {warning}" for warning in report["warnings"]]
+    return "\n".join(lines)
 
 
 def mount_ui(app: FastAPI, service: Service) -> FastAPI:
