@@ -202,3 +202,15 @@ def test_restart_mid_job_requeues_and_finishes(tmp_path, tiny_model):
             assert http.get(done["video_url"]).status_code == 200
     finally:
         server.stop()
+
+
+def test_plan_endpoint(client):
+    fields = {"resolution": "1024p", "num_frames": 32, "steps": 100}
+    response = client.post(
+        "/api/v1/plan", files={"image": ("p.png", png(1280, 704), "image/png")}, data={"request": json.dumps(fields), "vram": "24GiB"}
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["fits"] is True and report["unconstrained_fits"] is False
+    bad = client.post("/api/v1/plan", files={"image": ("p.png", png(), "image/png")}, data={"request": '{"num_frames": 64}'})
+    assert bad.status_code == 422 and "num_frames" in bad.text

@@ -190,7 +190,8 @@ def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **opt
     fields: dict[str, Any] = {"image": image, "prompt": prompt, "model": options.pop("model", None) or default_model()}
     for name, value in options.items():
         source = ctx.get_parameter_source(name)
-        if name == "refiner" or (source is not None and source is not ParameterSource.DEFAULT):
+        given = source is not None and source is not ParameterSource.DEFAULT and value is not None
+        if name == "refiner" or given:
             fields[OPTION_FIELDS.get(name, name)] = value
     return GenerationRequest(**fields)
 
@@ -293,16 +294,31 @@ def serve(
     port: Annotated[int, typer.Option(help="Port for the UI and the API.")] = 7860,
     share_token: Annotated[str | None, typer.Option(help="Token required on the API and UI [env I2V_API_TOKEN].")] = None,
     local_worker: Annotated[bool, typer.Option(help="Run jobs in this process (off: API/UI node only).")] = True,
+    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: run jobs on `i2v worker` processes [env I2V_QUEUE_URL].")] = None,
 ) -> None:
     """Run the web UI (/) and REST API (/api/v1, docs at /docs) with the job queue in one process."""
     from i2v.web.serve import ServeError
     from i2v.web.serve import serve as run_server
 
     try:
-        run_server(host, port, token=share_token, local_worker=local_worker)
+        run_server(host, port, token=share_token, local_worker=local_worker, queue=queue)
     except ServeError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB to take jobs from [env I2V_QUEUE_URL].")] = None,
+    gpu: Annotated[int | None, typer.Option(help="GPU number to pin (sets CUDA_VISIBLE_DEVICES before torch starts).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda:N or mps, instead of --gpu.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model this worker holds [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None,
+    name: Annotated[str | None, typer.Option(help="Name shown in /api/v1/workers [default: HOST:PID].")] = None,
+) -> None:
+    """Take jobs from the Redis queue: one process per GPU, model loaded once, one job at a time."""
+    from i2v.service.worker_cli import worker_main
+
+    worker_main(queue, gpu, device, model, name)
 
 
 @app.command("make-tiny-model")

@@ -1,4 +1,5 @@
-"""The job queue on Huey: SQLite-backed in one process by default, Redis-backed when `I2V_QUEUE_URL` is set.
+"""The job queue on Huey: SQLite-backed in one process by default, Redis-backed across machines when
+`I2V_QUEUE_URL` is set (service.dispatch on the serve node, service.remote on each worker).
 
 The job table is the source of truth; a queue message only says "run job X". So after a crash the serve
 process can rebuild the embedded queue from the table, and a message for a job that was cancelled (or
@@ -8,9 +9,11 @@ already taken) is simply skipped by the runner's atomic claim.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from huey import RedisHuey, SqliteHuey
+from huey import SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
@@ -19,6 +22,37 @@ from i2v.service.store import JobStore
 from i2v.service.worker import JobRunner
 
 log = logging.getLogger(__name__)
+
+
+class Queue(Protocol):
+    """What the web layer needs from either queue."""
+
+    kind: str
+
+    @property
+    def local_worker(self) -> bool: ...
+
+    def enqueue(self, job_id: str) -> None: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def pending(self) -> int: ...
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def start(self, max_requeues: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def open_queue(settings: ServiceSettings, store: JobStore) -> Queue:
+    """The embedded SQLite queue, or the Redis one when `I2V_QUEUE_URL` is set."""
+    if settings.queue_url:
+        from i2v.service.dispatch import RedisJobQueue
+
+        return RedisJobQueue(settings, store, settings.subfolder("outputs"))
+    runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None
+    return JobQueue.create(settings, store, runner)
 
 
 class EmbeddedConsumer(Consumer):
@@ -34,13 +68,11 @@ class JobQueue:
     store: JobStore
     runner: JobRunner | None = None
     consumer: Consumer | None = None
+    kind = "sqlite"
 
     @classmethod
     def create(cls, settings: ServiceSettings, store: JobStore, runner: JobRunner | None) -> JobQueue:
-        if settings.queue_url:
-            huey = RedisHuey("i2v", url=settings.queue_url)
-        else:
-            huey = SqliteHuey("i2v", filename=str(settings.folder / "queue.sqlite"))
+        huey = SqliteHuey("i2v", filename=str(settings.folder / "queue.sqlite"))
         queue = cls(huey=huey, store=store, runner=runner)
 
         @huey.task(name="i2v.run_job")
@@ -52,11 +84,35 @@ class JobQueue:
         queue._task = run_job
         return queue
 
+    @property
+    def local_worker(self) -> bool:
+        return self.runner is not None
+
     def enqueue(self, job_id: str) -> None:
         self._task(job_id)
 
+    def cancel(self, job_id: str) -> None:
+        """Nothing to pass on: the runner polls the job table's cancel flag before every step."""
+
     def pending(self) -> int:
         return self.huey.pending_count()
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The one in-process worker, in the shape `GET /api/v1/workers` gives for Redis workers."""
+        if self.runner is None:
+            return []
+        from i2v.advisor.device import probe_device
+        from i2v.generation import loaded_backend
+
+        backend = loaded_backend()
+        running = self.store.jobs_in_state("running")
+        info = probe_device(backend.device if backend else None)
+        return [{
+            "name": self.runner.name, "models": [backend.model_id] if backend else [], "device": backend.device if backend else None,
+            "device_name": info.name, "total_bytes": info.total_bytes, "free_bytes": info.free_bytes,
+            "model_loaded": backend is not None, "current_job": running[0].id if running else None,
+            "last_heartbeat": time.time(), "heartbeat_age_seconds": 0.0,
+        }]
 
     def recover(self, max_requeues: int) -> list[str]:
         """Embedded mode after a restart: re-queue interrupted jobs and rebuild the queue from the table."""
@@ -67,6 +123,11 @@ class JobQueue:
         for job_id in queued:
             self.enqueue(job_id)
         return requeued
+
+    def start(self, max_requeues: int) -> None:
+        if self.runner is not None:
+            self.recover(max_requeues)
+            self.start_consumer()
 
     def start_consumer(self) -> None:
         """One worker thread: one job per GPU at a time, in submission order."""

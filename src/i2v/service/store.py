@@ -90,12 +90,18 @@ class JobStore:
             session.add(job)
         return job
 
-    def claim(self, job_id: str, worker: str) -> Job | None:
-        """queued -> running, atomically: a job is never run twice at once. None if it was not queued."""
+    def claim(self, job_id: str, worker: str, *, attempt: int | None = None) -> Job | None:
+        """queued -> running, atomically: a job is never run twice at once. None if it was not queued.
+
+        `attempt` (distributed mode) claims only for that attempt number, so a stale queue message cannot.
+        """
+        conditions = [Job.id == job_id, Job.state == "queued", Job.cancel_requested.is_(False)]
+        if attempt is not None:
+            conditions.append(Job.attempts == attempt - 1)
         with self.session.begin() as session:
             result = session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.state == "queued", Job.cancel_requested.is_(False))
+                .where(*conditions)
                 .values(state="running", attempts=Job.attempts + 1, started_at=_now(), worker=worker, error=None,
                         progress={"stage": "starting", "step": 0, "total": 0})
             )
@@ -103,12 +109,36 @@ class JobStore:
                 return None
         return self.get(job_id)
 
-    def update(self, job_id: str, **values: Any) -> None:
+    def update(self, job_id: str, *, attempt: int | None = None, **values: Any) -> bool:
+        """Write columns; with `attempt`, only while that attempt is the one running. Returns whether it wrote."""
+        conditions = [Job.id == job_id]
+        if attempt is not None:
+            conditions += [Job.state == "running", Job.attempts == attempt]
         with self.session.begin() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(**values, updated_at=_now()))
+            result = session.execute(update(Job).where(*conditions).values(**values, updated_at=_now()))
+            return result.rowcount == 1
 
-    def finish(self, job_id: str, state: JobState, **values: Any) -> None:
-        self.update(job_id, state=state, finished_at=_now(), **values)
+    def finish(self, job_id: str, state: JobState, *, attempt: int | None = None, **values: Any) -> bool:
+        return self.update(job_id, attempt=attempt, state=state, finished_at=_now(), **values)
+
+    def release(self, job_id: str, attempt: int, max_requeues: int, reason: str) -> str | None:
+        """A running attempt whose worker vanished: back to `queued` while attempts are left, else `interrupted`.
+
+        Returns the new state, or None when that attempt is not the one running any more.
+        """
+        with self.session.begin() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.state != "running" or job.attempts != attempt:
+                return None
+            if job.attempts <= max_requeues and not job.cancel_requested:
+                job.state, job.worker = "queued", None
+                job.progress = {"stage": f"{reason}, re-queued", "step": 0, "total": job.progress.get("total", 0)}
+            elif job.cancel_requested:
+                job.state, job.finished_at, job.error = "cancelled", _now(), f"cancelled ({reason})"
+            else:
+                job.state, job.finished_at = "interrupted", _now()
+                job.error = f"{reason}; not retried (attempts used up: {job.attempts})"
+            return job.state
 
     def request_cancel(self, job_id: str) -> Job | None:
         """A queued job is cancelled at once; a running one at its next denoising step."""
@@ -156,6 +186,21 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         with self.session() as session:
             return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    def jobs_in_state(self, *states: str) -> list[Job]:
+        with self.session() as session:
+            return list(session.scalars(select(Job).where(Job.state.in_(states)).order_by(Job.seq)))
+
+    def recent_run_seconds(self, limit: int = 20) -> list[float]:
+        """How long the last finished runs took (for a Retry-After estimate)."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Job.started_at, Job.finished_at)
+                .where(Job.state == "succeeded", Job.started_at.is_not(None), Job.finished_at.is_not(None))
+                .order_by(Job.finished_at.desc())
+                .limit(limit)
+            ).all()
+        return [max((finished - started).total_seconds(), 0.0) for started, finished in rows]
 
     def ids_in_state(self, state: str) -> list[str]:
         with self.session() as session:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
+import statistics
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,17 +24,20 @@ from i2v.errors import I2VError
 from i2v.media.images import load_image
 from i2v.request import GenerationRequest, validation_messages
 from i2v.service.config import ServiceSettings
-from i2v.service.queue import JobQueue
+from i2v.service.queue import Queue
 from i2v.service.store import FINISHED, Job, JobStore
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
+#: Retry-After when no job has finished yet to measure from.
+DEFAULT_RETRY_SECONDS = 10
+MAX_RETRY_SECONDS = 600
 
 
 class Service:
     """Everything a request handler needs: settings, the job store and the queue."""
 
-    def __init__(self, settings: ServiceSettings, store: JobStore, queue: JobQueue):
+    def __init__(self, settings: ServiceSettings, store: JobStore, queue: Queue):
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -53,6 +58,7 @@ class Service:
             "warnings": job.warnings or [],
             "error": job.error,
             "attempts": job.attempts,
+            "worker": job.worker,
             "created_at": job.created_at.isoformat() if job.created_at else None,
             "updated_at": job.updated_at.isoformat() if job.updated_at else None,
             "video_url": f"{base}/video" if done else None,
@@ -75,11 +81,44 @@ class Service:
             request = GenerationRequest(image=upload, **fields)
         except ValidationError as error:
             raise HTTPException(422, _errors(error)) from None
-        upload.write_bytes(image_bytes)
         with self._submit_lock:  # the queue's order must be the table's order
+            self._check_queue_limit()
+            upload.write_bytes(image_bytes)
             job = self.store.create(request.model_dump(mode="json"), str(upload), job_id=job_id)
             self.queue.enqueue(job.id)
         return job
+
+    def _check_queue_limit(self) -> None:
+        """Back-pressure: past `I2V_QUEUE_LIMIT` waiting jobs, 429 with about when one slot frees."""
+        limit = self.settings.queue_limit
+        if limit is None:
+            return
+        waiting = self.store.count("queued")
+        if waiting < limit:
+            return
+        seconds = self.retry_after()
+        raise HTTPException(
+            429,
+            f"the queue is full ({waiting} jobs waiting, limit {limit}, I2V_QUEUE_LIMIT): retry in about {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+    def retry_after(self) -> int:
+        """Seconds until a worker likely frees a slot: the mean of recent run times over the number of workers."""
+        runs = self.store.recent_run_seconds()
+        per_job = statistics.fmean(runs) if runs else DEFAULT_RETRY_SECONDS
+        return min(max(math.ceil(per_job / max(len(self.workers()), 1)), 1), MAX_RETRY_SECONDS)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """A queued job is cancelled at once; a running one, on whichever worker, at its next denoising step."""
+        job = self.store.request_cancel(job_id)
+        if job is not None:
+            self.queue.cancel(job_id)
+        return job
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Live workers: name, models, device and its free memory, current job, last heartbeat (for the UI too)."""
+        return self.queue.workers()
 
     def delete(self, job: Job) -> None:
         for path in (job.video_path, job.metadata_path, job.thumbnail_path, job.image_path):
@@ -203,7 +242,7 @@ def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     job = _job_or_404(service, job_id)
     if job.state not in ("queued", "running"):
         raise HTTPException(409, f"job {job_id} is {job.state}; only queued or running jobs can be cancelled")
-    return service.job_view(service.store.request_cancel(job_id))
+    return service.job_view(service.cancel(job_id))
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
@@ -227,6 +266,31 @@ def refine_text(body: RefineBody) -> dict[str, Any]:
     return make_refiner(body.refiner).refine(body.text).model_dump(mode="json")  # type: ignore[arg-type]
 
 
+@router.post("/plan", summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
+async def plan_request(
+    image: UploadFile = File(description="The image the job would animate"),
+    request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
+    vram: str | None = Form(None, description="Plan for a card with this much memory, e.g. 24GiB"),
+) -> dict[str, Any]:
+    from i2v.advisor.report import plan_report
+
+    try:
+        fields = json.loads(request_json or "{}")
+        request = GenerationRequest(image="upload", **{"prompt": "plan", **fields})
+    except json.JSONDecodeError as error:
+        raise HTTPException(422, [{"loc": ["request"], "msg": f"request part is not valid JSON: {error.msg}"}]) from None
+    except ValidationError as error:
+        raise HTTPException(422, _errors(error)) from None
+    try:
+        loaded = load_image(await image.read(), name=image.filename or "uploaded image")
+        report = await asyncio.to_thread(
+            plan_report, request, loaded.image.size, vram, request.allow_degrade, image=loaded.image
+        )
+    except I2VError as error:
+        raise HTTPException(422, [{"loc": ["image" if "image" in str(error) else "vram"], "msg": str(error)}]) from None
+    return report
+
+
 @router.get("/health")
 def health(request: Request) -> dict[str, Any]:
     from i2v.generation import loaded_backend
@@ -240,8 +304,14 @@ def health(request: Request) -> dict[str, Any]:
         "dtype": backend.dtype if backend else None,
         "queued": service.store.count("queued"),
         "running": service.store.count("running"),
-        "local_worker": service.queue.runner is not None,
+        "local_worker": service.queue.local_worker,
+        "queue": service.queue.kind,
     }
+
+
+@router.get("/workers", summary="Workers: name, models, device, free memory, current job, last heartbeat")
+def list_workers(request: Request) -> dict[str, Any]:
+    return {"workers": service_of(request).workers()}
 
 
 def create_api(service: Service) -> FastAPI:

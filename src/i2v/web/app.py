@@ -1,4 +1,4 @@
-"""One FastAPI app: the REST API under /api/v1, the Gradio UI at /, and the embedded worker in the same process."""
+"""One FastAPI app: the REST API under /api/v1, the Gradio UI at /, and (unless turned off) a worker in the same process."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from i2v.service.config import ServiceSettings
-from i2v.service.queue import JobQueue
+from i2v.service.queue import open_queue
 from i2v.service.store import JobStore
-from i2v.service.worker import JobRunner
 from i2v.web.api import Service, create_api
 
 log = logging.getLogger(__name__)
@@ -32,15 +31,13 @@ def _preload() -> None:
 def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> FastAPI:
     settings = settings or ServiceSettings()
     store = JobStore(settings.db_url)
-    runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None
-    queue = JobQueue.create(settings, store, runner)
+    queue = open_queue(settings, store)
     service = Service(settings, store, queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if runner is not None:
-            queue.recover(settings.max_requeues)
-            queue.start_consumer()
+        queue.start(settings.max_requeues)
+        if queue.local_worker:
             threading.Thread(target=_preload, name="i2v-preload", daemon=True).start()
         try:
             yield

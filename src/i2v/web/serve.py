@@ -27,6 +27,8 @@ def is_loopback(host: str) -> bool:
 
 def check_port(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a crashed server's connections in TIME_WAIT do not block a restart; a live one does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -47,16 +49,37 @@ def setup_logging(folder: Path) -> Path:
     return path
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, *, token: str | None = None, local_worker: bool = True) -> None:
+def check_queue(url: str) -> None:
+    """Fail at start-up, in one line, when the Redis queue cannot be reached."""
+    from i2v.service.distributed import QueueUnreachable, check_reachable, connect
+
+    try:
+        check_reachable(connect(url), url)
+    except QueueUnreachable as error:
+        raise ServeError(str(error)) from None
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    token: str | None = None,
+    local_worker: bool = True,
+    queue: str | None = None,
+) -> None:
     import uvicorn
 
-    overrides = {"local_worker": local_worker}
+    overrides: dict[str, object] = {"local_worker": local_worker}
     if token:
         overrides["api_token"] = token
+    if queue:
+        overrides["queue_url"] = queue
     settings = ServiceSettings(**overrides)
     if not is_loopback(host) and not settings.api_token:
         raise ServeError(f"binding to {host} exposes the server beyond this machine: set I2V_API_TOKEN or pass --share-token")
     check_port(host, port)
+    if settings.queue_url:
+        check_queue(settings.queue_url)
     log_path = setup_logging(settings.folder)
     from i2v.web.app import create_app
 

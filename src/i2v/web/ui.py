@@ -135,7 +135,7 @@ def build_ui(service: Service) -> gr.Blocks:
 
     def cancel(job_id: str | None):
         if job_id:
-            service.store.request_cancel(job_id)
+            service.cancel(job_id)
         return gr.update()
 
     def history():
@@ -207,6 +207,12 @@ def build_ui(service: Service) -> gr.Blocks:
                 rerun_button = gr.Button(t("rerun"), size="sm")
                 delete_button = gr.Button(t("delete"), size="sm", variant="stop")
 
+        with gr.Accordion("Workers · 工作节点", open=False):
+            workers_box = gr.Markdown(elem_id="workers")
+            refresh_workers = gr.Button(t("refresh"), size="sm")
+        refresh_workers.click(lambda: workers_markdown(service.workers()), None, workers_box)
+        demo.load(lambda: workers_markdown(service.workers()), None, workers_box)
+
         inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade]
         plan_button.click(plan_preview, [image, resolution, frames, steps, guidance, allow_degrade], plan_box)
         refine_button.click(refine_preview, [prompt, refiner], [refined, tags])
@@ -264,6 +270,24 @@ def model_choices() -> list[tuple[str, str]]:
             state = "downloaded" if isinstance(try_to_load_from_cache(model, "model_index.json"), str) else "not downloaded"
         choices.append((f"{model} — {state}", model))
     return choices
+
+
+def workers_markdown(workers: list[dict[str, Any]]) -> str:
+    """The worker pool as a table: who holds which model on which device, and what it is doing."""
+    from i2v.advisor import format_bytes
+
+    if not workers:
+        return "No worker is connected yet. 暂无工作节点。"
+    rows = ["| worker | models | device | free memory | current job | heartbeat |", "|---|---|---|---|---|---|"]
+    for worker in workers:
+        free = worker.get("free_bytes")
+        age = worker.get("heartbeat_age_seconds")
+        rows.append(
+            f"| {worker.get('name', '?')} | {', '.join(worker.get('models') or [])} | "
+            f"{worker.get('device_name') or worker.get('device') or '?'} | {format_bytes(free) if free else '-'} | "
+            f"{worker.get('current_job') or 'idle'} | {f'{age:.0f} s ago' if age is not None else '-'} |"
+        )
+    return "\n".join(rows)
 
 
 def plan_markdown(report: dict[str, Any]) -> str:

@@ -1,0 +1,360 @@
+"""The serve node's side of the Redis queue: send jobs to per-model Huey queues, apply workers' events to the job
+table and the outputs folder, re-queue jobs whose worker stopped heartbeating, and rebuild Redis's share of the
+state after Redis lost it.
+
+One background thread does the applying and the reaping, so the two never race; API threads only send and cancel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from huey import RedisHuey
+from huey.api import TaskWrapper
+
+from i2v.errors import I2VError
+from i2v.media.files import atomic_path, write_json
+from i2v.service.config import ServiceSettings
+from i2v.service.distributed import (
+    CANCEL_TTL,
+    EPOCH,
+    EVENTS,
+    GROUP,
+    Event,
+    cancel_key,
+    connect,
+    lease_holder,
+    lease_key,
+    list_workers,
+    model_queue,
+    ticket_key,
+)
+from i2v.service.remote import RESULT_FILES, RemoteWorker
+from i2v.service.store import Job, JobStore
+from i2v.service.worker import Outcome, finish_values
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "serve"  # one serve node: a fixed consumer name lets a restarted node re-read what it had not applied
+BATCH = 64
+
+
+class RedisJobQueue:
+    """The queue interface of `i2v serve` when `I2V_QUEUE_URL` names a Redis server."""
+
+    kind = "redis"
+
+    def __init__(self, settings: ServiceSettings, store: JobStore, outputs: Path):
+        assert settings.queue_url
+        self.settings = settings
+        self.store = store
+        self.outputs = outputs
+        self.client = connect(settings.queue_url)
+        self.local: RemoteWorker | None = None
+        if settings.local_worker:
+            from i2v.request import default_model
+
+            self.local = RemoteWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
+        self._queues: dict[str, tuple[RedisHuey, TaskWrapper]] = {}
+        self._unsent: set[str] = set()
+        self._missing_since: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="i2v-dispatch", daemon=True)
+        self._backlog = True  # first read what a previous run of this node received but did not apply
+        self._reconciled = False
+
+    @property
+    def local_worker(self) -> bool:
+        return self.local is not None
+
+    # -- called from request handlers -------------------------------------------------------------------------
+
+    def enqueue(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        try:
+            self._send_or_fail(job)
+        except redis.RedisError as error:
+            log.warning("job %s stays queued until Redis is back: %s", job_id, error)
+            with self._lock:
+                self._unsent.add(job_id)
+
+    def cancel(self, job_id: str) -> None:
+        """Reach a running job's worker at its next step; a queued job's message is skipped by whoever pops it."""
+        job = self.store.get(job_id)
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(cancel_key(job_id), 1, ex=CANCEL_TTL)
+                if job is None or job.state not in ("queued", "running"):
+                    pipe.delete(ticket_key(job_id))
+                pipe.execute()
+        except redis.RedisError as error:
+            log.warning("cancel of %s reaches its worker once Redis is back: %s", job_id, error)
+
+    def pending(self) -> int:
+        return self.store.count("queued")
+
+    def workers(self) -> list[dict[str, Any]]:
+        try:
+            return list_workers(self.client)
+        except redis.RedisError as error:
+            log.warning("cannot list workers: %s", error)
+            return []
+
+    # -- life cycle -------------------------------------------------------------------------------------------
+
+    def start(self, max_requeues: int) -> None:
+        """Re-queueing uses `settings.max_requeues` (the same value the embedded queue is given here)."""
+        try:
+            self._reconcile()
+        except redis.RedisError as error:
+            log.warning("Redis unreachable at start-up (%s); jobs are sent when it is back", error)
+        self._thread.start()
+        if self.local is not None:
+            from i2v.service.queue import EmbeddedConsumer
+
+            self.local.start_embedded(EmbeddedConsumer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.local is not None:
+            self.local.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    # -- sending ----------------------------------------------------------------------------------------------
+
+    def _queue(self, model: str) -> tuple[RedisHuey, TaskWrapper]:
+        with self._lock:
+            if model not in self._queues:
+                self._queues[model] = model_queue(self.client, model, _never_here)
+            return self._queues[model]
+
+    def _send_or_fail(self, job: Job) -> None:
+        """Send the job's next attempt; a job whose input image is gone fails with that reason."""
+        try:
+            self._send(job, job.attempts + 1)
+        except OSError as error:
+            self.store.finish(job.id, "failed", error=f"the input image cannot be read any more: {error}")
+
+    def _send(self, job: Job, attempt: int) -> None:
+        """Ticket and message in one transaction: a worker never sees a message without its ticket."""
+        huey, task = self._queue(job.request["model"])
+        image = Path(job.image_path)
+        payload = {
+            "job_id": job.id,
+            "attempt": attempt,
+            "request": job.request,
+            "image": image.read_bytes(),
+            "image_suffix": image.suffix,
+            "lease_seconds": self.settings.lease_seconds,
+        }
+        message = huey.serialize_task(task.s(payload))
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(ticket_key(job.id), attempt)
+            pipe.lpush(huey.storage.queue_key, message)
+            pipe.execute()
+
+    def _reconcile(self) -> None:
+        """Make Redis hold what the table says is in flight: re-send queued jobs whose ticket is missing (never
+        sent, or Redis lost it) and restore running jobs' tickets, so their workers keep going."""
+        try:
+            self.client.xgroup_create(EVENTS, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        jobs = self.store.jobs_in_state("queued", "running")
+        tickets = self.client.mget([ticket_key(job.id) for job in jobs]) if jobs else []
+        resent = []
+        for job, ticket in zip(jobs, tickets):
+            if ticket is not None:
+                continue
+            if job.state == "queued":
+                self._send_or_fail(job)
+                resent.append(job.id)
+            else:
+                self.client.set(ticket_key(job.id), job.attempts, nx=True)
+        if resent:
+            log.warning("sent %d queued job(s) to Redis again: %s", len(resent), ", ".join(resent))
+        with self._lock:
+            self._unsent.difference_update(resent)
+        self._missing_since.clear()
+        self.client.set(EPOCH, secrets.token_hex(8))
+        self._reconciled = True
+
+    def _flush_unsent(self) -> None:
+        with self._lock:
+            waiting = sorted(self._unsent)
+            self._unsent.clear()
+        for job_id in waiting:
+            self.enqueue(job_id)
+
+    # -- the background loop ----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        down = False
+        next_reap = 0.0
+        while not self._stop.is_set():
+            try:
+                if not self._reconciled:
+                    self._reconcile()
+                elif not self.client.exists(EPOCH):
+                    log.warning("Redis has lost its data (restarted?): rebuilding the queue from the job table")
+                    self._reconcile()
+                self._flush_unsent()
+                self._apply(self._read())
+                if time.monotonic() >= next_reap:
+                    self._reap()
+                    next_reap = time.monotonic() + min(self.settings.lease_seconds / 4, 1.0)
+                if down:
+                    log.info("Redis is back")
+                down = False
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                if not down:
+                    log.warning("Redis unreachable (%s); retrying", error)
+                down = True
+                self._stop.wait(0.5)
+            except Exception:  # noqa: BLE001 - this thread must outlive any one bad event
+                log.exception("dispatch loop error")
+                self._stop.wait(0.5)
+
+    def _read(self) -> list[tuple[bytes, Event | None]]:
+        start = "0" if self._backlog else ">"
+        try:
+            reply = self.client.xreadgroup(GROUP, CONSUMER, {EVENTS: start}, count=BATCH, block=None if self._backlog else 500)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._reconcile()
+            return []
+        entries = reply[0][1] if reply else []
+        if self._backlog and not entries:
+            self._backlog = False
+        return [(entry_id, _parse(entry_id, fields)) for entry_id, fields in entries]
+
+    def _apply(self, entries: list[tuple[bytes, Event | None]]) -> None:
+        """Apply a batch in order; a progress event followed by any later event of the same job is skipped."""
+        later: set[str] = set()
+        keep = []
+        for _, event in reversed(entries):
+            if event is None:
+                continue
+            if event.kind != "progress" or event.job_id not in later:
+                keep.append(event)
+            later.add(event.job_id)
+        for event in reversed(keep):
+            self._apply_one(event)
+        if entries:
+            ids = [entry_id for entry_id, _ in entries]
+            self.client.xack(EVENTS, GROUP, *ids)
+            self.client.xdel(EVENTS, *ids)
+
+    def _apply_one(self, event: Event) -> None:
+        job = self.store.get(event.job_id)
+        if job is None:
+            return
+        if job.state == "queued" and job.attempts == event.attempt - 1:
+            # The first event of an attempt claims it (the `started` event may have been lost with Redis's data).
+            job = self.store.claim(event.job_id, event.worker, attempt=event.attempt) or self.store.get(event.job_id)
+        if job is None or job.state != "running" or job.attempts != event.attempt:
+            if job is not None and job.state == "cancelled":
+                self.cancel(job.id)  # cancelled here meanwhile (e.g. from the UI): stop that worker
+            return
+        if event.kind == "progress":
+            self.store.update(job.id, attempt=event.attempt, progress=event.data["progress"])
+        elif event.kind == "finished":
+            self._finish(job, event)
+        elif event.kind == "interrupted":
+            self._release(job, f"worker {event.worker} stopped")
+
+    def _finish(self, job: Job, event: Event) -> None:
+        outcome = Outcome(event.data["state"], dict(event.data["values"]), event.data.get("seed"))
+        if outcome.state == "succeeded":
+            try:
+                outcome.values.update(self._write_files(job, event))
+            except I2VError as error:
+                outcome = Outcome("failed", {"error": f"the result could not be stored: {error}"})
+        if self.store.finish(job.id, outcome.state, attempt=event.attempt, worker=event.worker,
+                             **finish_values(outcome, job.request)):
+            self.client.delete(ticket_key(job.id))
+            return
+        for column in ("video_path", "metadata_path", "thumbnail_path"):  # lost a race with a cancel: no orphans
+            if outcome.values.get(column):
+                Path(outcome.values[column]).unlink(missing_ok=True)
+
+    def _write_files(self, job: Job, event: Event) -> dict[str, str]:
+        """The worker's files into this node's outputs, atomically; the metadata says where they are now."""
+        paths = {name: self.outputs / f"{job.id}{suffix}" for name, suffix in RESULT_FILES.items()}
+        for name in ("video", "thumbnail"):
+            with atomic_path(paths[name]) as temp:
+                temp.write_bytes(event.files[name])
+        metadata = json.loads(event.files["metadata"])
+        metadata.setdefault("output", {})["path"] = str(paths["video"].resolve())
+        metadata.setdefault("request", {})["image"] = job.image_path
+        metadata["worker"] = event.worker
+        write_json(paths["metadata"], metadata)
+        return {"video_path": str(paths["video"]), "metadata_path": str(paths["metadata"]),
+                "thumbnail_path": str(paths["thumbnail"])}
+
+    def _release(self, job: Job, reason: str) -> None:
+        state = self.store.release(job.id, job.attempts, self.settings.max_requeues, reason)
+        if state == "queued":
+            log.warning("job %s: %s; re-queued (attempt %d)", job.id, reason, job.attempts + 1)
+            self.enqueue(job.id)
+        elif state is not None:
+            log.warning("job %s: %s; now %s", job.id, reason, state)
+            self.client.delete(ticket_key(job.id))
+
+    def _reap(self) -> None:
+        """Running jobs whose lease has been missing for `lease_seconds` lost their worker: re-queue them. A queued
+        job holding a lease for its next attempt is running (its `started` event was lost): mark it so, and it is
+        watched like the others. Cancels made straight on the table (the UI) are passed on here too."""
+        jobs = self.store.jobs_in_state("queued", "running")
+        leases = self.client.mget([lease_key(job.id) for job in jobs]) if jobs else []
+        running = []
+        for job, lease in zip(jobs, leases):
+            if job.state == "running":
+                running.append((job, lease))
+            elif lease is not None:
+                worker, attempt = lease_holder(lease)
+                claimed = self.store.claim(job.id, worker, attempt=attempt) if attempt == job.attempts + 1 else None
+                if claimed is not None:
+                    running.append((claimed, lease))
+        now = time.monotonic()
+        alive = set()
+        for job, lease in running:
+            key = (job.id, job.attempts)
+            alive.add(key)
+            if job.cancel_requested:
+                self.client.set(cancel_key(job.id), 1, ex=CANCEL_TTL)
+            if lease is not None:
+                self._missing_since.pop(key, None)
+            elif now - self._missing_since.setdefault(key, now) >= self.settings.lease_seconds:
+                self._missing_since.pop(key, None)
+                self._release(job, "its worker stopped heartbeating")
+        for key in set(self._missing_since) - alive:
+            del self._missing_since[key]
+
+
+def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Event | None:
+    """None for an entry to acknowledge and skip: deleted before a crash (no fields) or not ours (malformed)."""
+    if not fields:
+        return None
+    try:
+        return Event.parse(fields)
+    except (KeyError, ValueError, UnicodeDecodeError):
+        log.warning("skipping malformed event %s in %s", entry_id, EVENTS)
+        return None
+
+
+def _never_here(payload: dict[str, Any]) -> None:
+    raise RuntimeError("the serve node only sends jobs; workers run them")
