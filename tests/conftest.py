@@ -6,10 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import make_photo
 
 # Tests never reach the hub: a missing model must fail fast with our message, not try the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tiny models are too small to gain from threads; on 2 shared cores, one thread avoids oversubscription
+# with the servers and workers the tests start.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
