@@ -40,6 +40,7 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
         "seed": 7,
         "model": str(tiny_model),
         "scheduler": "ddim",
+        "allow_degrade": False,
         "refiner": "rules",
     }
     assert metadata["refined_prompt"]["source"] == "rules"
