@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 from PIL import Image
+from diffusers.utils import logging as diffusers_logging
 from rich.console import Console
 from rich.table import Table
 
@@ -77,7 +78,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="denoising steps per dtype (the first is warm-up)")
     parser.add_argument("--skip-cpu", action="store_true", help="only print the FLOPs table")
     args = parser.parse_args()
-    console = Console()
+    diffusers_logging.set_verbosity_error()  # "modules kept in float32" notices on every dtype switch
+    console = Console(width=140)
     flops_table(console)
     if not args.skip_cpu:
         cpu_step_times(console, args.steps)
