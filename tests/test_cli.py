@@ -205,3 +205,17 @@ def test_plan_fits_1024p_32_frames_on_24gib_where_the_request_as_given_does_not(
 def test_plan_rejects_a_bad_vram_size(photo_path):
     result = run_cli("plan", str(photo_path), "--vram", "lots")
     assert result.returncode == 2 and "--vram" in result.stderr
+
+
+def test_plan_may_lower_settings_the_user_did_not_type(photo_path):
+    result = run_cli("plan", str(photo_path), "--vram", "6GiB", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["fits"] is True
+    typed = json.loads(run_cli("plan", str(photo_path), "--vram", "6GiB", "--frames", "16", "--resolution", "512p", "--json").stdout)
+    assert typed["plan"]["frames"] == 16  # typed by the user: left alone without --allow-degrade
+
+
+def test_serve_without_any_worker_is_refused(tmp_path):
+    result = run_cli("serve", "--no-local-worker", "--port", "7999", env={"I2V_HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1 and "needs --queue" in result.stderr

@@ -185,12 +185,11 @@ OPTION_FIELDS = {"frames": "num_frames", "guidance": "guidance_scale"}
 def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **options: Any) -> GenerationRequest:
     """A request holding only the settings the user typed (plus the model), so the advisor knows which ones it
     may change and which the user fixed."""
-    from click.core import ParameterSource
-
     fields: dict[str, Any] = {"image": image, "prompt": prompt, "model": options.pop("model", None) or default_model()}
     for name, value in options.items():
         source = ctx.get_parameter_source(name)
-        given = source is not None and source is not ParameterSource.DEFAULT and value is not None
+        # By name: typer may ship its own copy of click, whose ParameterSource is a different class.
+        given = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP") and value is not None
         if name == "refiner" or given:
             fields[OPTION_FIELDS.get(name, name)] = value
     return GenerationRequest(**fields)

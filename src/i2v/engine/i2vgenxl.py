@@ -118,9 +118,9 @@ class I2VGenXLSampler(DiffusionPipeline):
         positions = [torch.full_like(latent, (index + 1) / (num_frames - 1)) for index in range(num_frames - 1)]
         return torch.cat([latent, *positions], dim=2)
 
-    def decode(self, latents: torch.Tensor, chunk_size: int = 1, tiling: bool = False) -> torch.Tensor:
-        """Latents (1×C×F×h×w) to float32 frames in [0, 1], F×H×W×3 on the CPU, `chunk_size` frames at a time."""
-        self.vae.enable_tiling() if tiling else self.vae.disable_tiling()
+    def decode(self, latents: torch.Tensor, chunk_size: int = 1) -> torch.Tensor:
+        """Latents (1×C×F×h×w) to float32 frames in [0, 1], F×H×W×3 on the CPU, `chunk_size` frames at a time
+        (tiled when the run enabled VAE tiling)."""
         latents = latents / self.vae.config.scaling_factor
         per_frame = latents[0].permute(1, 0, 2, 3)
         frames = []
@@ -175,6 +175,8 @@ class I2VGenXLSampler(DiffusionPipeline):
 
         stage("encode")
         started = time.perf_counter()
+        # Tiling is VAE state: set it for this run, so the first-frame encode never inherits the last job's.
+        self.vae.enable_tiling() if vae_tiling else self.vae.disable_tiling()
         text = self.encode_text(prompt, clip_skip)
         negative_text = self.encode_text(negative_prompt, clip_skip) if guided else None
         image_embeds = self.encode_image(image, width)
@@ -246,9 +248,8 @@ class I2VGenXLSampler(DiffusionPipeline):
 
         stage("decode")
         started = time.perf_counter()
-        frames = self.decode(latents, decode_chunk_size, vae_tiling)
+        frames = self.decode(latents, decode_chunk_size)
         timings["decode"] = time.perf_counter() - started
-        self.maybe_free_model_hooks()
         return SamplerOutput(frames=frames, timings=timings)
 
 
@@ -347,6 +348,9 @@ class I2VGenXLBackend:
             # The stage that failed, for callers that recover by stage (the advisor's out-of-memory ladder).
             error.i2v_stage = reached[-1]
             raise
+        finally:
+            # After a cancel or an error too: with model offload, nothing may stay on the device between jobs.
+            self.pipeline.maybe_free_model_hooks()
         frames = (output.frames.numpy() * 255).round().astype(np.uint8)
         return BackendOutput(frames=frames, timings=output.timings, notes=notes)
 

@@ -225,6 +225,7 @@ class RedisJobQueue:
                 self._stop.wait(0.5)
             except Exception:  # noqa: BLE001 - this thread must outlive any one bad event
                 log.exception("dispatch loop error")
+                self._backlog = True  # re-read the entries this batch left unacknowledged, not only new ones
                 self._stop.wait(0.5)
 
     def _read(self) -> list[tuple[bytes, Event | None]]:

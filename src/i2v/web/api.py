@@ -84,7 +84,9 @@ class Service:
         with self._submit_lock:  # the queue's order must be the table's order
             self._check_queue_limit()
             upload.write_bytes(image_bytes)
-            job = self.store.create(request.model_dump(mode="json"), str(upload), job_id=job_id)
+            # Only what the client set (plus the resolved model): the advisor may change the rest.
+            stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model}
+            job = self.store.create(stored, str(upload), job_id=job_id)
             self.queue.enqueue(job.id)
         return job
 
@@ -139,8 +141,9 @@ def require_token(request: Request) -> None:
     token = request.app.state.service.settings.api_token
     if not token:
         return
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.query_params.get("token") or request.cookies.get("i2v_token")
-    if not secrets.compare_digest(given or "", token):
+    # Header or cookie only: a token in the query string would be written to access logs.
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.cookies.get("i2v_token") or ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <I2V_API_TOKEN>'")
 
 
@@ -161,15 +164,22 @@ async def submit_job(
     request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
 ) -> dict[str, Any]:
     service = service_of(request)
+    fields = _request_part(request_json)
+    data = await image.read(service.settings.max_upload_bytes + 1)
+    job = await asyncio.to_thread(service.submit, fields, data, image.filename or "")
+    return service.job_view(service.store.get(job.id))
+
+
+def _request_part(request_json: str) -> dict[str, Any]:
+    """The multipart `request` part: a JSON object of GenerationRequest fields (an `image` key is ignored)."""
     try:
         fields = json.loads(request_json or "{}")
     except json.JSONDecodeError as error:
         raise HTTPException(422, [{"loc": ["request"], "msg": f"request part is not valid JSON: {error.msg}"}]) from None
     if not isinstance(fields, dict):
         raise HTTPException(422, [{"loc": ["request"], "msg": "request part must be a JSON object of GenerationRequest fields"}])
-    data = await image.read(service.settings.max_upload_bytes + 1)
-    job = await asyncio.to_thread(service.submit, fields, data, image.filename or "")
-    return service.job_view(service.store.get(job.id))
+    fields.pop("image", None)
+    return fields
 
 
 @router.get("/jobs", summary="History, newest first")
@@ -268,21 +278,23 @@ def refine_text(body: RefineBody) -> dict[str, Any]:
 
 @router.post("/plan", summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
 async def plan_request(
+    http: Request,
     image: UploadFile = File(description="The image the job would animate"),
     request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
     vram: str | None = Form(None, description="Plan for a card with this much memory, e.g. 24GiB"),
 ) -> dict[str, Any]:
     from i2v.advisor.report import plan_report
 
+    limit = service_of(http).settings.max_upload_bytes
     try:
-        fields = json.loads(request_json or "{}")
-        request = GenerationRequest(image="upload", **{"prompt": "plan", **fields})
-    except json.JSONDecodeError as error:
-        raise HTTPException(422, [{"loc": ["request"], "msg": f"request part is not valid JSON: {error.msg}"}]) from None
+        request = GenerationRequest(image="upload", **{"prompt": "plan", **_request_part(request_json)})
     except ValidationError as error:
         raise HTTPException(422, _errors(error)) from None
+    data = await image.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)")
     try:
-        loaded = load_image(await image.read(), name=image.filename or "uploaded image")
+        loaded = await asyncio.to_thread(load_image, data, name=image.filename or "uploaded image")
         report = await asyncio.to_thread(
             plan_report, request, loaded.image.size, vram, request.allow_degrade, image=loaded.image
         )

@@ -77,6 +77,8 @@ def serve(
     settings = ServiceSettings(**overrides)
     if not is_loopback(host) and not settings.api_token:
         raise ServeError(f"binding to {host} exposes the server beyond this machine: set I2V_API_TOKEN or pass --share-token")
+    if not settings.local_worker and not settings.queue_url:
+        raise ServeError("--no-local-worker needs --queue redis://… (or I2V_QUEUE_URL): otherwise nothing runs the jobs")
     check_port(host, port)
     if settings.queue_url:
         check_queue(settings.queue_url)

@@ -310,7 +310,7 @@ def mount_ui(app: FastAPI, service: Service) -> FastAPI:
     token = service.settings.api_token
     auth = (lambda user, password: password == token) if token else None
     return gr.mount_gradio_app(
-        app, build_ui(service), path="", allowed_paths=[str(service.settings.folder)], auth=auth, i18n=I18N,
+        app, build_ui(service), path="", allowed_paths=[str(service.settings.subfolder("outputs"))], auth=auth, i18n=I18N,
         footer_links=["api", "settings"],
     )
 
