@@ -160,6 +160,8 @@ def generate(
             request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype,
             llm=_llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None,
         )
+        if cancel.is_set():  # Ctrl-C after the last denoising step: honour it, write nothing
+            raise GenerationCancelled(request.steps, request.steps)
         progress.update(task, description="writing")
         path = result.save(output, fmt=video_format, crf=crf)
     finally:
