@@ -11,7 +11,7 @@ import time
 import pytest
 
 from i2v.refine.base import TAGS, RefinedPrompt
-from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner, refine_rules
+from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
 from i2v.request import DEFAULT_NEGATIVE_PROMPT
 
 CJK = re.compile(
@@ -200,7 +200,7 @@ ODD_INPUTS = [
 
 
 def tags_of(text: str) -> set[str]:
-    return set(refine_rules(text).tags)
+    return set(RuleRefiner().refine(text).tags)
 
 
 def tag_precision_recall(table: list[tuple[str, set[str], list[str]]] = TABLE) -> tuple[float, float, int, int, int]:
@@ -233,7 +233,7 @@ def test_table_is_big_and_uses_the_vocabulary():
 @pytest.mark.parametrize("row", TABLE + BLIND, ids=_row_id)
 def test_required_words_survive_and_no_cjk(row):
     text, _, words = row
-    result = refine_rules(text)
+    result = RuleRefiner().refine(text)
     prompt = result.prompt.lower()
     for word in words:
         assert word in prompt, f"{word!r} missing from {result.prompt!r}"
@@ -263,18 +263,18 @@ def test_precision_and_recall_floor():
 
 
 def test_required_cases_read_well():
-    assert refine_rules("猫转头").prompt == "A cat turning its head."
-    assert refine_rules("镜头向左平移，海浪拍打沙滩").prompt == "Waves crashing onto a sandy beach, camera panning to the left."
-    assert refine_rules("慢动作，一个女孩在雨中跳舞").prompt == "A girl dancing in the rain, slow motion."
-    assert refine_rules("镜头不动，猫慢慢转头").prompt == "A cat turning its head slowly, static camera."
+    assert RuleRefiner().refine("猫转头").prompt == "A cat turning its head."
+    assert RuleRefiner().refine("镜头向左平移，海浪拍打沙滩").prompt == "Waves crashing onto a sandy beach, camera panning to the left."
+    assert RuleRefiner().refine("慢动作，一个女孩在雨中跳舞").prompt == "A girl dancing in the rain, slow motion."
+    assert RuleRefiner().refine("镜头不动，猫慢慢转头").prompt == "A cat turning its head slowly, static camera."
 
 
 def test_fields():
-    result = refine_rules("镜头向左平移，海浪拍打沙滩")
+    result = RuleRefiner().refine("镜头向左平移，海浪拍打沙滩")
     assert result.subject == "waves"
     assert result.motion == "crashing onto a sandy beach"
     assert result.camera == "camera panning to the left"
-    english = refine_rules("a hummingbird hovering near a flower, zoom in")
+    english = RuleRefiner().refine("a hummingbird hovering near a flower, zoom in")
     assert english.subject == "a hummingbird"
     assert english.motion.startswith("hovering")
     assert english.camera == "camera zooming in"
@@ -291,13 +291,13 @@ def test_odd_input_never_raises(text):
 
 def test_nothing_understood_gives_an_honest_generic_prompt():
     for text in ("🐱🐶🌊", "？？？", "的的的", "壁虎嗑瓜子"):
-        result = refine_rules(text)
+        result = RuleRefiner().refine(text)
         assert result.prompt == GENERIC_PROMPT
         assert result.notes
 
 
 def test_unknown_chinese_is_dropped_and_named_in_notes():
-    result = refine_rules("火焰在壁炉里燃烧，旁边有个咕噜噜")
+    result = RuleRefiner().refine("火焰在壁炉里燃烧，旁边有个咕噜噜")
     assert "flames burning" in result.prompt.lower()
     assert any(note.startswith("not understood:") and "咕噜噜" in note for note in result.notes)
     assert not CJK.search(result.prompt)
@@ -305,8 +305,8 @@ def test_unknown_chinese_is_dropped_and_named_in_notes():
 
 def test_unknown_english_is_kept_as_written():
     text = "a xylophonist serenading quokkas beneath crenellated ramparts"
-    assert refine_rules(text).prompt == "A xylophonist serenading quokkas beneath crenellated ramparts."
-    mixed = refine_rules("a xylophonist serenading quokkas, pan right")
+    assert RuleRefiner().refine(text).prompt == "A xylophonist serenading quokkas beneath crenellated ramparts."
+    mixed = RuleRefiner().refine("a xylophonist serenading quokkas, pan right")
     assert mixed.prompt == "A xylophonist serenading quokkas, camera panning to the right."
     assert mixed.tags == ["pan_right"]
 
@@ -314,34 +314,34 @@ def test_unknown_english_is_kept_as_written():
 def test_no_invented_content():
     invented = ("sun", "light", "rain", "weather", "cinematic", "beautiful", "person", "people", "wind")
     for text in ("猫转头", "海浪动", "火箭升空", "a dog running, zoom in"):
-        prompt = refine_rules(text).prompt.lower()
+        prompt = RuleRefiner().refine(text).prompt.lower()
         assert not [word for word in invented if re.search(rf"\b{word}\b", prompt)], prompt
 
 
 def test_settings_hint_follows_tags():
-    hint = refine_rules("慢动作，一个女孩在雨中跳舞").settings_hint
+    hint = RuleRefiner().refine("慢动作，一个女孩在雨中跳舞").settings_hint
     assert hint is not None and hint.num_frames == 24 and hint.fps == 8
-    assert refine_rules("猫转头").settings_hint is None
-    assert refine_rules("镜头不动，猫转头").settings_hint.guidance_scale == 9.0
+    assert RuleRefiner().refine("猫转头").settings_hint is None
+    assert RuleRefiner().refine("镜头不动，猫转头").settings_hint.guidance_scale == 9.0
 
 
 def test_negative_prompt():
-    assert refine_rules("猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
-    assert refine_rules("镜头不动，猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert RuleRefiner().refine("猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert RuleRefiner().refine("镜头不动，猫转头").negative_prompt == DEFAULT_NEGATIVE_PROMPT
     for text in ("猫一动不动地坐着", "a motionless cat on a sofa", "女孩静静地坐着"):
-        negative = refine_rules(text).negative_prompt.lower()
+        negative = RuleRefiner().refine(text).negative_prompt.lower()
         assert "motionless" not in negative and "static" not in negative
         assert "blurry" in negative
 
 
 def test_long_prompt_gets_a_note():
-    result = refine_rules(", ".join(["a cat walking slowly across a sunny garden"] * 10))
+    result = RuleRefiner().refine(", ".join(["a cat walking slowly across a sunny garden"] * 10))
     assert any("77 tokens" in note for note in result.notes)
-    assert not any("77 tokens" in note for note in refine_rules("猫转头").notes)
+    assert not any("77 tokens" in note for note in RuleRefiner().refine("猫转头").notes)
 
 
 def test_orbit_without_direction_defaults_right_with_a_note():
-    result = refine_rules("镜头环绕")
+    result = RuleRefiner().refine("镜头环绕")
     assert result.tags == ["orbit_right"]
     assert any("orbit direction" in note for note in result.notes)
 
@@ -355,11 +355,11 @@ def test_image_is_accepted_and_ignored():
 
 
 def test_fast_after_first_use():
-    refine_rules("猫转头")
+    RuleRefiner().refine("猫转头")
     texts = [row[0] for row in TABLE]
     start = time.perf_counter()
     for text in texts:
-        refine_rules(text)
+        RuleRefiner().refine(text)
     per_call = (time.perf_counter() - start) / len(texts)
     assert per_call < 0.005, f"{per_call * 1000:.2f} ms per call"
 
@@ -376,4 +376,4 @@ if __name__ == "__main__":
     for text, expected, _ in BLIND:
         got = tags_of(text)
         if got != expected:
-            print(f"  {text!r}: expected {sorted(expected)}, got {sorted(got)} -> {refine_rules(text).prompt}")
+            print(f"  {text!r}: expected {sorted(expected)}, got {sorted(got)} -> {RuleRefiner().refine(text).prompt}")

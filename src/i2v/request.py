@@ -15,8 +15,6 @@ DEFAULT_NEGATIVE_PROMPT = (
     "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
     "disconnected limbs, Ugly faces, incomplete arms"
 )
-#: The model's training shape; presets keep the image's aspect ratio around it.
-TRAINING_SIZE = (1280, 704)
 #: Preset name -> side of the square with the same pixel count ("512p" = as many pixels as 512x512).
 RESOLUTION_PRESETS = {"256p": 256, "512p": 512, "768p": 768, "1024p": 1024}
 #: target_fps values the model saw in training (clips sampled at 8 or 16 fps).

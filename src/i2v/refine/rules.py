@@ -1235,11 +1235,6 @@ class RuleRefiner:
             return _generic(f"rule refiner error ({type(error).__name__}); generic prompt used")
 
 
-def refine_rules(text: str) -> RefinedPrompt:
-    """One-shot convenience around RuleRefiner."""
-    return RuleRefiner().refine(text)
-
-
 def _generic(note: str) -> RefinedPrompt:
     return RefinedPrompt(prompt=GENERIC_PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, source="rules", notes=[note])
 
