@@ -1,0 +1,102 @@
+"""Content words reach the prompt: the dictionary behind the rules refiner's lexicon (issue 13).
+
+EVERYDAY was written before the dictionary was built and never used to change it: everyday motion descriptions
+as a new user would type them, each with the content words a correct prompt must carry. A content word is
+"alt1|alt2": any one of its English spellings counts. Run `python tests/test_refine_dictionary.py` for the table.
+"""
+
+from __future__ import annotations
+
+import re
+
+from i2v.refine.rules import RuleRefiner
+
+CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+#: The four phrases issue 13 was filed with.
+ISSUE: list[tuple[str, set[str], list[str]]] = [
+    ("老人在公园里打太极拳", set(), ["elderly|old", "park", "tai chi|taiji|shadowbox"]),
+    ("火车穿过隧道", set(), ["train", "through", "tunnel"]),
+    ("烟花在夜空中绽放", set(), ["firework", "night sky", "bloom"]),
+    ("风吹动窗帘，阳光洒进房间", set(), ["wind", "curtain", "sunlight", "pour|spill|sprinkl|stream|shin", "room"]),
+]
+
+# (text, expected tags (exact set), content words)
+EVERYDAY: list[tuple[str, set[str], list[str]]] = [
+    ("小女孩在沙滩上堆沙堡", set(), ["girl", "beach", "sandcastle|sand castle", "build|pil|mak"]),
+    ("厨师在厨房里切菜", set(), ["chef|cook", "kitchen", "cut|chop|slic", "vegetable"]),
+    ("渔船在港口里摇晃，镜头向右平移", {"pan_right"}, ["fishing boat", "harbor|harbour|port", "sway|rock"]),
+    ("雨滴打在窗户玻璃上", set(), ["raindrop", "window", "glass", "hit|strik|beat|fall|tap"]),
+    ("一只黑猫在屋顶上散步", set(), ["black cat", "roof", "stroll|walk"]),
+    ("孩子们在操场上放风筝", set(), ["children", "playground|sports ground", "kite", "fly"]),
+    ("老爷爷在河边钓鱼，夕阳西下", set(), ["old man", "river", "fishing", "sun"]),
+    ("地铁列车驶入站台", set(), ["subway|metro|underground", "train", "platform", "enter|pull|driv|into"]),
+    ("蒲公英的种子随风飘散", set(), ["dandelion", "seed", "wind", "drift|scatter|dispers"]),
+    ("街头艺人在弹奏小提琴", set(), ["street", "performer|artist|busker|musician", "violin", "play"]),
+    ("雪山下的湖泊倒映着蓝天", set(), ["snow", "mountain", "lake", "reflect|mirror", "blue sky"]),
+    ("松鼠在树枝上啃松果", set(), ["squirrel", "branch", "gnaw|nibbl|chew|bit", "pine cone|pinecone"]),
+    ("镜头缓缓推近，一杯热咖啡冒着热气", {"dolly_in"}, ["hot", "coffee", "steam"]),
+    ("暴风雨中闪电划破夜空", set(), ["storm", "lightning", "night sky", "split|cut|slash|cross|rip|tear|streak|pierc"]),
+    ("工人在工地上搬砖", set(), ["worker", "construction site|building site", "brick", "carry|mov"]),
+    ("一列蒸汽火车冒着白烟驶过田野", set(), ["steam", "train", "white smoke", "field", "pass|driv|cross"]),
+    ("海豚跃出水面", set(), ["dolphin", "leap|jump", "water"]),
+    ("少女在樱花树下读信", set(), ["girl", "cherry", "tree", "read", "letter"]),
+    ("跑步的人在江边慢跑，延时摄影", {"timelapse"}, ["river", "jog", "runner|person|people"]),
+    ("舞狮队在街上表演", set(), ["lion dance", "street", "perform"]),
+    ("龙舟在河上比赛", set(), ["dragon boat", "river", "race|compet"]),
+    ("小孩吹肥皂泡", set(), ["child", "blow", "bubble"]),
+    ("妈妈在厨房里包饺子", set(), ["mother", "kitchen", "dumpling", "wrap|mak"]),
+    ("瀑布从悬崖上倾泻而下，航拍", set(), ["waterfall", "cliff", "pour|rush|cascad|gush|tumbl", "aerial"]),
+    ("秋天的落叶铺满小路", set(), ["autumn|fall", "leaves", "path|trail|lane|road", "cover|carpet"]),
+    ("一辆出租车在雨夜的街道上疾驰", set(), ["taxi", "rain", "night", "street", "speed|rac|dash|gallop"]),
+    ("蜡烛在生日蛋糕上燃烧", set(), ["candle", "birthday", "cake", "burn"]),
+    ("年轻人在酒吧里喝啤酒", set(), ["young", "bar|pub", "drink", "beer"]),
+    ("镜头环绕一座古老的寺庙", {"orbit_right"}, ["ancient", "temple"]),
+    ("云雾缭绕的山峰", set(), ["cloud|mist", "mountain|peak", "swirl|curl|linger|wreath|shroud"]),
+    ("a man jogging along the river, 镜头跟拍", set(), ["man", "jogging", "river", "tracking"]),
+    ("熊猫宝宝在雪地里打滚", set(), ["panda", "baby|cub", "snow", "roll"]),
+    ("向日葵在阳光下随风摇摆", set(), ["sunflower", "sunlight|sun", "wind", "sway"]),
+    ("士兵在城墙上站岗", set(), ["soldier", "wall", "guard|sentry|sentinel"]),
+    ("一艘帆船在海上航行，镜头拉远", {"zoom_out"}, ["sailboat", "sea", "sail"]),
+    ("猫咪用爪子拍打毛线球", set(), ["cat", "paw|claw", "yarn|wool", "pat|swat|hit|bat|strik"]),
+    ("小男孩在雪地里堆雪人", set(), ["boy", "snow", "snowman", "build|pil|mak"]),
+    ("高铁在桥上飞驰", set(), ["high-speed|bullet|high speed", "train|rail", "bridge", "speed|dash|rac"]),
+    ("喷泉在广场中央喷水", set(), ["fountain", "square|plaza", "center|centre|middle", "spray|spurt|gush|spout"]),
+    ("一位老奶奶在织毛衣", set(), ["old woman", "knit", "sweater|jumper"]),
+    ("海边的灯塔闪着光，慢动作", {"slow_motion"}, ["sea", "lighthouse", "flash|shin|light|glow|gleam"]),
+    ("荷叶上的露珠滚动", set(), ["lotus", "leaf|leaves", "dew", "roll"]),
+    ("机器人在实验室里走动", set(), ["robot", "laborator|lab", "walk"]),
+    ("金色的麦浪在风中起伏", set(), ["golden", "wheat", "wave", "wind", "rising and falling|undulat|ripp"]),
+    ("zoom in on 一只正在吃草的羊", {"zoom_in"}, ["sheep", "eat|graz", "grass"]),
+    ("警车闪着警灯穿过十字路口", set(), ["police car", "light|siren|lamp", "crossroad|intersection", "pass|through|cross"]),
+]
+
+
+def kept(prompt: str, words: list[str]) -> list[bool]:
+    """For each content word, whether one of its spellings is in the prompt."""
+    low = prompt.lower()
+    return [any(alt in low for alt in word.split("|")) for word in words]
+
+
+def coverage(table: list[tuple[str, set[str], list[str]]]) -> tuple[int, int]:
+    """(content words kept, content words asked for) over a table."""
+    got = total = 0
+    for text, _, words in table:
+        flags = kept(RuleRefiner().refine(text).prompt, words)
+        got += sum(flags)
+        total += len(flags)
+    return got, total
+
+
+if __name__ == "__main__":
+    from test_refine_rules import tag_precision_recall
+
+    for name, table in (("issue", ISSUE), ("everyday", EVERYDAY)):
+        got, total = coverage(table)
+        p, r, *_ = tag_precision_recall(table)
+        print(f"{name}: {len(table)} phrases, content words kept {got}/{total} = {got / total:.1%}, "
+              f"tag precision {p:.3f}, recall {r:.3f}")
+        for text, _, words in table:
+            result = RuleRefiner().refine(text)
+            missing = [w for w, ok in zip(words, kept(result.prompt, words)) if not ok]
+            print(f"  {text} -> {result.prompt}" + (f"   MISSING {missing}" if missing else ""))
