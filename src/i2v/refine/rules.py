@@ -8,8 +8,10 @@ input and answers in a few milliseconds. The method is deliberately simple and p
    clause, so that "镜头向左" is read as a camera move and not as the subject moving left.
 3. Read what is left. An all-English clause is kept as the user wrote it (only tidied): the video model
    reads English, and rewriting words we do not know would lose them. A clause with Chinese in it is
-   segmented with jieba (plus our lexicon) and rebuilt as "[subject] [action] [manner] [environment]"
-   from the lexicon; Chinese words the lexicon lacks are dropped and reported in `notes`.
+   segmented with jieba (plus our lexicon) and rebuilt as "[subject] [action] [manner] [place]". The
+   curated lexicon wins where it has a word (it knows camera language and picks the video-friendly sense);
+   CC-CEDICT (`dictionary.py`) translates the rest, as a noun or a verb by the word's place in the clause,
+   and `notes` lists what it translated. Only words neither knows are dropped, and `notes` names them.
 4. Append the camera phrases: "..., camera panning to the left, slow motion."
 
 Nothing is added that the user did not say: no weather, light, style or objects.
@@ -24,6 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from i2v.refine import dictionary
 from i2v.refine.base import CAMERA_TAGS, TEMPO_TAGS, RefinedPrompt, settings_hint_for
 from i2v.request import DEFAULT_NEGATIVE_PROMPT
 
@@ -264,6 +267,7 @@ ACTIONS: dict[str, Verb] = {
     "手持": V("holding", "holding {obj}"), "环绕": V("surrounding", "surrounding {obj}"),
     "围绕": V("surrounding", "surrounding {obj}"), "绕着": V("circling", "circling {obj}"), "绕": V("circling", "circling {obj}"),
     "摇动": V("swaying"), "摇": V("swaying"), "走来": V("walking over"), "跑来": V("running over"),
+    "打太极拳": V("practicing tai chi"), "打太极": V("practicing tai chi"),
     "飞来": V("flying in"), "露出": V("revealing", "revealing {obj}"), "展示": V("showing", "showing {obj}"),
     "放大": V("growing larger"), "变大": V("growing bigger"), "缩小": V("shrinking"), "变小": V("shrinking"),
     "冒出来": V("rising"), "升腾": V("rising"), "拉开": V("pulling open", "pulling open {obj}"),
@@ -280,6 +284,7 @@ ADJECTIVES: dict[str, str] = {
     "毛茸茸": "fluffy", "蓬松": "fluffy", "高大": "tall", "长": "long", "短": "short", "安静": "quiet", "平静": "calm",
     "明亮": "bright", "黑暗": "dark", "热": "hot", "冷": "cold", "湿": "wet", "干枯": "dry", "透明": "transparent",
     "熊熊": "blazing", "汹涌": "rough", "巨型": "giant", "复古": "vintage", "金属": "metal", "木": "wooden", "木头": "wooden",
+    "波光粼粼": "glistening",
 }
 
 MANNER: dict[str, str] = {
@@ -356,6 +361,7 @@ PARTICLES = frozenset({
     "生成", "制作", "一段", "帮我", "帮", "我", "我们", "想要", "希望", "所有", "整个",
     "个", "只", "位", "条", "匹", "辆", "艘", "朵", "棵", "片", "架", "名", "根", "把", "张", "座", "对", "颗", "盏",
     "枚", "株", "团", "缕", "阵", "面", "其", "此", "该", "而", "且", "同时", "好", "真",
+    "们", "所", "像", "好像", "仿佛", "似的", "一样", "一般", "般", "整", "整片", "全", "全部", "每", "各",
 })
 
 QUANTITY_WORDS: dict[str, str] = {
@@ -368,7 +374,7 @@ NUMERALS: dict[str, str] = {
     "一": "one", "二": "two", "两": "two", "三": "three", "四": "four", "五": "five", "六": "six", "七": "seven",
     "八": "eight", "九": "nine", "十": "ten", "几": "several", "数": "several",
 }
-_CLASSIFIERS = "个只位条匹辆艘朵棵群片架头名根把杯张座对堆串阵缕团株颗盏面枚道"
+_CLASSIFIERS = "个只位条匹辆艘朵棵群片架头名根把杯张座对堆串阵缕团株颗盏面枚道列件块本扇间封粒排束幅首"
 _QUANTITY_RE = re.compile(rf"^([一二两三四五六七八九十几数]|\d+)([{_CLASSIFIERS}])$")
 _DEFINITE_RE = re.compile(rf"^[这那]([{_CLASSIFIERS}]|些)?$")
 
@@ -693,7 +699,8 @@ for _category, _words in (("toward", TOWARD), ("at", AT), ("and", AND), ("neg", 
                           ("ignore", PARTICLES)):
     for _word in _words:
         _LEXICON.setdefault(_word, (_category, _word))
-_MAX_WORD = max(len(w) for w in _LEXICON)
+#: Longest piece tried when splitting a word neither the lexicon nor the dictionary has whole.
+_MAX_PIECE = max(6, *(len(w) for w in _LEXICON))
 
 _jieba: Any = None
 _jieba_lock = threading.Lock()
@@ -734,19 +741,21 @@ def _segment(chinese: str) -> tuple[list[str], bool]:
 
 @dataclass
 class Token:
-    kind: str  # a lexicon category, or num / qty / english / unknown
+    kind: str  # a lexicon category, or num / qty / english / unknown / dict
     value: Any
     raw: str
+    joined: bool = False  # a later piece of a word jieba gave whole: 面包师 = 面包 + 师 names one thing
 
 
-def _lexicon_tokens(word: str) -> list[Token]:
-    """Split a jieba word the lexicon lacks by forward maximum matching; what is left is unknown."""
+def _lexicon_tokens(word: str, guess: bool = True) -> list[Token]:
+    """Split a jieba word we lack by forward maximum matching over the lexicon and the dictionary (the
+    lexicon first at equal length); what neither knows is unknown."""
     tokens: list[Token] = []
     i = 0
     while i < len(word):
-        for size in range(min(_MAX_WORD, len(word) - i), 0, -1):
+        for size in range(min(_MAX_PIECE, len(word) - i), 0, -1):
             piece = word[i:i + size]
-            known = _known(piece)
+            known = _known(piece) or (_guess(piece) if guess else None)
             if known is not None:
                 tokens.append(known)
                 i += size
@@ -779,23 +788,63 @@ def _known(word: str) -> Token | None:
     return None
 
 
+def _guess(word: str) -> Token | None:
+    """A dictionary word, its role (noun or verb) still open: the reader decides from its neighbours."""
+    sense = dictionary.lookup(word)
+    return Token("dict", sense, word) if sense is not None else None
+
+
 _GRAMMAR = frozenset({"loc", "at", "de", "ignore", "toward", "neg", "dir", "and"})
 
 
 def _classify(word: str, whole_word: bool) -> list[Token]:
-    """Tokens for one segment. A jieba word we lack is split into lexicon words only when that is plainly
-    grammar around one content word (坐在 = 坐 + 在, 脸上 = 脸 + 上); 火车站 is not 火车 + 站 ("a train standing"),
-    so such words stay whole and unknown rather than turning into invented content."""
+    """Tokens for one segment: the lexicon's word; its lexicon pieces when that is plain grammar around one
+    content word (坐在 = 坐 + 在, 海上 = 海 + 上: "on the sea", not the dictionary's "maritime"); else the
+    dictionary's whole word (火车站 is "train station", not 火车 + 站, "a train standing"); else its pieces,
+    lexicon or dictionary; unknown when a piece is unknown."""
     known = _known(word)
     if known is not None:
         return [known]
-    pieces = _lexicon_tokens(word)
-    if not whole_word:
+    pieces = _lexicon_tokens(word, guess=False)
+    if all(p.kind != "unknown" for p in pieces) and len([p for p in pieces if p.kind not in _GRAMMAR]) <= 1:
         return pieces
-    content = [p for p in pieces if p.kind not in _GRAMMAR]
-    if all(p.kind != "unknown" for p in pieces) and len(content) <= 1:
+    guess = _guess(word)
+    if guess is not None:
+        return [guess]
+    pieces = _lexicon_tokens(word)
+    for piece in pieces[1:]:
+        piece.joined = True
+    if not whole_word or all(p.kind != "unknown" for p in pieces):
         return pieces
     return [Token("unknown", None, word)]
+
+
+def _merge_idioms(words: list[str]) -> list[str]:
+    """Rejoin jieba's pieces of a dictionary idiom or set phrase ("夕阳" "西下" -> 夕阳西下) before splitting, and
+    move a boundary our lexicon's weights pulled too far: "夜" "空中" -> "夜空" "中"."""
+    words = list(words)
+    for i in range(len(words) - 1):
+        first, second = words[i], words[i + 1]
+        if (first not in _LEXICON and len(second) > 1 and second in _LEXICON and second[1:] in _LEXICON
+                and dictionary.lookup(first + second[0]) is not None):
+            words[i], words[i + 1] = first + second[0], second[1:]
+    merged: list[str] = []
+    i = 0
+    while i < len(words):
+        for j in range(min(len(words), i + 4), i + 1, -1):
+            span = words[i:j]
+            joined = "".join(span)
+            # Words all in the lexicon are understood already (and need no dictionary loaded).
+            if 3 <= len(joined) <= 8 and not all(w in _LEXICON for w in span) \
+                    and not any(w in _LEXICON and _LEXICON[w][0] in _GRAMMAR for w in span) \
+                    and dictionary.lookup(joined) is not None:
+                merged.append(joined)
+                i = j
+                break
+        else:
+            merged.append(words[i])
+            i += 1
+    return merged
 
 
 def _tokens(clause: str) -> list[Token]:
@@ -805,7 +854,7 @@ def _tokens(clause: str) -> list[Token]:
         chinese, english, digits, other = match.groups()
         if chinese:
             words, whole = _segment(chinese)
-            for word in words:
+            for word in _merge_idioms(words) if whole else words:
                 for token in _classify(word, whole):
                     if token.kind == "unknown" and tokens and tokens[-1].kind == "unknown":
                         tokens[-1].raw += token.raw
@@ -959,15 +1008,102 @@ def _english_chunk(text: str) -> Token:
     if first in EN_MANNERS or (first.endswith("ly") and len(first) > 4):
         return Token("english_manner", text, text)
     if first in EN_PREPOSITIONS:
-        return Token("english_env", text, text)
+        # What a camera phrase left behind ("zoom in on 一只羊" -> "on") says nothing on its own.
+        rest = {w.lower() for w in words} - EN_PREPOSITIONS - _EN_CAMERA_FILLER
+        return Token("english_env", text, text) if rest else Token("ignore", text, text)
     return Token("english_noun", text, text)
+
+
+#: A direction after a verb (洒进房间, 跃出水面): (alone, before an object).
+_COMPLEMENTS: dict[str, tuple[str, str]] = {
+    "出": ("out", "out of"), "进": ("in", "into"), "入": ("in", "into"), "回": ("back", "back to"),
+    "起": ("up", "up"), "开": ("open", "open"), "满": ("all over", "all over"),
+}
+#: Grammar words after which a dictionary word is a noun: classifiers, 把/被 and aspect markers put an object next.
+_BEFORE_NOUN = frozenset(_CLASSIFIERS) | {"把", "被", "将", "给", "让", "使", "请", "着", "了"}
+_NOUN_PLURALS = frozenset({"people", "children", "men", "women", "clothes", "police"})
+
+
+def _guessed_noun(sense: dictionary.Sense) -> Noun:
+    last = sense.noun.split()[-1]
+    plural = (last in _NOUN_PLURALS or " and " in sense.noun
+              or (last.endswith("s") and not last.endswith(("ss", "us", "is", "ics"))))
+    if sense.noun.startswith("the "):
+        return Noun(sense.noun[4:], "the")
+    return Noun(sense.noun, "plural" if plural else "count", "their" if sense.person or plural else "its")
+
+
+def _role(sense: dictionary.Sense, before: Token | None, after: Token | None, joined: bool = False) -> str:
+    """noun, verb or adj for a dictionary word, from its neighbours: after 在/这个/a verb it is a noun (a place,
+    an object), after a subject, a place or a manner it is the action; else the dictionary's first sense."""
+    if sense.noun and sense.primary == "noun" and after is not None and after.kind == "de" and not sense.person:
+        return "adj"  # 潮湿的街道 "a damp street", 蒲公英的种子 "dandelion seeds": a modifier, not an owner
+    if not sense.verb or not sense.noun:
+        return "verb" if sense.verb else "noun"
+    if after is not None and after.kind == "loc":
+        return "noun"
+    if before is None:
+        return sense.primary
+    if (before.kind in ("at", "toward", "qty", "adj", "de", "verb", "english_verb") or before.raw in _BEFORE_NOUN
+            or (before.kind == "noun" and joined)):
+        return "noun"
+    if before.kind in ("noun", "english_noun", "loc", "env", "manner", "english_manner", "dir", "ignore", "neg"):
+        return "verb"
+    return sense.primary
+
+
+def _compound(modifier: Noun, head: Noun) -> Noun:
+    """Two nouns side by side are one thing named by the second: 窗户玻璃 "window glass", 熊猫宝宝 "panda baby"."""
+    first = modifier.one or modifier.en if modifier.kind == "plural" else modifier.en
+    return Noun(f"{first} {head.en}", head.kind, head.pos, plural=f"{first} {head.plural_form()}",
+                one=f"{first} {head.one}" if head.one else "", part=head.part)
+
+
+def _resolve_guesses(tokens: list[Token]) -> tuple[list[Token], list[str]]:
+    """Dictionary words become nouns, verbs or adjectives by their place in the clause; a direction after a verb
+    joins it; nouns side by side join. Also returns what the dictionary translated, for `notes`."""
+    out: list[Token] = []
+    guessed: list[str] = []
+    for i, token in enumerate(tokens):
+        before = out[-1] if out else None
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        across = token.raw == "过" and after is not None and after.kind in ("noun", "dict", "qty", "adj")
+        if (token.kind == "dict" and token.raw in _COMPLEMENTS or across) and before is not None \
+                and before.kind == "verb":
+            alone, prep = _COMPLEMENTS.get(token.raw, ("past", "past"))
+            ing = before.value.ing
+            out[-1] = Token("verb", Verb(f"{ing} {alone}", f"{ing} {prep} {{obj}}"), before.raw + token.raw)
+            guessed.append(f"{token.raw} = {prep}")
+            continue
+        if token.kind == "dict" and token.raw in _COMPLEMENTS and before is None:
+            continue  # 进 left over where a camera phrase was cut out ("镜头向前推进")
+        if token.kind == "dict":
+            sense = token.value
+            role = _role(sense, before, after, token.joined)
+            if role == "verb":
+                token = Token("verb", Verb(*dictionary.verb_forms(sense.verb)), token.raw)
+                guessed.append(f"{token.raw} = to {sense.verb}")
+            elif role == "adj":
+                token = Token("adj", sense.noun, token.raw)
+                guessed.append(f"{token.raw} = {sense.noun}")
+            else:
+                token = Token("noun", _guessed_noun(sense), token.raw)
+                guessed.append(f"{token.raw} = {sense.noun}")
+        if (token.kind == "noun" and before is not None and before.kind == "noun" and not token.value.part
+                and "pron" not in (token.value.kind, before.value.kind)
+                and not {token.raw, before.raw} & set(REFERENCES)):
+            out[-1] = Token("noun", _compound(before.value, token.value), before.raw + token.raw)
+            continue
+        out.append(token)
+    return out, guessed
 
 
 class _ClauseReader:
     """Reads one clause's tokens left to right; a run-on clause ("猫转头狗跑") comes back as several."""
 
     def __init__(self, tokens: list[Token]) -> None:
-        self.tokens = [_english_chunk(t.raw) if t.kind == "english" else t for t in tokens]
+        self.tokens, self.guessed = _resolve_guesses(
+            [_english_chunk(t.raw) if t.kind == "english" else t for t in tokens])
         self.i = 0
         self.clause = Clause()
         self.done: list[Clause] = []
@@ -1142,10 +1278,14 @@ class _ClauseReader:
 
 _ON_NOUNS = frozenset({"sandy beach", "beach", "grass", "street", "road", "bridge", "ice", "snow", "lake surface",
                        "water surface", "sea surface", "shore", "rock", "stone"})
+#: Head words of dictionary nouns one is on, not in: "on the moon surface", "on the rooftop".
+_ON_HEADS = frozenset({"surface", "roof", "rooftop", "floor", "ground", "table", "road", "street", "path", "bridge",
+                       "beach", "shore", "wall", "platform", "hill", "hillside", "slope", "deck", "stage", "lawn"})
 
 
 def _default_preposition(phrase: NounPhrase) -> str:
-    return "on" if phrase.noun.en in _ON_NOUNS else "in"
+    on = phrase.noun.en in _ON_NOUNS or phrase.noun.en.split()[-1] in _ON_HEADS
+    return "on" if on else "in"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1217,6 +1357,7 @@ class _Reading:
     parts: list[_Part] = field(default_factory=list)
     hits: list[CameraHit] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    guessed: list[str] = field(default_factory=list)  # "隧道 = tunnel": what the dictionary translated
     still: bool = False
     subject: str = ""
     motion: str = ""
@@ -1261,8 +1402,12 @@ def _read(text: str) -> _Reading:
             previous = None
             continue
         reading.hits += cn_hits + en_hits
+        if cn_hits:  # the clause named the camera for its move: a 镜头 left over is not a subject ("镜头仰拍")
+            rest = _CN_CAMERA_CONTEXT.sub(lambda m: " " * len(m.group()), rest)
         reading.still |= bool(_STILL_EN.search(_CJK_RE.sub(" ", rest)) or _STILL_CN.search(rest))
-        clauses = _ClauseReader(_tokens(rest)).read()
+        reader = _ClauseReader(_tokens(rest))
+        clauses = reader.read()
+        reading.guessed += reader.guessed
         for n, clause in enumerate(clauses):
             previous = _add_clause(clause, previous, ends_sentence and n == len(clauses) - 1, reading)
     return reading
@@ -1344,6 +1489,8 @@ def _assemble(reading: _Reading) -> RefinedPrompt:
     if {"pan_left", "pan_right"} <= set(tags) or ("static_camera" in tags and MOVING_TAGS & set(tags)):
         notes.append(f"conflicting camera instructions: {', '.join(tags)}")
     dropped = [d for d in dict.fromkeys(d.strip() for d in reading.dropped) if d]
+    if reading.guessed:
+        notes.append(f"from the dictionary: {', '.join(dict.fromkeys(reading.guessed))}")
     if dropped:
         notes.append(f"not understood: {', '.join(dropped)}")
     if not reading.parts and not said:
