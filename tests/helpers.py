@@ -53,11 +53,13 @@ def free_port() -> int:
 class ServerProcess:
     """`i2v serve` as a real process on a loopback port, with its own data folder."""
 
-    def __init__(self, home, model, port: int | None = None, env: dict | None = None, args: tuple[str, ...] = ()):
+    def __init__(self, home, model, port: int | None = None, env: dict | None = None, args: tuple[str, ...] = (),
+                 health_headers: dict | None = None):
         self.home, self.model = home, model
         self.port = port or free_port()
         self.env = env or {}
         self.args = args
+        self.health_headers = health_headers or {}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -79,7 +81,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
-                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/api/v1/health", headers=self.health_headers, timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

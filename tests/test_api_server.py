@@ -132,8 +132,9 @@ def test_queue_position_is_reported(client):
         (None, {**SMALL, "num_frames": 99}, 422, "num_frames: must be between 8 and 32, got 99"),
         (None, {**SMALL, "prompt": "  "}, 422, "prompt is empty"),
         (None, {**SMALL, "image": "/etc/passwd", "bogus": 1}, 422, "bogus: is not a setting"),
-        (b"\x89PNG" + b"\0" * 2_100_000, SMALL, 413, "the limit is 2000000"),
+        (b"\x89PNG" + b"\0" * 2_100_000, SMALL, 413, "over the 2000000-byte limit"),
     ],
+    ids=["not-an-image", "empty", "frames-99", "blank-prompt", "unknown-field", "over-limit"],
 )
 def test_bad_uploads_get_4xx_with_reasons(client, image, fields, status, reason):
     response = submit(client, fields, image=image)
@@ -178,6 +179,8 @@ def test_refine_and_health_endpoints(client):
     assert health["status"] == "ok" and health["local_worker"] is True
     assert client.get("/docs").status_code == 200
     assert "/api/v1/jobs" in client.get("/openapi.json").json()["paths"]
+    models = client.get("/api/v1/models").json()["models"]
+    assert [m["default"] for m in models].count(True) == 1
 
 
 def test_second_server_on_the_same_port_exits_1(server, tmp_path):

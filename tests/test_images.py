@@ -133,3 +133,26 @@ def test_cover_crop_fills_target_and_keeps_centre():
     assert crop.size == (64, 64)
     wide = cover_crop(photo, (128, 32))
     assert wide.size == (128, 32)
+
+
+@pytest.mark.parametrize("size", [(1, 20000), (20000, 1), (900, 100)])
+def test_extreme_aspect_ratio_is_refused_with_the_ratio_and_limit(size):
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    with pytest.raises(InvalidInputError, match=r"aspect ratio of .*:1; the limit is 8:1") as raised:
+        load_image(buffer.getvalue())
+    assert raised.value.field == "image"
+
+
+@pytest.mark.parametrize(
+    ("size", "target"),
+    [((96, 64), (64, 64)), ((451, 300), (512, 320)), ((427, 640), (256, 256)), ((1000, 300), (128, 64)), ((95, 64), (64, 64)), ((64, 2000), (64, 128))],
+)
+def test_cover_crop_matches_scale_then_crop_without_scaling_the_whole_image(size, target):
+    """The reference scales the whole image and crops; we scale only the kept box. Same pixels, bounded memory."""
+    image = make_photo(*size)
+    scale = min(image.width / target[0], image.height / target[1])
+    full = image.resize((round(image.width // scale), round(image.height // scale)), resample=Image.BOX)
+    left, top = (full.width - target[0]) // 2, (full.height - target[1]) // 2
+    expected = np.asarray(full.crop((left, top, left + target[0], top + target[1])), dtype=int)
+    assert np.abs(np.asarray(cover_crop(image, target), dtype=int) - expected).max() == 0

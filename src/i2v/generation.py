@@ -52,17 +52,29 @@ _backend_key: tuple | None = None
 
 
 def get_backend(model: str, *, device: str | None = None, dtype: str | None = None) -> Backend:
-    """The loaded backend for `model`, kept between calls; loading another model releases the previous one."""
+    """The loaded backend for `model`, kept between calls; loading another model releases the previous one.
+
+    A model that cannot be found is refused before anything is released, and a load that fails after the
+    release brings the previous model back, so one bad job never leaves a worker without the model it served.
+    """
     global _backend, _backend_key
     key = (model, device, dtype)
     with _backend_lock:
         if _backend is None or _backend_key != key:
-            from i2v.engine.loading import free_memory
+            from i2v.engine.loading import free_memory, resolve_model
             from i2v.engine.registry import load_backend
 
+            resolve_model(model)
+            previous = _backend_key if _backend is not None else None
             _backend = None
             free_memory()
-            _backend = load_backend(model, device=device, dtype=dtype)
+            try:
+                _backend = load_backend(model, device=device, dtype=dtype)
+            except Exception:
+                if previous is not None:
+                    _backend = load_backend(previous[0], device=previous[1], dtype=previous[2])
+                    _backend_key = previous
+                raise
             _backend_key = key
         return _backend
 

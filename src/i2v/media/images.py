@@ -18,6 +18,9 @@ SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # camera MPO files open thro
 #: Guard against decompression bombs; `I2V_MAX_IMAGE_PIXELS` raises it.
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_USEFUL_SIDE = 256
+#: Longer side over shorter side beyond which an image is refused: the cover crop would keep a sliver of it,
+#: and scaling its short side up to the frame would allocate without bound (a 1×20000 PNG is a few hundred bytes).
+MAX_IMAGE_ASPECT = 8.0
 _pillow_guard_lock = threading.Lock()
 
 
@@ -43,12 +46,12 @@ def load_image(source: str | Path | bytes, *, name: str | None = None) -> Loaded
         path = Path(source).expanduser()
         label = name or str(path)
         if not path.exists():
-            raise InvalidInputError(f"image not found: {label}")
+            raise InvalidInputError(f"image not found: {label}", field="image")
         if path.is_dir():
-            raise InvalidInputError(f"image path is a folder, not a file: {label}")
+            raise InvalidInputError(f"image path is a folder, not a file: {label}", field="image")
         data = path.read_bytes()
     if not data:
-        raise InvalidInputError(f"image file is empty (0 bytes): {label}")
+        raise InvalidInputError(f"image file is empty (0 bytes): {label}", field="image")
 
     limit = max_image_pixels()
     try:
@@ -58,13 +61,21 @@ def load_image(source: str | Path | bytes, *, name: str | None = None) -> Loaded
             raise InvalidInputError(
                 f"image is {width}×{height} = {width * height / 1e6:.3g} megapixels, over the "
                 f"{limit / 1e6:.3g} MP limit: downscale it (the model works at about 1 MP), "
-                "or raise I2V_MAX_IMAGE_PIXELS"
+                "or raise I2V_MAX_IMAGE_PIXELS",
+                field="image",
+            )
+        aspect = max(width, height) / max(min(width, height), 1)
+        if aspect > MAX_IMAGE_ASPECT:
+            raise InvalidInputError(
+                f"image is {width}×{height}, an aspect ratio of {aspect:.4g}:1; the limit is {MAX_IMAGE_ASPECT:g}:1 "
+                "(video frames are at most 2:1, so almost all of it would be cropped away): crop it closer to the frame you want",
+                field="image",
             )
         image.load()
     except UnidentifiedImageError:
-        raise InvalidInputError(f"not a supported image: {label} (expected PNG, JPEG, WebP or BMP)") from None
+        raise InvalidInputError(f"not a supported image: {label} (expected PNG, JPEG, WebP or BMP)", field="image") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"image file is truncated or corrupt: {label} ({exc})") from None
+        raise InvalidInputError(f"image file is truncated or corrupt: {label} ({exc})", field="image") from None
 
     source_format = image.format or "unknown"
     source_size = image.size
@@ -112,11 +123,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Scale `image` to cover `size` (box filter), then crop the centre: I2VGen-XL's "wide crop".
 
-    The arithmetic follows the original implementation exactly, so our conditioning matches the reference.
+    The arithmetic follows the original implementation exactly, so our conditioning matches the reference, but
+    the crop is applied as the source box of the resize: only the kept region is ever scaled, so memory stays
+    at one output frame whatever the image's shape.
     """
     target_w, target_h = size
     scale = min(image.width / target_w, image.height / target_h)
-    resized = image.resize((round(image.width // scale), round(image.height // scale)), resample=Image.BOX)
-    left = (resized.width - target_w) // 2
-    top = (resized.height - target_h) // 2
-    return resized.crop((left, top, left + target_w, top + target_h))
+    full_w, full_h = round(image.width // scale), round(image.height // scale)
+    left = (full_w - target_w) // 2
+    top = (full_h - target_h) // 2
+    if left < 0 or top < 0:  # floor rounding left the scaled image a pixel short: it is no larger than the frame
+        resized = image.resize((full_w, full_h), resample=Image.BOX)
+        return resized.crop((left, top, left + target_w, top + target_h))
+    x_ratio, y_ratio = image.width / full_w, image.height / full_h
+    box = (left * x_ratio, top * y_ratio, (left + target_w) * x_ratio, (top + target_h) * y_ratio)
+    return image.resize((target_w, target_h), resample=Image.BOX, box=box)

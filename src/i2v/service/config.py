@@ -24,6 +24,22 @@ class ServiceSettings(BaseSettings):
         default=15.0, gt=0, description="Redis mode: a running job whose worker stopped renewing its lease this long is re-queued."
     )
     local_worker: bool = True
+    models: str = Field(
+        default="",
+        description="Comma-separated models (hub ids or local folders) clients may pick besides the default I2V_MODEL.",
+    )
+    min_free_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Free space the data folder must keep beyond an upload (room for outputs)."
+    )
+    cors_origins: str = Field(default="", description="Comma-separated origins allowed to call the API from a browser.")
+
+    @property
+    def model_list(self) -> list[str]:
+        return [model.strip() for model in self.models.split(",") if model.strip()]
+
+    @property
+    def origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def folder(self) -> Path:

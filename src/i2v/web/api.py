@@ -1,6 +1,8 @@
 """REST API (FastAPI): submit, watch, cancel and fetch jobs; refine and plan without generating.
 
-A job's files are reached only through its id; no path from a request ever touches the filesystem.
+The OpenAPI document is the contract: every route declares its response model and every status it can answer,
+and every error has one body shape (`ErrorBody`). A job's files are reached only through its id; no path from a
+request ever touches the filesystem. Domain errors (i2v.errors) are mapped to statuses here and only here.
 """
 
 from __future__ import annotations
@@ -8,197 +10,225 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import secrets
-import statistics
-import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from i2v.errors import I2VError
+from i2v.errors import (
+    I2VError,
+    InvalidInputError,
+    JobNotFoundError,
+    JobStateError,
+    QueueFullError,
+    StorageFullError,
+    StoreUnavailableError,
+    UploadTooLargeError,
+)
 from i2v.media.images import load_image
-from i2v.request import GenerationRequest, validation_messages
-from i2v.service.config import ServiceSettings
-from i2v.service.queue import Queue
-from i2v.service.store import FINISHED, Job, JobStore
+from i2v.refine.base import RefinedPrompt
+from i2v.request import GenerationRequest
+from i2v.service.jobs import JobPage, JobService, JobView, parse_request_part, request_error
+from i2v.service.store import FINISHED
+from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit, add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
-EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
-#: Retry-After when no job has finished yet to measure from.
-DEFAULT_RETRY_SECONDS = 10
-MAX_RETRY_SECONDS = 600
+#: Deepest history page a client may ask for (SQLite's OFFSET is a 64-bit integer; far below that is plenty).
+MAX_OFFSET = 1_000_000_000
+#: How much of a client's own value an error message quotes back.
+ECHO_CHARS = 80
+
+#: Domain error class -> HTTP status. The first match in MRO order wins.
+STATUS = {
+    UploadTooLargeError: 413,
+    InvalidInputError: 422,
+    JobNotFoundError: 404,
+    JobStateError: 409,
+    QueueFullError: 429,
+    StorageFullError: 507,
+    StoreUnavailableError: 503,
+}
 
 
-class Service:
-    """Everything a request handler needs: settings, the job store and the queue."""
-
-    def __init__(self, settings: ServiceSettings, store: JobStore, queue: Queue):
-        self.settings = settings
-        self.store = store
-        self.queue = queue
-        self._submit_lock = threading.Lock()
-
-    def job_view(self, job: Job) -> dict[str, Any]:
-        base = f"/api/v1/jobs/{job.id}"
-        done = job.state == "succeeded"
-        return {
-            "id": job.id,
-            "state": job.state,
-            "progress": job.progress,
-            "queue_position": self.store.queue_position(job),
-            "request": job.request,
-            "refined_prompt": job.refined_prompt,
-            "plan": job.plan,
-            "timings": job.timings,
-            "warnings": job.warnings or [],
-            "error": job.error,
-            "attempts": job.attempts,
-            "worker": job.worker,
-            "created_at": job.created_at.isoformat() if job.created_at else None,
-            "updated_at": job.updated_at.isoformat() if job.updated_at else None,
-            "video_url": f"{base}/video" if done else None,
-            "metadata_url": f"{base}/metadata" if done else None,
-            "thumbnail_url": f"{base}/thumbnail" if done else None,
-        }
-
-    def submit(self, request_fields: dict[str, Any], image_bytes: bytes, filename: str) -> Job:
-        """Validate the image by content and the settings by the request model, store both, enqueue."""
-        if len(image_bytes) > self.settings.max_upload_bytes:
-            raise HTTPException(413, f"image is {len(image_bytes)} bytes; the limit is {self.settings.max_upload_bytes} (I2V_MAX_UPLOAD_BYTES)")
-        try:
-            loaded = load_image(image_bytes, name=filename or "uploaded image")
-        except I2VError as error:
-            raise HTTPException(422, [{"loc": ["image"], "msg": str(error)}]) from None
-        job_id = secrets.token_hex(8)
-        upload = self.settings.subfolder("uploads") / f"{job_id}{EXTENSIONS.get(loaded.source_format, '.png')}"
-        fields = {key: value for key, value in request_fields.items() if key != "image"}
-        try:
-            request = GenerationRequest(image=upload, **fields)
-        except ValidationError as error:
-            raise HTTPException(422, _errors(error)) from None
-        with self._submit_lock:  # the queue's order must be the table's order
-            self._check_queue_limit()
-            upload.write_bytes(image_bytes)
-            # Only what the client set (plus the resolved model): the advisor may change the rest.
-            stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model}
-            job = self.store.create(stored, str(upload), job_id=job_id)
-            self.queue.enqueue(job.id)
-        return job
-
-    def _check_queue_limit(self) -> None:
-        """Back-pressure: past `I2V_QUEUE_LIMIT` waiting jobs, 429 with about when one slot frees."""
-        limit = self.settings.queue_limit
-        if limit is None:
-            return
-        waiting = self.store.count("queued")
-        if waiting < limit:
-            return
-        seconds = self.retry_after()
-        raise HTTPException(
-            429,
-            f"the queue is full ({waiting} jobs waiting, limit {limit}, I2V_QUEUE_LIMIT): retry in about {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
-
-    def retry_after(self) -> int:
-        """Seconds until a worker likely frees a slot: the mean of recent run times over the number of workers."""
-        runs = self.store.recent_run_seconds()
-        per_job = statistics.fmean(runs) if runs else DEFAULT_RETRY_SECONDS
-        return min(max(math.ceil(per_job / max(len(self.workers()), 1)), 1), MAX_RETRY_SECONDS)
-
-    def cancel(self, job_id: str) -> Job | None:
-        """A queued job is cancelled at once; a running one, on whichever worker, at its next denoising step."""
-        job = self.store.request_cancel(job_id)
-        if job is not None:
-            self.queue.cancel(job_id)
-        return job
-
-    def workers(self) -> list[dict[str, Any]]:
-        """Live workers: name, models, device and its free memory, current job, last heartbeat (for the UI too)."""
-        return self.queue.workers()
-
-    def delete(self, job: Job) -> None:
-        for path in (job.video_path, job.metadata_path, job.thumbnail_path, job.image_path):
-            if path:
-                Path(path).unlink(missing_ok=True)
-        self.store.delete(job.id)
+class FieldProblem(BaseModel):
+    field: str = Field(description="The part of the request at fault: a GenerationRequest field, `image`, `request`, a query parameter …")
+    message: str
 
 
-def _errors(error: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": field.split("."), "msg": f"{field}: {message}"} for field, message in validation_messages(error)]
+class ErrorBody(BaseModel):
+    """Every error the API answers has this shape."""
+
+    detail: str = Field(description="What was wrong and what to do, for people")
+    code: str = Field(description="Stable machine-readable reason, e.g. invalid_input, upload_too_large, job_not_found, queue_full")
+    errors: list[FieldProblem] = Field(default_factory=list, description="One entry per bad field, when fields are at fault")
 
 
-def service_of(request: Request) -> Service:
+def error_response(status: int, code: str, detail: str, errors: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(detail=detail, code=code, errors=[FieldProblem(field=f, message=m) for f, m in errors or []])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _described(status: int, description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: Statuses every route can answer.
+COMMON = {401: _described(401, "Missing or wrong token (only when the server has I2V_API_TOKEN set)"), 422: _described(422, "A parameter is invalid")}
+NOT_FOUND = {404: _described(404, "No job with that id")}
+UPLOAD = {
+    400: _described(400, "The body is not valid multipart form data"),
+    413: _described(413, "The upload is over I2V_MAX_UPLOAD_BYTES"),
+    422: _described(422, "The image or a setting is invalid (errors lists each field)"),
+}
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok")
+    model_loaded: str | None = Field(description="The model this process holds in memory, if any")
+    device: str | None
+    dtype: str | None
+    queued: int
+    running: int
+    local_worker: bool = Field(description="Whether this process runs jobs itself")
+    queue: str = Field(description="sqlite (embedded) or redis")
+
+
+class Worker(BaseModel):
+    model_config = {"extra": "allow"}
+
+    name: str
+    models: list[str] = Field(default_factory=list)
+    device: str | None = None
+    device_name: str | None = None
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    model_loaded: bool | None = None
+    current_job: str | None = None
+    last_heartbeat: float | None = None
+    heartbeat_age_seconds: float | None = None
+
+
+class Workers(BaseModel):
+    workers: list[Worker]
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="The value to put in a request's `model`")
+    where: str = Field(description="configured, local folder, downloaded, or on worker NAME")
+    default: bool
+
+
+class Models(BaseModel):
+    models: list[ModelInfo]
+
+
+class RefineBody(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    refiner: str = Field(default="rules", pattern="^(rules|llm)$")
+
+
+class PlanReport(BaseModel):
+    """The advisor's answer: the plan that fits, its predicted peak against the budget, what changed and why."""
+
+    model_config = {"extra": "allow"}
+
+    device: dict[str, Any]
+    predicted_peak_bytes: int
+    unconstrained_peak_bytes: int
+    unconstrained_fits: bool
+    budget_bytes: int
+    margin: float
+    fits: bool
+    changes: list[str]
+    plan: dict[str, Any]
+    stages: dict[str, Any]
+    peak_stage: str
+    warnings: list[str]
+    predicted_seconds: float
+
+
+def service_of(request: Request) -> JobService:
     return request.app.state.service
 
 
-def require_token(request: Request) -> None:
-    token = request.app.state.service.settings.api_token
-    if not token:
-        return
-    # Header or cookie only: a token in the query string would be written to access logs.
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.cookies.get("i2v_token") or ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <I2V_API_TOKEN>'")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses=COMMON)
 
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+#: How a client follows a submitted job: the 202's `id` is every job route's `job_id`.
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetJob", "getJob"), ("JobEvents", "jobEvents"), ("CancelJob", "cancelJob"), ("DeleteJob", "deleteJob"),
+        ("JobVideo", "jobVideo"), ("JobMetadata", "jobMetadata"), ("JobThumbnail", "jobThumbnail"), ("JobImage", "jobImage"),
+    )
+}
 
 
-def _job_or_404(service: Service, job_id: str) -> Job:
-    job = service.store.get(job_id) if len(job_id) <= 32 else None
-    if job is None:
-        raise HTTPException(404, f"no job {job_id!r}")
-    return job
-
-
-@router.post("/jobs", status_code=202, summary="Submit a job: multipart with an `image` file and a `request` JSON part")
+@router.post(
+    "/jobs", status_code=202, response_model=JobView, operation_id="submitJob",
+    summary="Submit a job: multipart with an `image` file and a `request` JSON part",
+    responses={202: {"links": JOB_LINKS}, **UPLOAD, 429: {**_described(429, "Too many jobs waiting (I2V_QUEUE_LIMIT)"), "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a slot likely frees"}}},
+               507: _described(507, "The server's data folder is full")},
+)
 async def submit_job(
     request: Request,
     image: UploadFile = File(description="PNG, JPEG, WebP or BMP; checked by content"),
     request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
-) -> dict[str, Any]:
+) -> JobView:
     service = service_of(request)
-    fields = _request_part(request_json)
+    fields = parse_request_part(request_json)
     data = await image.read(service.settings.max_upload_bytes + 1)
     job = await asyncio.to_thread(service.submit, fields, data, image.filename or "")
-    return service.job_view(service.store.get(job.id))
+    return service.view(service.get(job.id))
 
 
-def _request_part(request_json: str) -> dict[str, Any]:
-    """The multipart `request` part: a JSON object of GenerationRequest fields (an `image` key is ignored)."""
-    try:
-        fields = json.loads(request_json or "{}")
-    except json.JSONDecodeError as error:
-        raise HTTPException(422, [{"loc": ["request"], "msg": f"request part is not valid JSON: {error.msg}"}]) from None
-    if not isinstance(fields, dict):
-        raise HTTPException(422, [{"loc": ["request"], "msg": "request part must be a JSON object of GenerationRequest fields"}])
-    fields.pop("image", None)
-    return fields
+@router.get("/jobs", response_model=JobPage, operation_id="listJobs", summary="History, newest first")
+def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> JobPage:
+    return service_of(request).page(limit, offset)
 
 
-@router.get("/jobs", summary="History, newest first")
-def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=JobView, operation_id="getJob", responses=NOT_FOUND, summary="One job")
+def get_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
-    jobs, total = service.store.list(limit, offset)
-    return {"jobs": [service.job_view(job) for job in jobs], "total": total, "limit": limit, "offset": offset}
+    return service.view(service.get(job_id))
 
 
-@router.get("/jobs/{job_id}")
-def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    service = service_of(request)
-    return service.job_view(_job_or_404(service, job_id))
+EVENTS_DESCRIPTION = """Server-Sent Events until the job ends. Each event's `data` is the job as `GET /jobs/{id}` returns it
+(a `JobView`); the event name says why it was sent:
+
+| event | when | what to read in `data` |
+|---|---|---|
+| `progress` | the state, stage, step, ETA or queue position changed | `state`, `queue_position`, `progress.stage`, `progress.step` / `progress.total`, `progress.eta_seconds` |
+| `done` | the job succeeded (last event) | `video_url`, `metadata_url`, `thumbnail_url`, `refined_prompt`, `plan`, `timings` |
+| `failed` | the job failed or was interrupted (last event) | `error`, `state` |
+| `cancelled` | the job was cancelled (last event) | `error`, `progress.step` |
+| `gone` | the job was deleted while watched (last event) | `id` only |
+"""
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-Sent Events: position, stage, step i/N, ETA, then done/failed/cancelled")
+#: One server-sent event (OpenAPI 3.1 describes a stream by its events): a name, and the job as JSON text.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "done", "failed", "cancelled", "gone"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": "#/components/schemas/JobView"}},
+    },
+}
+
+
+@router.get(
+    "/jobs/{job_id}/events", operation_id="jobEvents", summary="Server-Sent Events: position, stage, step i/N, ETA, then done/failed/cancelled",
+    description=EVENTS_DESCRIPTION, response_class=StreamingResponse,
+    responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": "An event stream (see the table); each event as described here"}},
+)
 async def job_events(request: Request, job_id: str) -> StreamingResponse:
     service = service_of(request)
-    _job_or_404(service, job_id)
+    service.get(job_id)
 
     async def stream() -> AsyncIterator[str]:
         last = None
@@ -207,7 +237,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
             if job is None:
                 yield _sse("gone", {"id": job_id})
                 return
-            view = service.job_view(job)
+            view = service.view(job).model_dump(mode="json")
             snapshot = {key: view[key] for key in ("state", "progress", "queue_position", "error")}
             if snapshot != last:
                 last = snapshot
@@ -224,115 +254,200 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _file(job: Job, attribute: str, media_type: str, what: str) -> FileResponse:
-    path = getattr(job, attribute)
-    if not path or not Path(path).is_file():
-        raise HTTPException(404, f"job {job.id} has no {what} (state: {job.state})")
-    return FileResponse(path, media_type=media_type, filename=f"i2v-{job.id}{Path(path).suffix}")
+MEDIA = {"image": None, "video": "video/mp4", "thumbnail": "image/jpeg"}
 
 
-@router.get("/jobs/{job_id}/video")
-def job_video(request: Request, job_id: str) -> FileResponse:
-    return _file(_job_or_404(service_of(request), job_id), "video_path", "video/mp4", "video")
+def _file_route(what: str, content_type: str, summary: str):
+    def handler(request: Request, job_id: str) -> FileResponse:
+        service = service_of(request)
+        job = service.get(job_id)
+        path = service.file(job, what)
+        return FileResponse(path, media_type=MEDIA[what], filename=f"i2v-{job.id}{'-input' if what == 'image' else ''}{path.suffix}")
+
+    router.add_api_route(
+        f"/jobs/{{job_id}}/{what}", handler, methods=["GET"], summary=summary, response_class=FileResponse,
+        responses={**NOT_FOUND, 200: {"content": {content_type: {"schema": {"type": "string", "format": "binary"}}}, "description": summary}},
+        name=f"job_{what}", operation_id=f"job{what.title()}",
+    )
 
 
-@router.get("/jobs/{job_id}/metadata")
-def job_metadata(request: Request, job_id: str) -> FileResponse:
-    return _file(_job_or_404(service_of(request), job_id), "metadata_path", "application/json", "metadata")
+_file_route("video", "video/mp4", "The finished clip (404 until the job succeeded)")
+_file_route("thumbnail", "image/jpeg", "The clip's first frame as a JPEG (404 until the job succeeded)")
+_file_route("image", "image/*", "The image the job animates, as uploaded")
 
 
-@router.get("/jobs/{job_id}/thumbnail")
-def job_thumbnail(request: Request, job_id: str) -> FileResponse:
-    return _file(_job_or_404(service_of(request), job_id), "thumbnail_path", "image/jpeg", "thumbnail")
-
-
-@router.post("/jobs/{job_id}/cancel", status_code=202)
-def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+@router.get("/jobs/{job_id}/metadata", operation_id="jobMetadata", responses=NOT_FOUND, summary="Everything needed to reproduce the clip (no server paths)")
+def job_metadata(request: Request, job_id: str) -> dict[str, Any]:
     service = service_of(request)
-    job = _job_or_404(service, job_id)
-    if job.state not in ("queued", "running"):
-        raise HTTPException(409, f"job {job_id} is {job.state}; only queued or running jobs can be cancelled")
-    return service.job_view(service.cancel(job_id))
+    return service.public_metadata(service.get(job_id))
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob", responses={**NOT_FOUND, 409: _described(409, "The job already finished")})
+def cancel_job(request: Request, job_id: str) -> JobView:
+    service = service_of(request)
+    return service.view(service.cancel(job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, operation_id="deleteJob", responses={**NOT_FOUND, 409: _described(409, "The job is queued or running: cancel it first")})
 def delete_job(request: Request, job_id: str) -> None:
-    service = service_of(request)
-    job = _job_or_404(service, job_id)
-    if job.state in ("queued", "running"):
-        raise HTTPException(409, f"job {job_id} is {job.state}: cancel it first")
-    service.delete(job)
+    service_of(request).delete(job_id)
 
 
-class RefineBody(BaseModel):
-    text: str = Field(min_length=1, max_length=2000)
-    refiner: str = Field(default="rules", pattern="^(rules|llm)$")
-
-
-@router.post("/refine", summary="Refine raw text into the English prompt and tags (no image)")
-def refine_text(body: RefineBody) -> dict[str, Any]:
+@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _described(400, "The body is not JSON")}, summary="Refine raw text into the English prompt and tags (no image)")
+def refine_text(body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
-    return make_refiner(body.refiner).refine(body.text).model_dump(mode="json")  # type: ignore[arg-type]
+    return make_refiner(body.refiner).refine(body.text)  # type: ignore[arg-type]
 
 
-@router.post("/plan", summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
+@router.post("/plan", response_model=PlanReport, operation_id="plan", responses=UPLOAD, summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
 async def plan_request(
     http: Request,
     image: UploadFile = File(description="The image the job would animate"),
     request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
-    vram: str | None = Form(None, description="Plan for a card with this much memory, e.g. 24GiB"),
+    vram: str | None = Form(None, max_length=32, description="Plan for a card with this much memory, e.g. 24GiB"),
 ) -> dict[str, Any]:
+    from i2v.advisor.device import parse_size
     from i2v.advisor.report import plan_report
 
     limit = service_of(http).settings.max_upload_bytes
     try:
-        request = GenerationRequest(image="upload", **{"prompt": "plan", **_request_part(request_json)})
+        request = GenerationRequest(image="upload", **{"prompt": "plan", **parse_request_part(request_json)})
     except ValidationError as error:
-        raise HTTPException(422, _errors(error)) from None
+        raise request_error(error) from None
+    if vram is not None:
+        try:
+            parse_size(vram)
+        except InvalidInputError as error:
+            raise InvalidInputError(str(error), field="vram") from None
     data = await image.read(limit + 1)
     if len(data) > limit:
-        raise HTTPException(413, f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)")
-    try:
-        loaded = await asyncio.to_thread(load_image, data, name=image.filename or "uploaded image")
-        report = await asyncio.to_thread(
-            plan_report, request, loaded.image.size, vram, request.allow_degrade, image=loaded.image
-        )
-    except I2VError as error:
-        raise HTTPException(422, [{"loc": ["image" if "image" in str(error) else "vram"], "msg": str(error)}]) from None
-    return report
+        raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
+    loaded = await asyncio.to_thread(load_image, data, name="uploaded image")
+    return await asyncio.to_thread(plan_report, request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
 
 
-@router.get("/health")
-def health(request: Request) -> dict[str, Any]:
+@router.get("/health", response_model=Health, operation_id="health", summary="Liveness, the model held, queue counts")
+def health(request: Request) -> Health:
     from i2v.generation import loaded_backend
 
     service = service_of(request)
     backend = loaded_backend()
-    return {
-        "status": "ok",
-        "model_loaded": backend.model_id if backend else None,
-        "device": backend.device if backend else None,
-        "dtype": backend.dtype if backend else None,
-        "queued": service.store.count("queued"),
-        "running": service.store.count("running"),
-        "local_worker": service.queue.local_worker,
-        "queue": service.queue.kind,
-    }
+    return Health(
+        status="ok",
+        model_loaded=backend.model_id if backend else None,
+        device=backend.device if backend else None,
+        dtype=backend.dtype if backend else None,
+        queued=service.store.count("queued"),
+        running=service.store.count("running"),
+        local_worker=service.queue.local_worker,
+        queue=service.queue.kind,
+    )
 
 
-@router.get("/workers", summary="Workers: name, models, device, free memory, current job, last heartbeat")
-def list_workers(request: Request) -> dict[str, Any]:
-    return {"workers": service_of(request).workers()}
+@router.get("/workers", response_model=Workers, operation_id="listWorkers", summary="Workers: name, models, device, free memory, current job, last heartbeat")
+def list_workers(request: Request) -> Workers:
+    return Workers(workers=[Worker.model_validate(worker) for worker in service_of(request).workers()])
 
 
-def create_api(service: Service) -> FastAPI:
-    app = FastAPI(title="i2v", version="0.1.0", description="Image-to-video jobs: submit, watch, fetch.")
+@router.get("/models", response_model=Models, operation_id="listModels", summary="The models a request may name in `model` (anything else is refused)")
+def list_models(request: Request) -> Models:
+    from i2v.request import default_model
+
+    offered = service_of(request).models()
+    return Models(models=[ModelInfo(name=name, where=where, default=name == default_model()) for name, where in offered.items()])
+
+
+def _status_of(error: I2VError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def _echo(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to `ErrorBody`: domain errors by class, FastAPI's own validation and HTTP errors, and
+    the few Python errors hostile input can still provoke in a parser (deep nesting)."""
+
+    @app.exception_handler(I2VError)
+    async def domain_error(request: Request, error: I2VError) -> JSONResponse:
+        status = _status_of(error)
+        if status == 500:
+            log.error("unmapped domain error on %s: %s", request.url.path, error)
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, QueueFullError) else None
+        return error_response(status, error.code, str(error), getattr(error, "problems", None), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header", "cookie", "form")]
+            field = ".".join(location) or "request"
+            message = item.get("msg", "invalid").removeprefix("Value error, ")
+            if "input" in item and item.get("type") != "missing":
+                message = f"{message}, got {_echo(item['input'])}"
+            problems.append((field, message))
+        detail = "; ".join(f"{field}: {message}" for field, message in problems)
+        return error_response(422, "invalid_input", detail, problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}.get(error.status_code, "http_error")
+        detail = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        return error_response(error.status_code, code, detail, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, error: RecursionError) -> JSONResponse:
+        return error_response(422, "invalid_input", "the request body nests too deeply to parse: send flat JSON", [("request", "nested too deeply")])
+
+
+def describe_multipart(app: FastAPI) -> None:
+    """Document the `request` form part as what it is, a JSON object of GenerationRequest fields, not a bare
+    string, so generated clients (and schema fuzzers) send a real request."""
+    generate_openapi = app.openapi
+
+    def fields_schema(prompt_required: bool) -> dict[str, Any]:
+        schema = GenerationRequest.model_json_schema()
+        schema["properties"].pop("image")
+        schema["required"] = ["prompt"] if prompt_required else []
+        schema["description"] = "GenerationRequest fields (the image travels as its own part)"
+        return schema
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate_openapi()
+            for path, prompt_required in (("/api/v1/jobs", True), ("/api/v1/plan", False)):
+                form = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+                properties = {
+                    "image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP or BMP; checked by content"},
+                    "request": fields_schema(prompt_required),
+                }
+                if path.endswith("/plan"):
+                    properties["vram"] = {"type": "string", "maxLength": 32, "description": "Plan for a card with this much memory, e.g. 24GiB"}
+                form["schema"] = {"type": "object", "required": ["image"], "properties": properties}
+                form["encoding"] = {"request": {"contentType": "application/json"}}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_api(service: JobService) -> FastAPI:
+    app = FastAPI(
+        title="i2v", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
+        description="Image-to-video jobs: submit, watch, fetch. This document is the contract: every status a route "
+        "can answer is listed with its body, and every error is an `ErrorBody` with a stable `code`.",
+    )
     app.state.service = service
     app.include_router(router)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
+    install_error_handlers(app)
+    describe_multipart(app)
+    add_docs(app)
+    add_cors(app, service.settings.origin_list)
+    app.add_middleware(BodyLimit, limit=service.settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     return app

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from i2v.service.config import ServiceSettings
 from i2v.service.queue import open_queue
 from i2v.service.store import JobStore
-from i2v.web.api import Service, create_api
+from i2v.service.jobs import JobService
+from i2v.web.api import create_api
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> F
     settings = settings or ServiceSettings()
     store = JobStore(settings.db_url)
     queue = open_queue(settings, store)
-    service = Service(settings, store, queue)
+    service = JobService(settings, store, queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -4,15 +4,17 @@ browser (and switchable in Gradio's settings menu)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 
+from i2v.errors import I2VError
 from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, GenerationRequest, default_model
-from i2v.web.api import Service
+from i2v.service.jobs import JobService, JobView
 
 POLL_SECONDS = 0.3
 STRINGS = {
@@ -76,7 +78,7 @@ STRINGS = {
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
 
 
-def build_ui(service: Service) -> gr.Blocks:
+def build_ui(service: JobService) -> gr.Blocks:
     t = I18N
 
     def refine_preview(prompt: str, refiner: str):
@@ -93,11 +95,14 @@ def build_ui(service: Service) -> gr.Blocks:
 
         if not image_path:
             raise gr.Error("upload an image first")
-        request = GenerationRequest(
-            image=image_path, prompt="plan", resolution=resolution, num_frames=int(frames), steps=int(steps),
-            guidance_scale=float(guidance), allow_degrade=bool(allow_degrade),
-        )
-        loaded = load_image(image_path)
+        try:
+            request = GenerationRequest(
+                image=image_path, prompt="plan", resolution=resolution, num_frames=int(frames), steps=int(steps),
+                guidance_scale=float(guidance), allow_degrade=bool(allow_degrade),
+            )
+            loaded = load_image(image_path, name="the uploaded image")
+        except I2VError as error:
+            raise gr.Error(str(error)) from None
         report = plan_report(request, loaded.image.size, allow_degrade=bool(allow_degrade), image=loaded.image)
         report["warnings"] = [*loaded.warnings, *report["warnings"]]
         return plan_markdown(report)
@@ -115,27 +120,31 @@ def build_ui(service: Service) -> gr.Blocks:
             seed=None if seed is None or int(seed) < 0 else int(seed), model=model or default_model(),
             scheduler=scheduler, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
         )
+        yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
+
+    def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
-            job = service.submit(fields, Path(image_path).read_bytes(), Path(image_path).name)
-        except HTTPException as error:
-            detail = error.detail if isinstance(error.detail, str) else "; ".join(item["msg"] for item in error.detail)
-            raise gr.Error(detail) from None
-        yield from follow(job.id)
+            return service.submit(fields, data, name).id
+        except I2VError as error:
+            raise gr.Error(str(error)) from None
 
     def follow(job_id: str):
         while True:
             job = service.store.get(job_id)
-            view = service.job_view(job)
+            view = service.view(job)
             yield job_id, status_text(view), gr.update(), gr.update()
             if job.state not in ("queued", "running"):
                 break
             time.sleep(POLL_SECONDS)
         video = job.video_path if job.state == "succeeded" else None
-        yield job_id, status_text(view), video, details(view, job.video_path)
+        yield job_id, status_text(view), video, details(view)
 
     def cancel(job_id: str | None):
         if job_id:
-            service.cancel(job_id)
+            try:
+                service.cancel(job_id)
+            except I2VError as error:
+                gr.Warning(str(error))
         return gr.update()
 
     def history():
@@ -146,8 +155,8 @@ def build_ui(service: Service) -> gr.Blocks:
     def pick(ids: list[str], event: gr.SelectData):
         job_id = ids[event.index]
         job = service.store.get(job_id)
-        view = service.job_view(job)
-        return job_id, job.video_path, details(view, job.video_path), status_text(view)
+        view = service.view(job)
+        return job_id, job.video_path, details(view), status_text(view)
 
     def rerun(job_id: str | None):
         if not job_id:
@@ -156,14 +165,13 @@ def build_ui(service: Service) -> gr.Blocks:
         if job is None:
             raise gr.Error("that job no longer exists")
         fields = {key: value for key, value in job.request.items() if key != "image"}
-        new = service.submit(fields, Path(job.image_path).read_bytes(), Path(job.image_path).name)
-        yield from follow(new.id)
+        yield from follow(submit_or_explain(fields, Path(job.image_path).read_bytes(), Path(job.image_path).name))
 
     def delete(job_id: str | None):
         job = service.store.get(job_id) if job_id else None
         if job is None or job.state in ("queued", "running"):
             raise gr.Error("pick a finished clip in the history first")
-        service.delete(job)
+        service.delete(job.id)
         items, ids = history()
         return items, ids, None, None
 
@@ -188,7 +196,7 @@ def build_ui(service: Service) -> gr.Blocks:
                     steps = gr.Slider(1, 100, value=50, step=1, label=t("steps"), elem_id="steps")
                     guidance = gr.Slider(1, 20, value=9.0, step=0.5, label=t("guidance"))
                     seed = gr.Number(value=-1, precision=0, label=t("seed"))
-                    model = gr.Dropdown(model_choices(), value=default_model(), allow_custom_value=True, label=t("model"))
+                    model = gr.Dropdown(model_choices(service), value=default_model(), label=t("model"))
                     scheduler = gr.Radio(["ddim", "dpmpp"], value="ddim", label=t("scheduler"))
                     allow_degrade = gr.Checkbox(value=True, label=t("degrade"), elem_id="allow_degrade")
                 plan_button = gr.Button(t("plan"), size="sm", elem_id="plan")
@@ -227,49 +235,36 @@ def build_ui(service: Service) -> gr.Blocks:
     return demo
 
 
-def status_text(view: dict[str, Any]) -> str:
-    progress = view["progress"] or {}
-    parts = [f"**{view['state']}**"]
-    if view["queue_position"]:
-        parts.append(f"queue position {view['queue_position']}")
-    if view["state"] == "running":
-        parts.append(str(progress.get("stage", "")))
-        if progress.get("total"):
-            parts.append(f"step {progress.get('step', 0)}/{progress['total']}")
-        if progress.get("eta_seconds") is not None:
-            parts.append(f"ETA {progress['eta_seconds']:.0f} s")
-    if view["error"]:
-        parts.append(view["error"])
-    return " · ".join(parts) + f"  \n`{view['id']}`"
+def status_text(view: JobView) -> str:
+    progress = view.progress
+    parts = [f"**{view.state}**"]
+    if view.queue_position:
+        parts.append(f"queue position {view.queue_position}")
+    if view.state == "running":
+        parts.append(str(progress.stage or ""))
+        if progress.total:
+            parts.append(f"step {progress.step}/{progress.total}")
+        if progress.eta_seconds is not None:
+            parts.append(f"ETA {progress.eta_seconds:.0f} s")
+    if view.error:
+        parts.append(view.error)
+    return " · ".join(parts) + f"  \n`{view.id}`"
 
 
-def details(view: dict[str, Any], output_path: str | None) -> dict[str, Any]:
+def details(view: JobView) -> dict[str, Any]:
+    """What ran, for the JSON panel: no server paths, no links that would need the API token."""
     return {
-        "refined_prompt": view["refined_prompt"],
-        "settings": view["request"],
-        "plan": view["plan"],
-        "warnings": view["warnings"],
-        "timings": view["timings"],
-        "output_path": output_path,
-        "video_url": view["video_url"],
-        "metadata_url": view["metadata_url"],
+        "refined_prompt": view.refined_prompt,
+        "settings": view.request,
+        "plan": view.plan,
+        "warnings": view.warnings,
+        "timings": view.timings,
     }
 
 
-def model_choices() -> list[tuple[str, str]]:
-    """(label, value) pairs: each known model and the configured default, marked with whether it is on disk."""
-    from huggingface_hub import try_to_load_from_cache
-
-    from i2v.engine.registry import KNOWN_MODELS
-
-    choices = []
-    for model in dict.fromkeys([default_model(), *KNOWN_MODELS]):
-        if Path(model).expanduser().is_dir():
-            state = "local folder" if (Path(model).expanduser() / "model_index.json").is_file() else "not a model folder"
-        else:
-            state = "downloaded" if isinstance(try_to_load_from_cache(model, "model_index.json"), str) else "not downloaded"
-        choices.append((f"{model} — {state}", model))
-    return choices
+def model_choices(service: JobService) -> list[tuple[str, str]]:
+    """(label, value) pairs: the models this server offers (the only ones a job may name), with where each is."""
+    return [(f"{model} — {where}", model) for model, where in service.models().items()]
 
 
 def workers_markdown(workers: list[dict[str, Any]]) -> str:
@@ -306,11 +301,21 @@ def plan_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def mount_ui(app: FastAPI, service: Service) -> FastAPI:
+def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
+    """Mount the page on the API's app with the file rules a launched Gradio app has.
+
+    `gr.mount_gradio_app` leaves the Blocks un-launched, and Gradio skips its path checks on file inputs for an
+    un-launched app: any client could then name any server file as an "uploaded" image and have it copied into
+    the cache and served. Marking the Blocks launched turns those checks on (inputs must come from Gradio's upload
+    folder); `allowed_paths` lets it serve our outputs and nothing else of the data folder.
+    """
     token = service.settings.api_token
-    auth = (lambda user, password: password == token) if token else None
-    return gr.mount_gradio_app(
-        app, build_ui(service), path="", allowed_paths=[str(service.settings.subfolder("outputs"))], auth=auth, i18n=I18N,
-        footer_links=["api", "settings"],
+    auth = (lambda user, password: secrets.compare_digest(password.encode(), token.encode())) if token else None
+    demo = build_ui(service)
+    app = gr.mount_gradio_app(
+        app, demo, path="", allowed_paths=[str(service.settings.subfolder("outputs"))], auth=auth, i18n=I18N,
+        footer_links=["api", "settings"], max_file_size=service.settings.max_upload_bytes,
     )
+    demo.has_launched = True
+    return app
 

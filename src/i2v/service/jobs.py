@@ -1,0 +1,349 @@
+"""The job service: what every front end (REST, web UI) asks of the job system, in domain terms.
+
+It validates a submission (image by content, settings by `GenerationRequest`, model against what this server
+offers), stores it, enqueues it and describes jobs without server paths. It raises our own errors; `web/` maps
+them to HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import secrets
+import shutil
+import statistics
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from i2v.errors import (
+    InvalidInputError,
+    JobNotFoundError,
+    JobStateError,
+    ModelNotAllowedError,
+    QueueFullError,
+    StorageFullError,
+    UploadTooLargeError,
+)
+from i2v.media.images import load_image
+from i2v.request import GenerationRequest, default_model, validation_messages
+from i2v.service.config import ServiceSettings
+from i2v.service.queue import Queue
+from i2v.service.store import ACTIVE, Job, JobStore
+
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
+#: Retry-After when no job has finished yet to measure from.
+DEFAULT_RETRY_SECONDS = 10
+MAX_RETRY_SECONDS = 600
+#: Job ids are 16 hex characters; anything longer is not one of ours.
+MAX_JOB_ID_LENGTH = 32
+#: Nested JSON deeper than this in a request part is refused before it reaches a recursive parser.
+MAX_JSON_DEPTH = 32
+
+
+class Progress(BaseModel):
+    """Where a job is: its stage, the denoising step of `total`, and an ETA once steps run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage: str | None = Field(default=None, description="queued, starting, load, refine, encode_image, denoise, decode, encode, done, cancelled …")
+    step: int = 0
+    total: int = 0
+    eta_seconds: float | None = None
+    elapsed: float | None = None
+
+
+class JobView(BaseModel):
+    """A job as clients see it: settings, progress, outcome and URLs; never a server path."""
+
+    id: str
+    state: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
+    progress: Progress
+    queue_position: int | None = Field(description="1 for the next job to run; null unless queued")
+    request: dict[str, Any] = Field(description="The GenerationRequest fields the client set, plus the resolved model (no image path)")
+    refined_prompt: dict[str, Any] | None = Field(description="What the refiner made of the prompt: prompt, tags, source, notes")
+    plan: dict[str, Any] | None = Field(description="What ran: size, frames, dtype, offload … as the advisor planned it")
+    timings: dict[str, Any] | None = Field(description="Seconds per stage")
+    warnings: list[str]
+    error: str | None
+    attempts: int
+    worker: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    image_url: str = Field(description="The uploaded image")
+    video_url: str | None
+    metadata_url: str | None
+    thumbnail_url: str | None
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """SQLite hands back naive datetimes; they were stored in UTC, and clients need the offset."""
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class JobPage(BaseModel):
+    """One page of the history, newest first."""
+
+    jobs: list[JobView]
+    total: int
+    limit: int
+    offset: int
+
+
+def parse_request_part(text: str) -> dict[str, Any]:
+    """The multipart `request` part: a JSON object of GenerationRequest fields (an `image` key is ignored)."""
+    depth = _json_depth(text or "")
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInputError(f"request part nests JSON {depth} levels deep; the limit is {MAX_JSON_DEPTH}", field="request")
+    try:
+        fields = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"request part is not valid JSON: {error.msg} at character {error.pos}", field="request") from None
+    if not isinstance(fields, dict):
+        raise InvalidInputError("request part must be a JSON object of GenerationRequest fields", field="request")
+    fields.pop("image", None)
+    return fields
+
+
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting outside strings, counted without recursion (json.loads recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def request_error(error: ValidationError) -> InvalidInputError:
+    """A pydantic error as one InvalidInputError listing each bad field."""
+    problems = validation_messages(error)
+    return InvalidInputError("; ".join(message if message.startswith(field) else f"{field}: {message}" for field, message in problems), problems=problems)
+
+
+def offered_models(settings: ServiceSettings, workers: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Model -> where it is (configured, local folder, downloaded, on a worker): the only models clients may pick.
+
+    The default model and `I2V_MODELS` are the operator's choice; known hub models count once downloaded;
+    models held by live Redis workers count too. A client can never name an arbitrary path or hub id.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    from i2v.engine.registry import KNOWN_MODELS
+
+    offered: dict[str, str] = {}
+    for model in dict.fromkeys([default_model(), *settings.model_list]):
+        folder = Path(model).expanduser()
+        offered[model] = "local folder" if folder.is_dir() else "configured"
+    for model in KNOWN_MODELS:
+        if model not in offered and isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+            offered[model] = "downloaded"
+    for worker in workers or []:
+        for model in worker.get("models") or []:
+            offered.setdefault(model, f"on worker {worker.get('name', '?')}")
+    return offered
+
+
+class JobService:
+    """Everything a front end needs: settings, the job store and the queue, behind domain methods."""
+
+    def __init__(self, settings: ServiceSettings, store: JobStore, queue: Queue):
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self._submit_lock = threading.Lock()
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id) if len(job_id) <= MAX_JOB_ID_LENGTH else None
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id[:MAX_JOB_ID_LENGTH]!r}: it never existed or was deleted")
+        return job
+
+    def view(self, job: Job) -> JobView:
+        base = f"/api/v1/jobs/{job.id}"
+        done = job.state == "succeeded"
+        return JobView(
+            id=job.id,
+            state=job.state,
+            progress=Progress.model_validate(job.progress or {}),
+            queue_position=self.store.queue_position(job),
+            request={key: value for key, value in (job.request or {}).items() if key != "image"},
+            refined_prompt=job.refined_prompt,
+            plan=job.plan,
+            timings=job.timings,
+            warnings=job.warnings or [],
+            error=self._redact(job.error),
+            attempts=job.attempts,
+            worker=job.worker,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            image_url=f"{base}/image",
+            video_url=f"{base}/video" if done else None,
+            metadata_url=f"{base}/metadata" if done else None,
+            thumbnail_url=f"{base}/thumbnail" if done else None,
+        )
+
+    def page(self, limit: int, offset: int) -> JobPage:
+        jobs, total = self.store.list(limit, offset)
+        return JobPage(jobs=[self.view(job) for job in jobs], total=total, limit=limit, offset=offset)
+
+    def file(self, job: Job, what: str) -> Path:
+        """The path of a job's image, video, metadata or thumbnail; JobStateError while it has none."""
+        attribute = {"image": "image_path", "video": "video_path", "metadata": "metadata_path", "thumbnail": "thumbnail_path"}[what]
+        path = getattr(job, attribute)
+        if not path or not Path(path).is_file():
+            raise JobNotFoundError(f"job {job.id} has no {what} (state: {job.state})")
+        return Path(path)
+
+    def public_metadata(self, job: Job) -> dict[str, Any]:
+        """The clip's metadata JSON without server paths (the image and output locations are the server's business)."""
+        metadata = json.loads(self.file(job, "metadata").read_text(encoding="utf-8"))
+        if isinstance(metadata.get("request"), dict):
+            metadata["request"].pop("image", None)
+        if isinstance(metadata.get("output"), dict):
+            metadata["output"].pop("path", None)
+            metadata["output"]["url"] = f"/api/v1/jobs/{job.id}/video"
+        return metadata
+
+    def models(self) -> dict[str, str]:
+        return offered_models(self.settings, self.workers() if self.queue.kind == "redis" else None)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Live workers: name, models, device and its free memory, current job, last heartbeat (for the UI too)."""
+        return self.queue.workers()
+
+    # -- changing -----------------------------------------------------------------------------------------------
+
+    def submit(self, request_fields: dict[str, Any], image_bytes: bytes, filename: str) -> Job:
+        """Validate the image by content, the settings by the request model and the model against what this
+        server offers; then store both and enqueue. Nothing is left behind when any step fails."""
+        limit = self.settings.max_upload_bytes
+        if len(image_bytes) > limit:
+            raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
+        loaded = load_image(image_bytes, name=_safe_name(filename))
+        job_id = secrets.token_hex(8)
+        uploads = self.settings.subfolder("uploads")
+        upload = uploads / f"{job_id}{EXTENSIONS.get(loaded.source_format, '.png')}"
+        fields = {key: value for key, value in request_fields.items() if key != "image"}
+        try:
+            request = GenerationRequest(image=upload, **fields)
+        except ValidationError as error:
+            raise request_error(error) from None
+        self.check_model(request.model)
+        with self._submit_lock:  # the queue's order must be the table's order
+            self._check_queue_limit()
+            self._check_free_space(len(image_bytes))
+            try:
+                upload.write_bytes(image_bytes)
+                # Only what the client set (plus the resolved model): the advisor may change the rest.
+                stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model}
+                job = self.store.create(stored, str(upload), job_id=job_id)
+            except Exception as error:
+                upload.unlink(missing_ok=True)
+                if _is_disk_full(error):
+                    raise self._storage_full() from None
+                raise
+            self.queue.enqueue(job.id)
+        return job
+
+    def check_model(self, model: str) -> None:
+        offered = self.models()
+        if model not in offered:
+            raise ModelNotAllowedError(
+                f"model {model[:200]!r} is not offered by this server; pick one of: {', '.join(offered)} "
+                "(the operator adds models with I2V_MODELS)",
+                field="model",
+            )
+
+    def cancel(self, job_id: str) -> Job:
+        """A queued job is cancelled at once; a running one, on whichever worker, at its next denoising step."""
+        job = self.get(job_id)
+        if job.state not in ACTIVE:
+            raise JobStateError(f"job {job_id} is {job.state}; only queued or running jobs can be cancelled")
+        cancelled = self.store.request_cancel(job_id)
+        if cancelled is None:
+            raise JobStateError(f"job {job_id} finished before the cancel arrived")
+        self.queue.cancel(job_id)
+        return cancelled
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job.state in ACTIVE:
+            raise JobStateError(f"job {job_id} is {job.state}: cancel it first")
+        for path in (job.video_path, job.metadata_path, job.thumbnail_path, job.image_path):
+            if path:
+                Path(path).unlink(missing_ok=True)
+        self.store.delete(job.id)
+
+    # -- guards -------------------------------------------------------------------------------------------------
+
+    def _check_queue_limit(self) -> None:
+        """Back-pressure: past `I2V_QUEUE_LIMIT` waiting jobs, QueueFullError with about when one slot frees."""
+        limit = self.settings.queue_limit
+        if limit is None:
+            return
+        waiting = self.store.count("queued")
+        if waiting < limit:
+            return
+        seconds = self.retry_after()
+        raise QueueFullError(
+            f"the queue is full ({waiting} jobs waiting, limit {limit}, I2V_QUEUE_LIMIT): retry in about {seconds} s", seconds
+        )
+
+    def retry_after(self) -> int:
+        """Seconds until a worker likely frees a slot: the mean of recent run times over the number of workers."""
+        runs = self.store.recent_run_seconds()
+        per_job = statistics.fmean(runs) if runs else DEFAULT_RETRY_SECONDS
+        return min(max(math.ceil(per_job / max(len(self.workers()), 1)), 1), MAX_RETRY_SECONDS)
+
+    def _check_free_space(self, incoming: int) -> None:
+        """Refuse before writing anything when the upload and one job's outputs would not fit."""
+        if shutil.disk_usage(self.settings.folder).free < incoming + self.settings.min_free_bytes:
+            raise self._storage_full()
+
+    def _storage_full(self) -> StorageFullError:
+        free = shutil.disk_usage(self.settings.folder).free
+        return StorageFullError(
+            f"the data folder is full ({free / 2**20:.1f} MiB free, {self.settings.min_free_bytes / 2**20:.0f} MiB needed "
+            "besides the upload): the operator must free space (old jobs can be deleted); nothing was stored"
+        )
+
+    def _redact(self, text: str | None) -> str | None:
+        """Job errors may quote a file in the data folder: show it relative to I2V_HOME, not as a server path."""
+        if not text:
+            return text
+        return text.replace(str(self.settings.folder), "$I2V_HOME")
+
+
+def _safe_name(filename: str) -> str:
+    """The client's file name for messages: the last path part, printable, short."""
+    name = Path(filename.replace("\\", "/")).name if filename else ""
+    name = "".join(char for char in name if char.isprintable())[:80]
+    return name or "uploaded image"
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return "database or disk is full" in text or "no space left" in text
+

@@ -1,0 +1,120 @@
+"""What stands between a client and the server: the token, body-size limits, CORS and the API docs.
+
+Kept apart from the routes so each guard is written once and applies to the REST API, the docs and the
+mounted Gradio UI alike.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Multipart boundaries, headers and the `request` JSON part ride on top of the image bytes.
+FORM_OVERHEAD_BYTES = 256 * 1024
+COOKIE = "i2v_token"
+bearer = HTTPBearer(auto_error=False, description="I2V_API_TOKEN, required when the server has one set")
+
+
+def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """Header or cookie only: a token in the query string would be written to access logs."""
+    token = request.app.state.service.settings.api_token
+    if not token:
+        return
+    given = (credentials.credentials if credentials else "") or request.cookies.get(COOKIE) or ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <I2V_API_TOKEN>'", headers={"WWW-Authenticate": "Bearer"})
+
+
+def add_docs(app: FastAPI) -> None:
+    """/docs, /redoc and /openapi.json behind the same token as the API (FastAPI's own routes take no dependency)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_token)])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="i2v API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=[Depends(require_token)])
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="i2v API")
+
+
+def add_cors(app: FastAPI, origins: list[str]) -> None:
+    """Only the configured origins (I2V_CORS_ORIGINS) may call from a browser; with none, no CORS headers at all.
+
+    Installing our own middleware also stops Gradio from adding its permissive one when the UI is mounted.
+    """
+    app.add_middleware(
+        CORSMiddleware, allow_origins=origins, allow_credentials=bool(origins), allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+
+
+class BodyLimit:
+    """Refuse an oversized body before reading it (by Content-Length), and stop reading a chunked one at the limit.
+
+    Without this, multipart parsing spools the whole body to disk before any handler can count it.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _reply(send, 400, "bad_request", "Content-Length is not a number")
+                return
+            if int(declared) > self.limit:
+                await _reply(send, 413, "upload_too_large", self._message(int(declared)))
+                return
+        received = 0
+        refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    refused = True
+                    await _reply(send, 413, "upload_too_large", self._message(None))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+    def _message(self, declared: int | None) -> str:
+        size = f"{declared} bytes" if declared is not None else "more than that"
+        image_limit = self.limit - FORM_OVERHEAD_BYTES
+        return f"request body is {size}; the limit is {self.limit} bytes (an image of at most {image_limit} bytes, I2V_MAX_UPLOAD_BYTES)"
+
+
+async def _reply(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps({"detail": detail, "code": code, "errors": []}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
