@@ -193,7 +193,7 @@ def test_restart_mid_job_requeues_and_finishes(tmp_path, tiny_model):
     server = ServerProcess(tmp_path, tiny_model).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            job = submit(http, {**LONG, "num_frames": 16, "width": 128, "height": 128, "steps": 60}).json()
+            job = submit(http, {**LONG, "num_frames": 8, "width": 64, "height": 64, "steps": 100}).json()
             wait_for(http, job["id"], lambda j: j["state"] == "running" and j["progress"].get("step", 0) > 0)
         server.kill()
         partial = [p for p in (tmp_path / "outputs").glob("*") if p.suffix == ".mp4"] if (tmp_path / "outputs").exists() else []
