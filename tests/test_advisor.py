@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -99,7 +98,7 @@ def test_seed_measurements_ordering_and_fit():
 
 
 def test_activations_match_the_independent_memtracker_traces():
-    """design.md: FakeTensor + MemTracker, flash attention, minus 2.65 GiB of UNet weights."""
+    """docs/architecture.md (measured facts): FakeTensor + MemTracker, flash attention, minus 2.65 GiB of UNet weights."""
     for (width, height, frames), expected in [((512, 512, 16), 5.24 - 2.65), ((1024, 1024, 32), 23.3 - 2.65)]:
         plan = ExecutionPlan(width=width, height=height, frames=frames, steps=50, budget_bytes=0)
         activations = predict_peak(plan).stages["denoise"].activation_bytes / GiB
@@ -150,21 +149,22 @@ def test_next_rung_follows_the_failing_stage_and_ends():
     assert len(plan.changes) == 5
 
 
-def test_memory_model_speed():
+def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(monkeypatch):
+    """A new shape is traced on the meta device; after that the same plan is answered from memory, and after a
+    restart (cache cleared) from the JSON file, without tracing again and with the same prediction. (How long
+    each takes is printed by bench/memory.py; here we count traces.)"""
+    from i2v.advisor import memory
+
+    traces = []
+    real_trace = memory._run_trace
+    monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: traces.append(kind) or real_trace(kind, **shape))
     plan = ExecutionPlan(width=448, height=832, frames=24, steps=50, budget_bytes=0)
-    predict_peak(plan.model_copy(update=dict(width=512, height=512, frames=16)))  # imports, meta models, encoders
-    started = time.perf_counter()
-    predict_peak(plan)
-    new = time.perf_counter() - started
-    started = time.perf_counter()
-    predict_peak(plan)
-    cached = time.perf_counter() - started
+    first = predict_peak(plan)
+    assert traces, "a shape never seen must be traced"
+    traced = len(traces)
+    assert predict_peak(plan) == first and len(traces) == traced
     CACHE.clear()
-    started = time.perf_counter()
-    predict_peak(plan)
-    from_file = time.perf_counter() - started
-    print(f"\nnew shape {new:.2f} s, cached {cached * 1000:.2f} ms, from the JSON file {from_file * 1000:.2f} ms")
-    assert new < 5 and cached < 0.2 and from_file < 0.2
+    assert predict_peak(plan) == first and len(traces) == traced
     assert (Path(os.environ["I2V_HOME"]) / "advisor-traces.json").is_file()
 
 

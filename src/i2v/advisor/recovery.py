@@ -25,6 +25,8 @@ Retry = dict[str, Any]
 class MemoryExhaustedError(I2VError):
     """Out of device memory on every rung of the ladder the plan allowed."""
 
+    code = "memory_exhausted"
+
     def __init__(self, plan: ExecutionPlan, stage: str | None, retries: list[Retry]):
         fixed = [name for name, flag in (("frames", plan.frames_fixed), ("resolution", plan.size_fixed)) if flag]
         advice = (

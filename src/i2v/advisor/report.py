@@ -24,7 +24,7 @@ DEFAULT_TFLOPS = {"cuda": 100.0, "mps": 10.0}
 #: Share of peak a video UNet step sustains (convolutions, norms, attention at these shapes): a guess to
 #: calibrate against a measured run.
 UTILIZATION = 0.4
-#: Measured on our 2-core dev machine: a 4.95 TFLOP step (256²×8, batch 2) in 16 s in bf16 (design.md).
+#: Measured on our 2-core dev machine: a 4.95 TFLOP step (256²×8, batch 2) in 16 s in bf16 (docs/architecture.md).
 CPU_TFLOPS = 0.3
 #: Host-to-device copy rate for offloaded weights (PCIe 4.0 x16, pageable memory).
 PCIE_BYTES_PER_SECOND = 12e9

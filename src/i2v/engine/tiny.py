@@ -23,7 +23,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-#: The released checkpoint's scheduler settings (see design.md, "Engine facts").
+#: The released checkpoint's scheduler settings (see docs/architecture.md, "Measured facts").
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
     beta_schedule="squaredcos_cap_v2",

@@ -72,17 +72,22 @@ def error_response(status: int, code: str, detail: str, errors: list[tuple[str, 
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def _described(status: int, description: str) -> dict[str, Any]:
+def _error(description: str) -> dict[str, Any]:
+    """An error status as the OpenAPI document lists it: its meaning, and the one error body."""
     return {"model": ErrorBody, "description": description}
 
 
 #: Statuses every route can answer.
-COMMON = {401: _described(401, "Missing or wrong token (only when the server has I2V_API_TOKEN set)"), 422: _described(422, "A parameter is invalid")}
-NOT_FOUND = {404: _described(404, "No job with that id")}
+COMMON = {
+    401: _error("Missing or wrong token (only when the server has I2V_API_TOKEN set)"),
+    422: _error("A parameter is invalid"),
+    503: _error("The job database cannot be read (corrupt or gone): the operator must restore it"),
+}
+NOT_FOUND = {404: _error("No job with that id")}
 UPLOAD = {
-    400: _described(400, "The body is not valid multipart form data"),
-    413: _described(413, "The upload is over I2V_MAX_UPLOAD_BYTES"),
-    422: _described(422, "The image or a setting is invalid (errors lists each field)"),
+    400: _error("The body is not valid multipart form data"),
+    413: _error("The upload is over I2V_MAX_UPLOAD_BYTES"),
+    422: _error("The image or a setting is invalid (errors lists each field)"),
 }
 
 
@@ -171,8 +176,8 @@ JOB_LINKS = {
 @router.post(
     "/jobs", status_code=202, response_model=JobView, operation_id="submitJob",
     summary="Submit a job: multipart with an `image` file and a `request` JSON part",
-    responses={202: {"links": JOB_LINKS}, **UPLOAD, 429: {**_described(429, "Too many jobs waiting (I2V_QUEUE_LIMIT)"), "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a slot likely frees"}}},
-               507: _described(507, "The server's data folder is full")},
+    responses={202: {"links": JOB_LINKS}, **UPLOAD, 429: {**_error("Too many jobs waiting (I2V_QUEUE_LIMIT)"), "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a slot likely frees"}}},
+               507: _error("The server's data folder is full")},
 )
 async def submit_job(
     request: Request,
@@ -282,18 +287,18 @@ def job_metadata(request: Request, job_id: str) -> dict[str, Any]:
     return service.public_metadata(service.get(job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob", responses={**NOT_FOUND, 409: _described(409, "The job already finished")})
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob", responses={**NOT_FOUND, 409: _error("The job already finished")})
 def cancel_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
     return service.view(service.cancel(job_id))
 
 
-@router.delete("/jobs/{job_id}", status_code=204, operation_id="deleteJob", responses={**NOT_FOUND, 409: _described(409, "The job is queued or running: cancel it first")})
+@router.delete("/jobs/{job_id}", status_code=204, operation_id="deleteJob", responses={**NOT_FOUND, 409: _error("The job is queued or running: cancel it first")})
 def delete_job(request: Request, job_id: str) -> None:
     service_of(request).delete(job_id)
 
 
-@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _described(400, "The body is not JSON")}, summary="Refine raw text into the English prompt and tags (no image)")
+@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body is not JSON")}, summary="Refine raw text into the English prompt and tags (no image)")
 def refine_text(body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
