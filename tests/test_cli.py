@@ -53,6 +53,20 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_generate_names_the_words_it_left_out_before_denoising(tiny_model, photo_path, tmp_path):
+    out = tmp_path / "tunnel.mp4"
+    result = run_cli(
+        "generate", str(photo_path), "猫在隧道里转头，咕噜噜", "--model", str(tiny_model), "--width", "64",
+        "--height", "64", "--frames", "8", "--steps", "1", "-o", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    said = lines.index("not understood (edit the prompt if they matter): 咕噜噜")
+    assert said < next(i for i, line in enumerate(lines) if line.startswith("step "))
+    assert result.stderr.count("咕噜噜") == 1
+    assert json.loads(out.with_suffix(".json").read_text())["refined_prompt"]["dropped"] == ["咕噜噜"]
+
+
 def test_seed_is_random_when_absent_and_recorded(tiny_model, photo_path, tmp_path):
     out = tmp_path / "clip.gif"
     result = run_cli(

@@ -187,9 +187,19 @@ def test_no_cjk_and_no_fragments(row):
 
 def test_dictionary_translations_are_named_in_notes():
     result = RuleRefiner().refine("火车穿过隧道，旁边有个侊侎")
+    assert result.from_dictionary == {"隧道": "tunnel"} and result.dropped == ["侊侎"]
     assert any(note.startswith("from the dictionary:") and "隧道 = tunnel" in note for note in result.notes)
-    assert any(note.startswith("not understood:") and "侊侎" in note for note in result.notes)
-    assert not any("from the dictionary" in note for note in RuleRefiner().refine("猫转头").notes)
+    assert any(note.startswith("not understood") and "侊侎" in note for note in result.notes)
+    lexicon_only = RuleRefiner().refine("猫转头")
+    assert not lexicon_only.from_dictionary and not any("from the dictionary" in note for note in lexicon_only.notes)
+
+
+def test_sound_words_are_not_rendered_as_pictures():
+    # 咕噜 is "(onom.) to rumble / to coo": a sound, named as left out rather than rendered as "cooing a grumble".
+    result = RuleRefiner().refine("小猫咕噜噜地睡觉")
+    assert result.prompt == "A kitten sleeping." and result.dropped == ["咕噜噜"]
+    assert dictionary.sense_of(["(onom.) ding dong/jingling of bells"]) is None
+    assert dictionary.sense_of(["(onom.) whoosh", "thorn/splinter"]).noun == "thorn"
 
 
 def test_lexicon_wins_over_the_dictionary():

@@ -5,10 +5,12 @@ Run `python tests/test_refine_rules.py` to print the tag micro precision/recall 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
+from helpers import run_cli
 
 from i2v.refine.base import TAGS, RefinedPrompt
 from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
@@ -300,8 +302,26 @@ def test_nothing_understood_gives_an_honest_generic_prompt():
 def test_unknown_chinese_is_dropped_and_named_in_notes():
     result = RuleRefiner().refine("火焰在壁炉里燃烧，旁边有个侊侎")
     assert "flames burning" in result.prompt.lower()
-    assert any(note.startswith("not understood:") and "侊侎" in note for note in result.notes)
+    assert result.dropped == ["侊侎"]
+    assert any(note.startswith("not understood") and "侊侎" in note for note in result.notes)
     assert not CJK.search(result.prompt)
+    assert RuleRefiner().refine("侊侎侒").dropped == ["侊侎侒"]
+    assert RuleRefiner().refine("猫转头").dropped == []
+
+
+def test_the_cli_names_the_words_it_left_out():
+    result = run_cli("refine", "猫在隧道里转头，咕噜噜")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "A cat turning its head in the tunnel."
+    lines = result.stderr.splitlines()
+    assert "not understood (edit the prompt if they matter): 咕噜噜" in lines
+    assert "note: from the dictionary: 隧道 = tunnel" in lines
+    assert result.stderr.count("咕噜噜") == 1  # said once, not again as a note
+    as_json = run_cli("refine", "--json", "咕噜噜")
+    payload = json.loads(as_json.stdout)
+    assert payload["dropped"] == ["咕噜噜"] and payload["from_dictionary"] == {}
+    assert "not understood (edit the prompt if they matter): 咕噜噜" in as_json.stderr
+    assert "not understood" not in run_cli("refine", "猫转头").stderr
 
 
 def test_unknown_english_is_kept_as_written():

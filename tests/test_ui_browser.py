@@ -43,10 +43,18 @@ def test_generate_from_a_chinese_prompt_and_find_it_in_history(server, browser, 
     assert page.get_by_text("描述想要的动作").count() >= 1  # Chinese labels from the browser's locale
 
     page.set_input_files("#image input[type=file]", str(photo))
+    # Words from the dictionary and words left out are shown beside the refined prompt, so the user can edit.
+    page.fill("#prompt textarea", "猫在隧道里转头，咕噜噜")
+    page.click("#refine")
+    page.wait_for_function("document.querySelector('#refine_words').innerText.includes('咕噜噜')", timeout=30_000)
+    words = page.inner_text("#refine_words")
+    assert "隧道 = tunnel" in words and "edit the prompt" in words, words
+    assert page.input_value("#refined textarea") == "A cat turning its head in the tunnel."
     page.fill("#prompt textarea", "猫转头")
     page.click("#refine")
-    page.wait_for_function("document.querySelector('#refined textarea').value.length > 0", timeout=30_000)
+    page.wait_for_function("!document.querySelector('#refined textarea').value.includes('tunnel')", timeout=30_000)
     assert "cat" in page.input_value("#refined textarea").lower()
+    assert "咕噜噜" not in page.inner_text("#refine_words")
 
     page.get_by_text("高级设置").click()
     page.locator("#resolution input").click()

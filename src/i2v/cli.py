@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from i2v.errors import GenerationCancelled, I2VError
+from i2v.refine.base import not_understood
 from i2v.request import GenerationRequest, default_model, describe_validation_error
 
 app = typer.Typer(
@@ -155,10 +156,13 @@ def generate(
         if not interactive and (step == total or step % max(1, total // 10) == 0):
             console.print(f"step {step}/{total} ({shown})", highlight=False)
 
+    from i2v.refine import make_refiner
+
+    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None
     try:
         result = run(
             request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype,
-            llm=_llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None,
+            refiner=_SaysDropped(make_refiner(request.refiner, settings)), llm=settings,
         )
         if cancel.is_set():  # Ctrl-C after the last denoising step: honour it, write nothing
             raise GenerationCancelled(request.steps, request.steps)
@@ -171,7 +175,8 @@ def generate(
     if refined["source"] != "user":
         console.print(f"prompt ({refined['source']}): {refined['prompt']}", highlight=False)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        if warning != not_understood(refined["dropped"]):  # said before denoising began
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     timings = result.metadata["timings"]
     console.print(
         f"wrote {path} ({result.frames.shape[0]} frames, {result.frames.shape[2]}×{result.frames.shape[1]}, "
@@ -268,6 +273,7 @@ def refine(
     result = make_refiner(refiner, settings).refine(text, picture)  # type: ignore[arg-type]
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
+        _say_dropped(result)
         return
     out = Console()
     out.print(result.prompt, highlight=False)
@@ -275,7 +281,27 @@ def refine(
     if result.settings_hint:
         out.print(f"suggested: {result.settings_hint.model_dump(exclude_none=True)}", highlight=False)
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if note != not_understood(result.dropped):  # said last, where the user looks
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+    _say_dropped(result)
+
+
+def _say_dropped(result: Any) -> None:
+    """Name the words the prompt leaves out (stderr), so the user can edit the prompt before a long run."""
+    if result.dropped:
+        console.print(not_understood(result.dropped), style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+class _SaysDropped:
+    """A refiner that names the words it could not render as soon as it has refined, before the denoising."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def refine(self, text: str, image: Any = None) -> Any:
+        result = self.inner.refine(text, image)
+        _say_dropped(result)
+        return result
 
 
 def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None):

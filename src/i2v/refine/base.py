@@ -44,6 +44,19 @@ class RefinedPrompt(BaseModel):
     source: str = Field(description="rules, llm:<preset>/<model>, or user")
     notes: list[str] = Field(default_factory=list)
     settings_hint: SettingsHint | None = None
+    dropped: list[str] = Field(
+        default_factory=list,
+        description="Words of the user's text that are not in the prompt: shown beside it so the user can edit",
+    )
+    from_dictionary: dict[str, str] = Field(
+        default_factory=dict,
+        description="Words the offline refiner's lexicon lacks, with the dictionary's English that the prompt uses",
+    )
+
+
+def not_understood(words: list[str]) -> str:
+    """One line naming the words a prompt leaves out, worded for the user who can still edit the prompt."""
+    return f"not understood (edit the prompt if they matter): {', '.join(words)}"
 
 
 class Refiner(Protocol):

@@ -82,6 +82,8 @@ def sense_of(entries: list[str]) -> Sense | None:
     words and words whose every sense is a name, a variant or an explanation."""
     noun = verb = primary = ""
     for raw in entries:
+        if raw.startswith("(onom.)"):  # a sound word: its later senses ("to coo" for 咕噜) are no picture either
+            continue
         for gloss in _glosses(raw):
             if len(gloss.split()) > _MAX_WORDS:
                 continue

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from i2v.refine import dictionary
-from i2v.refine.base import CAMERA_TAGS, TEMPO_TAGS, RefinedPrompt, settings_hint_for
+from i2v.refine.base import CAMERA_TAGS, TEMPO_TAGS, RefinedPrompt, not_understood, settings_hint_for
 from i2v.request import DEFAULT_NEGATIVE_PROMPT
 
 if TYPE_CHECKING:
@@ -1059,11 +1059,11 @@ def _compound(modifier: Noun, head: Noun) -> Noun:
                 one=f"{first} {head.one}" if head.one else "", part=head.part)
 
 
-def _resolve_guesses(tokens: list[Token]) -> tuple[list[Token], list[str]]:
+def _resolve_guesses(tokens: list[Token]) -> tuple[list[Token], list[tuple[str, str]]]:
     """Dictionary words become nouns, verbs or adjectives by their place in the clause; a direction after a verb
     joins it; nouns side by side join. Also returns what the dictionary translated, for `notes`."""
     out: list[Token] = []
-    guessed: list[str] = []
+    guessed: list[tuple[str, str]] = []
     for i, token in enumerate(tokens):
         before = out[-1] if out else None
         after = tokens[i + 1] if i + 1 < len(tokens) else None
@@ -1073,7 +1073,7 @@ def _resolve_guesses(tokens: list[Token]) -> tuple[list[Token], list[str]]:
             alone, prep = _COMPLEMENTS.get(token.raw, ("past", "past"))
             ing = before.value.ing
             out[-1] = Token("verb", Verb(f"{ing} {alone}", f"{ing} {prep} {{obj}}"), before.raw + token.raw)
-            guessed.append(f"{token.raw} = {prep}")
+            guessed.append((token.raw, prep))
             continue
         if token.kind == "dict" and token.raw in _COMPLEMENTS and before is None:
             continue  # 进 left over where a camera phrase was cut out ("镜头向前推进")
@@ -1082,13 +1082,13 @@ def _resolve_guesses(tokens: list[Token]) -> tuple[list[Token], list[str]]:
             role = _role(sense, before, after, token.joined)
             if role == "verb":
                 token = Token("verb", Verb(*dictionary.verb_forms(sense.verb)), token.raw)
-                guessed.append(f"{token.raw} = to {sense.verb}")
+                guessed.append((token.raw, f"to {sense.verb}"))
             elif role == "adj":
                 token = Token("adj", sense.noun, token.raw)
-                guessed.append(f"{token.raw} = {sense.noun}")
+                guessed.append((token.raw, sense.noun))
             else:
                 token = Token("noun", _guessed_noun(sense), token.raw)
-                guessed.append(f"{token.raw} = {sense.noun}")
+                guessed.append((token.raw, sense.noun))
         if (token.kind == "noun" and before is not None and before.kind == "noun" and not token.value.part
                 and "pron" not in (token.value.kind, before.value.kind)
                 and not {token.raw, before.raw} & set(REFERENCES)):
@@ -1357,7 +1357,7 @@ class _Reading:
     parts: list[_Part] = field(default_factory=list)
     hits: list[CameraHit] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
-    guessed: list[str] = field(default_factory=list)  # "隧道 = tunnel": what the dictionary translated
+    guessed: list[tuple[str, str]] = field(default_factory=list)  # ("隧道", "tunnel"): what the dictionary translated
     still: bool = False
     subject: str = ""
     motion: str = ""
@@ -1376,8 +1376,10 @@ class RuleRefiner:
             return _generic(f"rule refiner error ({type(error).__name__}); generic prompt used")
 
 
-def _generic(note: str) -> RefinedPrompt:
-    return RefinedPrompt(prompt=GENERIC_PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, source="rules", notes=[note])
+def _generic(note: str, dropped: list[str] | None = None) -> RefinedPrompt:
+    notes = [note, not_understood(dropped)] if dropped else [note]
+    return RefinedPrompt(prompt=GENERIC_PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, source="rules", notes=notes,
+                         dropped=dropped or [])
 
 
 def _read(text: str) -> _Reading:
@@ -1489,14 +1491,16 @@ def _assemble(reading: _Reading) -> RefinedPrompt:
     if {"pan_left", "pan_right"} <= set(tags) or ("static_camera" in tags and MOVING_TAGS & set(tags)):
         notes.append(f"conflicting camera instructions: {', '.join(tags)}")
     dropped = [d for d in dict.fromkeys(d.strip() for d in reading.dropped) if d]
-    if reading.guessed:
-        notes.append(f"from the dictionary: {', '.join(dict.fromkeys(reading.guessed))}")
+    looked_up: dict[str, str] = {}
+    for word, english in reading.guessed:
+        looked_up.setdefault(word, english)
+    if looked_up:
+        notes.append(f"from the dictionary: {', '.join(f'{w} = {e}' for w, e in looked_up.items())}")
     if dropped:
-        notes.append(f"not understood: {', '.join(dropped)}")
+        notes.append(not_understood(dropped))
     if not reading.parts and not said:
         if not tags:
-            return _generic("nothing in the text could be understood; generic prompt used"
-                            + (f" (not understood: {', '.join(dropped)})" if dropped else ""))
+            return _generic("nothing in the text could be understood; generic prompt used", dropped)
         said = [GENERIC_PROMPT.rstrip(".")]
 
     prompt = ""
@@ -1523,5 +1527,5 @@ def _assemble(reading: _Reading) -> RefinedPrompt:
     return RefinedPrompt(
         prompt=prompt if len(prompt) > 1 else GENERIC_PROMPT, negative_prompt=negative, tags=tags,
         subject=reading.subject, motion=reading.motion, camera=", ".join(camera), source="rules", notes=notes,
-        settings_hint=settings_hint_for(tags),
+        settings_hint=settings_hint_for(tags), dropped=dropped, from_dictionary=looked_up,
     )

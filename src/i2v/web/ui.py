@@ -4,8 +4,10 @@ browser (and switchable in Gradio's settings menu)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from i2v.errors import I2VError
+from i2v.refine.base import RefinedPrompt
 from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, GenerationRequest, default_model
 from i2v.service.jobs import JobService, JobView
 
@@ -78,6 +81,23 @@ STRINGS = {
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
 
 
+def refine_words_markdown(refined: RefinedPrompt) -> str:
+    """Beside the refined prompt: which words the dictionary translated and which the prompt leaves out, so the
+    user can check them and edit the prompt."""
+
+    def words(items: Iterable[str]) -> str:
+        return ", ".join(re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", item) for item in items)
+
+    lines = []
+    if refined.from_dictionary:
+        translated = words(f"{word} = {english}" for word, english in refined.from_dictionary.items())
+        lines.append(f"**From the dictionary · 词典翻译:** {translated}")
+    if refined.dropped:
+        lines.append(f"**Not understood · 未能理解:** {words(refined.dropped)} — "
+                     "edit the prompt if they matter · 如有需要请修改提示词")
+    return "  \n".join(lines)
+
+
 def build_ui(service: JobService) -> gr.Blocks:
     t = I18N
 
@@ -87,7 +107,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         if not prompt or not prompt.strip():
             raise gr.Error("prompt is empty: describe the motion you want, e.g. 猫转头")
         refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
-        return refined.prompt, ", ".join(refined.tags)
+        return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined)
 
     def plan_preview(image_path, resolution, frames, steps, guidance, allow_degrade):
         from i2v.advisor.report import plan_report
@@ -187,6 +207,7 @@ def build_ui(service: JobService) -> gr.Blocks:
                     refiner = gr.Radio(["rules", "llm", "none"], value="rules", label=t("refiner"))
                     refine_button = gr.Button(t("refine"), elem_id="refine")
                 refined = gr.Textbox(label=t("refined"), lines=2, elem_id="refined")
+                refine_words = gr.Markdown(elem_id="refine_words")
                 tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
                 with gr.Accordion(t("advanced"), open=False):
                     negative = gr.Textbox(label=t("negative"), value=DEFAULT_NEGATIVE_PROMPT, lines=2)
@@ -223,7 +244,7 @@ def build_ui(service: JobService) -> gr.Blocks:
 
         inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade]
         plan_button.click(plan_preview, [image, resolution, frames, steps, guidance, allow_degrade], plan_box)
-        refine_button.click(refine_preview, [prompt, refiner], [refined, tags])
+        refine_button.click(refine_preview, [prompt, refiner], [refined, tags, refine_words])
         run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
         run.then(history, None, [gallery, history_ids])
         cancel_button.click(cancel, job_id, None)
