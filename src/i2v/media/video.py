@@ -6,7 +6,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -54,6 +53,8 @@ def encode_video(
 
 
 def _write_av(frames: np.ndarray, temp: Path, fps: int, fmt: VideoFormat, crf: int) -> None:
+    import av  # here, not at the top: code that never encodes (bench/gpu_check.py on a bare GPU box) needs no PyAV
+
     codec, pix_fmt = _CODECS[fmt]
     height, width = frames.shape[1:3]
     with av.open(str(temp), mode="w", format=fmt) as container:
