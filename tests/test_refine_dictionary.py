@@ -113,8 +113,6 @@ EVERYDAY_MISSES = {
     "妈妈在厨房里包饺子": "包饺子 is 'to wrap jiaozi' (the dumplings are in brackets)",
     "瀑布从悬崖上倾泻而下，航拍": "悬崖 is 'precipice'",
     "秋天的落叶铺满小路": "铺 is 'to spread'",
-    "猫咪用爪子拍打毛线球": "the lexicon's 拍打 is waves 'crashing onto'; 用 (with) is read as 'using'",
-    "喷泉在广场中央喷水": "中央 (in the middle of) is not a locative in the lexicon",
     "一位老奶奶在织毛衣": "织 is 'to weave'",
 }
 #: Signs of a broken sentence: a dangling article or preposition, a doubled word, a leftover camera noun,
@@ -170,9 +168,9 @@ def test_coverage_and_tags_on_the_everyday_sets():
     from test_refine_rules import tag_precision_recall
 
     got, total = coverage(EVERYDAY)
-    assert got / total >= 0.94, f"content words kept {got}/{total}"
+    assert got / total >= 0.95, f"content words kept {got}/{total}"
     got, total = coverage(EVERYDAY2)
-    assert got / total >= 0.94, f"content words kept {got}/{total} on the second set"
+    assert got / total >= 0.95, f"content words kept {got}/{total} on the second set"
     precision, recall, *_ = tag_precision_recall(EVERYDAY)
     assert precision >= 0.95 and recall >= 0.95
     assert set(EVERYDAY_MISSES) <= {row[0] for row in EVERYDAY}
@@ -217,6 +215,24 @@ def test_roles_from_the_sentence():
     assert RuleRefiner().refine("海豚跃出水面").prompt == "A dolphin jumping out of the water surface."
     assert RuleRefiner().refine("雨滴打在窗户玻璃上").prompt.startswith("Raindrops beating on the window glass")
     assert "the sun sets in the west" in RuleRefiner().refine("老人钓鱼，夕阳西下").prompt
+
+
+def test_constructions():
+    # Place words after a noun, 用 + a noun (what the action is done with), a number kept in a place.
+    assert RuleRefiner().refine("猫坐在桌子中间").prompt == "A cat sitting in the middle of the table."
+    assert RuleRefiner().refine("森林深处有一只鹿").prompt == "A deer deep in the forest."
+    assert RuleRefiner().refine("女孩用筷子吃面条").prompt == "A girl eating noodles with chopsticks."
+    assert RuleRefiner().refine("他用手挥舞").prompt == "He waving with his hand."
+    assert RuleRefiner().refine("猫在两棵树之间跳").prompt == "A cat jumping between the two trees."
+
+
+def test_a_lexicon_sense_made_for_one_subject_is_not_forced_on_another():
+    # Waves crash onto the beach and flames flicker; a hand pats a ball and a heart throbs.
+    assert RuleRefiner().refine("海浪拍打沙滩").prompt == "Waves crashing onto a sandy beach."
+    assert RuleRefiner().refine("火苗跳动").prompt == "Flames flickering."
+    patted = RuleRefiner().refine("小狗拍打篮球")
+    assert patted.prompt == "A puppy patting a basketball." and patted.from_dictionary == {"拍打": "to pat"}
+    assert RuleRefiner().refine("心脏跳动").prompt == "A heart throbbing."
 
 
 def test_dictionary_is_loaded_lazily():

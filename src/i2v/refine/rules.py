@@ -11,7 +11,7 @@ input and answers in a few milliseconds. The method is deliberately simple and p
    segmented with jieba (plus our lexicon) and rebuilt as "[subject] [action] [manner] [place]". The
    curated lexicon wins where it has a word (it knows camera language and picks the video-friendly sense);
    CC-CEDICT (`dictionary.py`) translates the rest, as a noun or a verb by the word's place in the clause,
-   and `notes` lists what it translated. Only words neither knows are dropped, and `notes` names them.
+   and `notes` lists what it translated. Only words neither knows are left out, and `dropped` names them.
 4. Append the camera phrases: "..., camera panning to the left, slow motion."
 
 Nothing is added that the user did not say: no weather, light, style or objects.
@@ -255,7 +255,7 @@ ACTIONS: dict[str, Verb] = {
     "伸懒腰": V("stretching"), "伸展": V("stretching"), "亲吻": V("kissing", "kissing {obj}"), "握手": V("shaking hands"),
     "鞠躬": V("bowing"), "鼓掌": V("clapping"), "拍手": V("clapping"), "打字": V("typing"), "写字": V("writing"),
     "看书": V("reading a book"), "读书": V("reading a book"), "做饭": V("cooking"), "倒": V("pouring", "pouring {obj}"),
-    "喷": V("spraying"), "喷发": V("erupting"), "爆炸": V("exploding"), "爬": V("climbing", "climbing {obj}"),
+    "喷": V("spraying", "spraying {obj}"), "喷发": V("erupting"), "爆炸": V("exploding"), "爬": V("climbing", "climbing {obj}"),
     "攀爬": V("climbing", "climbing {obj}"), "爬行": V("crawling"), "滑行": V("gliding"), "滑翔": V("gliding"),
     "滑雪": V("skiing"), "冲浪": V("surfing"), "行驶": V("driving"), "开车": V("driving"), "航行": V("sailing"),
     "划船": V("rowing a boat"), "钓鱼": V("fishing"), "绽放": V("blooming"), "盛开": V("blooming"), "开花": V("blooming"),
@@ -301,6 +301,13 @@ MANNER: dict[str, str] = {
     "静静": "still", "静静地": "still", "悠闲": "leisurely", "悠闲地": "leisurely", "用力": "hard", "好奇": "curiously",
     "好奇地": "curiously", "害羞": "shyly", "害羞地": "shyly",
 }
+#: Lexicon senses that fit some subjects only (waves crash onto a beach, flames flicker): with another subject
+#: the dictionary's sense is used ("a cat patting a ball", "a heart throbbing"). Keyed by the subject's head noun.
+SUBJECT_SENSES: dict[str, frozenset[str]] = {
+    "拍打": frozenset({"waves", "wave", "sea", "ocean", "seawater", "water", "surface", "rain", "raindrops", "rainwater"}),
+    "跳动": frozenset({"flames", "flame", "fire", "campfire", "candle", "candlelight", "light", "lights"}),
+}
+
 #: Manner words that ask for stillness: "motionless, static" must then leave the negative prompt.
 STILL_MANNERS = frozenset({"still"})
 
@@ -323,6 +330,10 @@ LOCATIVES: dict[str, str] = {
     "下": "under", "下面": "under", "底下": "under", "之下": "under", "边": "by", "旁": "by", "旁边": "beside",
     "边上": "beside", "附近": "near", "前": "in front of", "前面": "in front of", "后": "behind", "后面": "behind",
     "周围": "around", "外": "outside", "外面": "outside", "上方": "above", "下方": "below", "顶上": "on top of",
+    "中央": "in the middle of", "中间": "in the middle of", "正中": "in the middle of", "当中": "in the middle of",
+    "之间": "between", "对面": "across from", "两旁": "on both sides of", "两侧": "on both sides of",
+    "两边": "on both sides of", "四周": "all around", "深处": "deep in", "尽头": "at the end of",
+    "顶端": "at the top of", "顶部": "at the top of", "底部": "at the bottom of",
 }
 
 ENVIRONMENTS: dict[str, str] = {
@@ -352,6 +363,8 @@ TOWARD = frozenset({"向", "往", "朝", "朝着", "向着"})
 #: 在/于 place the next noun ("在雨中" -> "in the rain"); 从 makes it a source ("从树上" -> "from the tree").
 AT = frozenset({"在", "于", "从"})
 AND = frozenset({"和", "与", "跟", "以及", "还有", "及", "同"})
+#: 用 names what the next action is done with: "用爪子拍打" -> "patting ... with a claw".
+WITH = frozenset({"用"})
 NEGATION = frozenset({"不", "不要", "别", "没有", "没"})
 DE = frozenset({"的", "之"})
 PARTICLES = frozenset({
@@ -695,8 +708,8 @@ for _category, _table in (
 ):
     for _word, _value in _table.items():
         _LEXICON.setdefault(_word, (_category, _value))
-for _category, _words in (("toward", TOWARD), ("at", AT), ("and", AND), ("neg", NEGATION), ("de", DE),
-                          ("ignore", PARTICLES)):
+for _category, _words in (("toward", TOWARD), ("at", AT), ("and", AND), ("with", WITH), ("neg", NEGATION),
+                          ("de", DE), ("ignore", PARTICLES)):
     for _word in _words:
         _LEXICON.setdefault(_word, (_category, _word))
 #: Longest piece tried when splitting a word neither the lexicon nor the dictionary has whole.
@@ -794,7 +807,7 @@ def _guess(word: str) -> Token | None:
     return Token("dict", sense, word) if sense is not None else None
 
 
-_GRAMMAR = frozenset({"loc", "at", "de", "ignore", "toward", "neg", "dir", "and"})
+_GRAMMAR = frozenset({"loc", "at", "de", "ignore", "toward", "neg", "dir", "and", "with"})
 
 
 def _classify(word: str, whole_word: bool) -> list[Token]:
@@ -879,6 +892,9 @@ def _tokens(clause: str) -> list[Token]:
     return [Token("qty", t.value, t.raw) if t.kind == "num" else t for t in merged]
 
 
+_VAGUE_QUANTITIES = frozenset({"many", "countless", "several", "group", "pair"})
+
+
 def _article(words: str) -> str:
     first = words.split()[0].lower() if words.split() else ""
     vowel = first[:1] in "aeiou" and not first.startswith(("uni", "use", "one", "eu"))
@@ -930,8 +946,10 @@ class NounPhrase:
         """The noun as something already in the picture: "toward the sky", "in the rain"."""
         if self.noun.kind == "pron":
             return self.noun.obj or self.noun.en
-        if self.owner is not None or self.english or self.others:
+        if self.owner is not None or self.english or self.others or self.qty in _VAGUE_QUANTITIES:
             return self.render()
+        if self.qty not in (None, "one", "the"):  # a number: "between the two trees"
+            return f"the {self.qty} {self._bare(True)}"
         return f"the {self._bare(self.noun.kind == 'plural')}"
 
     def as_object(self) -> str:
@@ -1112,6 +1130,7 @@ class _ClauseReader:
         self.negate = False
         self.at = ""  # the 在/从 word waiting for its noun
         self.toward = False
+        self.instrument = False  # after 用: the next noun is what the next action is done with
         self.after_de = False  # "骑自行车的男孩": the noun after 的 is who does the verbs before it
         self.last_was_verb = False
 
@@ -1159,6 +1178,18 @@ class _ClauseReader:
                 continue
             return phrase
 
+    def sense_for_subject(self, token: Token) -> Verb:
+        """The lexicon's verb, or the dictionary's where the lexicon's sense does not fit the subject."""
+        subject = self.clause.subject
+        fits = SUBJECT_SENSES.get(token.raw)
+        if fits is None or subject is None or subject.noun.en.split()[-1] in fits:
+            return token.value
+        sense = dictionary.lookup(token.raw)
+        if sense is None or not sense.verb:
+            return token.value
+        self.guessed.append((token.raw, f"to {sense.verb}"))
+        return Verb(*dictionary.verb_forms(sense.verb))
+
     def attach(self, bucket: str, text: str) -> None:
         """Manners and directions belong to the verb just before them, or else to the next verb."""
         if self.last_was_verb and self.clause.verbs:
@@ -1168,6 +1199,12 @@ class _ClauseReader:
 
     def place_noun(self, phrase: NounPhrase) -> None:
         at, self.at = self.at, ""
+        if self.instrument:
+            self.instrument = False
+            subject = self.clause.subject
+            owner = subject.pronoun() if subject is not None and phrase.noun.part and phrase.owner is None else ""
+            self.attach("manners", f"with {owner} {phrase._bare(False)}" if owner else f"with {phrase.as_object()}")
+            return
         locative = self.peek()
         if locative is not None and locative.kind == "loc":
             self.i += 1
@@ -1229,7 +1266,7 @@ class _ClauseReader:
             self.i += 1
             if kind in ("verb", "english_verb"):
                 english = token.value if kind == "english_verb" else ""
-                verb = Verb(english) if english else token.value
+                verb = Verb(english) if english else self.sense_for_subject(token)
                 use = VerbUse(verb, self.pending_manners, self.pending_dirs, negated=self.negate, english=english)
                 if kind == "verb" and (token.value.still or (self.negate and token.raw in ("动", "移动"))):
                     clause.still = True
@@ -1269,6 +1306,8 @@ class _ClauseReader:
             elif kind == "de":
                 self.after_de = True
                 continue
+            elif kind == "with":
+                self.instrument = True
             elif kind == "unknown":
                 clause.dropped.append(token.raw)
             self.last_was_verb = self.last_was_verb and kind in ("ignore", "de", "loc")
