@@ -22,12 +22,28 @@ def make_photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def i2v_command(*args: str) -> list[str]:
+    """The installed console script (or `python -m i2v`) with `args`, as a user runs it."""
+    script = shutil.which("i2v")
+    return [script, *args] if script else [sys.executable, "-m", "i2v", *args]
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run the installed console script exactly as a user would."""
     full_env = {**os.environ, **(env or {})}
-    script = shutil.which("i2v")
-    command = [script, *args] if script else [sys.executable, "-m", "i2v", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run(i2v_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def run_together(runs: dict[str, tuple[list[str], dict]], timeout: float = 60) -> dict[str, subprocess.CompletedProcess]:
+    """Run commands (each with its extra environment) side by side, as each spends most of its time importing;
+    results as `subprocess.run` gives them, by name."""
+    started = {name: subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name, (command, env) in runs.items()}
+    finished = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=timeout)
+        finished[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return finished
 
 
 def terminate(process: subprocess.Popen | None, grace: float = 15) -> None:
@@ -71,11 +87,9 @@ class ServerProcess:
 
         import httpx
 
-        script = shutil.which("i2v")
-        command = [script] if script else [sys.executable, "-m", "i2v"]
         env = {**os.environ, "I2V_HOME": str(self.home), "I2V_MODEL": str(self.model), **self.env}
         self.log = open(os.path.join(str(self.home), "server-test.log"), "ab")
-        self.process = subprocess.Popen([*command, "serve", "--port", str(self.port), *self.args], env=env, stdout=self.log, stderr=self.log)
+        self.process = subprocess.Popen(i2v_command("serve", "--port", str(self.port), *self.args), env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -99,29 +113,34 @@ class ServerProcess:
 
 
 class RedisServer:
-    """A throwaway `redis-server` on a free loopback port, without persistence: a restart loses everything."""
+    """A throwaway `redis-server` on a free loopback port, without persistence: a restart loses everything.
+    With `password`, clients must authenticate (the URL carries it)."""
 
-    def __init__(self, folder, port: int | None = None):
+    def __init__(self, folder, port: int | None = None, password: str | None = None):
         self.folder = folder
         self.port = port or free_port()
+        self.password = password
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10) -> "RedisServer":
         import socket
         import time
 
         command = ["redis-server", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder)]
+        if self.password:
+            command += ["--requirepass", self.password]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
                     connection.sendall(b"PING\r\n")
-                    if connection.recv(16).startswith(b"+PONG"):
+                    if connection.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -142,15 +161,17 @@ class RedisServer:
 
 def worker_command() -> list[str]:
     """`i2v worker`, as a user starts it."""
-    script = shutil.which("i2v")
-    return [script, "worker"] if script else [sys.executable, "-m", "i2v", "worker"]
+    return i2v_command("worker")
 
 
 class WorkerProcess:
-    """`i2v worker` as a real process on the CPU, logging to a file in `folder`."""
+    """`i2v worker` as a real process on the CPU, logging to a file in `folder`. `queue` is a URL, or with
+    `queue_is_file` a file holding one (passed as --queue-file)."""
 
-    def __init__(self, folder, queue: str, model, name: str, env: dict | None = None, args: tuple[str, ...] = ()):
+    def __init__(self, folder, queue: str, model, name: str, env: dict | None = None, args: tuple[str, ...] = (),
+                 queue_is_file: bool = False):
         self.folder, self.queue, self.model, self.name = folder, queue, str(model), name
+        self.queue_option = "--queue-file" if queue_is_file else "--queue"
         self.env = env or {}
         self.args = args
         self.process: subprocess.Popen | None = None
@@ -159,7 +180,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         self.offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         env = {**os.environ, "I2V_MODEL": self.model, "OMP_NUM_THREADS": "1", **self.env}
-        command = [*worker_command(), "--queue", self.queue, "--device", "cpu", "--model", self.model, "--name", self.name, *self.args]
+        command = [*worker_command(), self.queue_option, self.queue, "--device", "cpu", "--model", self.model, "--name", self.name, *self.args]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         return self
@@ -189,3 +210,80 @@ class WorkerProcess:
 
     def stop(self) -> None:
         terminate(self.process)
+
+
+def eventually(probe, timeout: float = 30, interval: float = 0.1):
+    """Poll `probe` until it returns something truthy, and return that."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"still not true after {timeout} s: {probe}")
+
+
+def png_bytes(width: int = 96, height: int = 64) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    make_photo(width, height).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+#: What a job says when a cancel reached it after its last denoising step (as a client reads it).
+LATE_CANCEL = "the cancel arrived after the last denoising step; the clip was kept"
+#: Two steps of ≈0.8 s each on one CPU thread with the tiny model: room to cancel while the last one runs.
+LAST_STEP_FIELDS = {"prompt": "waves", "width": 256, "height": 256, "num_frames": 32, "steps": 2, "fps": 8}
+
+
+class JobClient:
+    """The REST calls the tests make of a real `i2v serve`: submit, read, wait for and cancel jobs."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(timeout=30)
+
+    def submit(self, fields: dict):
+        import json
+
+        return self.http.post(self.url + "/api/v1/jobs", files={"image": ("p.png", png_bytes(), "image/png")},
+                              data={"request": json.dumps(fields)})
+
+    def job(self, job_id: str) -> dict:
+        return self.http.get(f"{self.url}/api/v1/jobs/{job_id}").json()
+
+    def cancel(self, job_id: str):
+        return self.http.post(f"{self.url}/api/v1/jobs/{job_id}/cancel")
+
+    def wait(self, job_id: str, predicate, timeout: float = 60) -> dict:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if predicate(job):
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; last state {job}")
+
+    def wait_done(self, job_id: str, timeout: float = 60) -> dict:
+        return self.wait(job_id, lambda job: job["state"] not in ("queued", "running"), timeout)
+
+    def cancel_during_last_step(self) -> dict:
+        """Cancel a job once its first of two steps is reported, so the cancel lands while the last step runs,
+        after the last check for one; returns the finished job. Tried again (up to three times) when the job
+        finished before the cancel reached it."""
+        for _ in range(3):
+            job_id = self.submit(LAST_STEP_FIELDS).json()["id"]
+            self.wait(job_id, lambda job: job["progress"].get("step", 0) >= 1 or job["state"] not in ("queued", "running"))
+            if self.cancel(job_id).status_code == 202:
+                return self.wait_done(job_id)
+        raise AssertionError("three jobs finished before their cancel arrived")
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,18 +1,31 @@
 """Scaling out on a real redis-server: a serve node without a local worker, `i2v worker` processes on the CPU with
-the tiny model, and the failures that matter (a worker killed mid-job, a cancel, Redis restarting)."""
+the tiny model, and the failures that matter (a worker killed or frozen mid-job or between taking a job and starting
+it, a cancel early or too late, Redis restarting, a model no worker holds). The Redis server has a password, which
+the processes read from a file, as an operator should pass it."""
 
 import io
 import json
 import os
 import shutil
 import signal
-import subprocess
 import time
+from contextlib import contextmanager
 
 import av
-import httpx
 import pytest
-from helpers import RedisServer, ServerProcess, WorkerProcess, free_port, run_cli, worker_command
+import redis
+from helpers import (
+    LATE_CANCEL,
+    JobClient,
+    RedisServer,
+    ServerProcess,
+    WorkerProcess,
+    eventually,
+    free_port,
+    i2v_command,
+    run_together,
+    worker_command,
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None and not os.environ.get("CI"),
@@ -24,51 +37,36 @@ MEDIUM = {"prompt": "waves", "width": 128, "height": 128, "num_frames": 16, "ste
 LONG = {"prompt": "waves", "width": 256, "height": 256, "num_frames": 32, "steps": 100, "fps": 8}  # ≈90 s
 LEASE_SECONDS = 3
 QUEUE_LIMIT = 10
+PASSWORD = "pw-only-in-a-file"
 
 
-def png() -> bytes:
-    from helpers import make_photo
-
-    buffer = io.BytesIO()
-    make_photo(96, 64).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-class Cluster:
-    """One Redis, one `serve --no-local-worker` node, and named CPU workers."""
+class Cluster(JobClient):
+    """One Redis, one `serve --no-local-worker` node, and named CPU workers: `a` and `b` hold the tiny model,
+    `model-b` a copy of it under another name; a third copy is offered (I2V_MODELS) but held by no worker."""
 
     def __init__(self, folder, model):
         self.folder, self.model = folder, model
-        self.redis = RedisServer(folder).start()
-        env = {"I2V_QUEUE_URL": self.redis.url, "I2V_LEASE_SECONDS": str(LEASE_SECONDS), "I2V_QUEUE_LIMIT": str(QUEUE_LIMIT)}
+        self.other_model = shutil.copytree(model, folder / "tiny-b")
+        self.unheld_model = shutil.copytree(model, folder / "tiny-c")
+        self.redis = RedisServer(folder, password=PASSWORD).start()
+        self.url_file = folder / "queue-url"
+        self.url_file.write_text(self.redis.url + "\n")
+        self.url_file.chmod(0o600)
+        env = {"I2V_QUEUE_URL_FILE": str(self.url_file), "I2V_LEASE_SECONDS": str(LEASE_SECONDS),
+               "I2V_QUEUE_LIMIT": str(QUEUE_LIMIT), "I2V_MODELS": f"{self.other_model},{self.unheld_model}"}
         self.server = ServerProcess(folder / "serve-home", model, env=env, args=("--no-local-worker",))
         (folder / "serve-home").mkdir()
+        super().__init__(self.server.url)
         self.workers: dict[str, WorkerProcess] = {}
-        self.http = httpx.Client(timeout=30)
 
     def add_worker(self, name: str, model=None) -> WorkerProcess:
-        worker = WorkerProcess(self.folder, self.redis.url, model or self.model, name, env={"I2V_LEASE_SECONDS": str(LEASE_SECONDS)})
+        worker = WorkerProcess(self.folder, str(self.url_file), model or self.model, name,
+                               env={"I2V_LEASE_SECONDS": str(LEASE_SECONDS)}, queue_is_file=True)
         self.workers[name] = worker.start()
         return worker
 
-    def submit(self, fields: dict) -> httpx.Response:
-        return self.http.post(self.server.url + "/api/v1/jobs", files={"image": ("p.png", png(), "image/png")},
-                              data={"request": json.dumps(fields)})
-
-    def job(self, job_id: str) -> dict:
-        return self.http.get(f"{self.server.url}/api/v1/jobs/{job_id}").json()
-
-    def wait(self, job_id: str, predicate, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if predicate(job):
-                return job
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; last state {job}")
-
-    def wait_done(self, job_id: str, timeout: float = 60) -> dict:
-        return self.wait(job_id, lambda job: job["state"] not in ("queued", "running"), timeout)
+    def server_log(self) -> str:
+        return (self.server.home / "server-test.log").read_text(encoding="utf-8", errors="replace")
 
     def wait_running(self, job_id: str) -> dict:
         return self.wait(job_id, lambda job: job["state"] == "running" and job["progress"].get("step", 0) > 0)
@@ -89,12 +87,15 @@ class Cluster:
     def history_ids(self) -> list[str]:
         return [job["id"] for job in self.http.get(self.server.url + "/api/v1/jobs", params={"limit": 200}).json()["jobs"]]
 
+    def alive(self) -> set[str]:
+        return {name for name, worker in self.workers.items() if worker.process.poll() is None}
+
     def close(self) -> None:
         for worker in self.workers.values():
             worker.stop()
         self.server.stop()
         self.redis.stop()
-        self.http.close()
+        super().close()
 
 
 @pytest.fixture(scope="module")
@@ -103,29 +104,50 @@ def cluster(tmp_path_factory, tiny_model):
     try:
         for name in ("a", "b"):
             cluster.add_worker(name)  # they load torch and the model while the serve node starts
+        cluster.add_worker("model-b", model=cluster.other_model)
         cluster.server.start()
         for worker in cluster.workers.values():
             worker.wait_ready()
-        cluster.wait_listed({"a", "b"})
+        cluster.wait_listed({"a", "b", "model-b"})
         yield cluster
     finally:
         cluster.close()
 
 
+@contextmanager
+def busy(cluster):
+    """Every worker runs a LONG job of its model meanwhile, so new jobs wait in their model's queue."""
+    listed = cluster.workers_listed().values()
+    ids = [cluster.submit({**LONG, "model": worker["models"][0], "seed": seed}).json()["id"] for seed, worker in enumerate(listed)]
+    for job_id in ids:
+        cluster.wait(job_id, lambda job: job["state"] == "running")
+    try:
+        yield
+    finally:
+        for job_id in ids:
+            cluster.cancel(job_id)
+
+
 def test_worker_and_serve_fail_in_one_line_when_they_cannot_start(tmp_path):
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    result = subprocess.run([*worker_command(), "--queue", dead, "--device", "cpu"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
-    assert f"cannot reach Redis at {dead}" in result.stderr
-    both = subprocess.run([*worker_command(), "--queue", dead, "--gpu", "0", "--device", "cpu"], capture_output=True, text=True, timeout=60)
-    assert both.returncode == 1 and "not both" in both.stderr
     import torch
 
+    port = free_port()
+    dead = f"redis://127.0.0.1:{port}/0"
+    runs = {
+        "password": ([*worker_command(), "--queue", f"redis://:{PASSWORD}@127.0.0.1:{port}/0", "--device", "cpu"], {}),
+        "both": ([*worker_command(), "--queue", dead, "--gpu", "0", "--device", "cpu"], {}),
+        "serve": (i2v_command("serve", "--port", str(free_port()), "--no-local-worker"), {"I2V_HOME": str(tmp_path), "I2V_QUEUE_URL": dead}),
+    }
     if not torch.cuda.is_available():
-        no_gpu = subprocess.run([*worker_command(), "--queue", dead, "--gpu", "0"], capture_output=True, text=True, timeout=60)
-        assert no_gpu.returncode == 1 and "--gpu 0: no CUDA GPU 0" in no_gpu.stderr
-    serve = run_cli("serve", "--port", str(free_port()), "--no-local-worker", env={"I2V_HOME": str(tmp_path), "I2V_QUEUE_URL": dead}, timeout=60)
-    assert serve.returncode == 1 and "cannot reach Redis" in serve.stderr
+        runs["no_gpu"] = ([*worker_command(), "--queue", dead, "--gpu", "0"], {})
+    results = run_together(runs)
+    warning, error = results["password"].stderr.strip().splitlines()
+    assert results["password"].returncode == 1 and "password in --queue is visible to every user" in warning and "--queue-file" in warning
+    assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in error and PASSWORD not in error
+    assert results["both"].returncode == 1 and "not both" in results["both"].stderr
+    if "no_gpu" in results:
+        assert results["no_gpu"].returncode == 1 and "--gpu 0: no CUDA GPU 0" in results["no_gpu"].stderr
+    assert results["serve"].returncode == 1 and "cannot reach Redis" in results["serve"].stderr
 
 
 def test_two_workers_share_ten_jobs_and_results_come_back_to_the_serve_node(cluster):
@@ -144,7 +166,7 @@ def test_two_workers_share_ten_jobs_and_results_come_back_to_the_serve_node(clus
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
         metadata = cluster.http.get(cluster.server.url + job["metadata_url"]).json()
         assert metadata["worker"] == job["worker"] and metadata["seed"] == job["request"]["seed"]
-        assert metadata["output"]["path"] == str((outputs / f"{job['id']}.mp4").resolve())
+        assert metadata["output"]["url"] == job["video_url"] and (outputs / f"{job['id']}.mp4").is_file()
         assert cluster.http.get(cluster.server.url + job["thumbnail_url"]).headers["content-type"] == "image/jpeg"
     with av.open(io.BytesIO(video.content)) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
@@ -168,8 +190,77 @@ def test_cancel_reaches_a_job_running_on_a_worker(cluster):
     assert cluster.http.post(f"{cluster.server.url}/api/v1/jobs/{job['id']}/cancel").status_code == 409
 
 
+def test_a_cancel_after_the_last_step_keeps_the_clip_and_says_so(cluster):
+    done = cluster.cancel_during_last_step()
+    assert done["state"] == "succeeded" and done["warnings"][-1] == LATE_CANCEL, done
+    assert cluster.http.get(cluster.server.url + done["video_url"]).status_code == 200
+
+
+def test_no_process_shows_the_redis_password_on_its_command_line(cluster):
+    for process in [cluster.server.process, *(worker.process for worker in cluster.workers.values())]:
+        with open(f"/proc/{process.pid}/cmdline", "rb") as cmdline:
+            assert PASSWORD.encode() not in cmdline.read()
+    assert "password in --queue" not in cluster.server_log()
+
+
+def test_models_no_worker_holds_are_refused_and_queues_are_per_model(cluster):
+    with busy(cluster):
+        unheld = cluster.submit({**SMALL, "model": str(cluster.unheld_model)})
+        assert unheld.status_code == 422 and unheld.json()["code"] == "model_not_served", unheld.text
+        assert f"no live worker holds model {str(cluster.unheld_model)!r}" in unheld.json()["detail"]
+        assert str(cluster.model) in unheld.json()["detail"] and str(cluster.other_model) in unheld.json()["detail"]
+        waiting = [cluster.submit({**SMALL, "seed": seed}).json() for seed in range(QUEUE_LIMIT)]
+        assert [job["queue_position"] for job in waiting] == list(range(1, QUEUE_LIMIT + 1))
+        refused = cluster.submit(SMALL)
+        assert refused.status_code == 429 and f"waiting for {cluster.model}" in refused.json()["detail"], refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+        other = cluster.submit({**SMALL, "model": str(cluster.other_model)})
+        assert other.status_code == 202 and other.json()["queue_position"] == 1, other.text
+        for job in waiting:
+            assert cluster.cancel(job["id"]).status_code == 202
+    done = cluster.wait_done(other.json()["id"])
+    assert done["state"] == "succeeded" and done["worker"] == "model-b", done
+
+
+def test_a_job_whose_message_left_with_a_killed_worker_is_sent_again(cluster):
+    from i2v.service.distributed import model_queue
+
+    client = redis.Redis.from_url(cluster.redis.url)
+    with busy(cluster):
+        job = cluster.submit(SMALL).json()
+        huey, _ = model_queue(client, str(cluster.model), lambda payload: None)
+        assert client.rpop(huey.storage.queue_key) is not None  # what a worker killed before taking the lease took
+    done = cluster.wait_done(job["id"], timeout=10 * LEASE_SECONDS)
+    assert done["state"] == "succeeded" and done["attempts"] == 1, done
+    assert f"job {job['id']}: a worker took its queue message and stopped before starting it; sent again" in cluster.server_log()
+    client.close()
+
+
+def test_a_frozen_workers_dropped_result_is_not_counted(cluster):
+    job = cluster.submit({**MEDIUM, "steps": 20}).json()
+    running = cluster.wait_running(job["id"])
+    frozen = cluster.workers[running["worker"]]
+    done_before = cluster.workers_listed()[frozen.name]["jobs_done"]
+    frozen.signal(signal.SIGSTOP, wait=False)
+    try:
+        cluster.wait(job["id"], lambda j: j["attempts"] == 2, timeout=10 * LEASE_SECONDS)  # re-queued to another worker
+    finally:
+        frozen.signal(signal.SIGCONT, wait=False)
+    eventually(lambda: f"dropping the result of job {job['id']}" in frozen.log())
+    entry = eventually(lambda: _idle_entry(cluster, frozen.name))
+    assert entry["jobs_done"] == done_before, entry
+    done = cluster.wait_done(job["id"])
+    assert done["state"] == "succeeded" and done["worker"] != frozen.name
+
+
+def _idle_entry(cluster, name: str) -> dict | None:
+    """The worker's registry entry once it runs no job."""
+    entry = cluster.workers_listed().get(name)
+    return entry if entry is not None and entry["current_job"] is None else None
+
+
 def test_sigkill_mid_job_finishes_on_the_other_worker_exactly_once(cluster):
-    job = cluster.submit(MEDIUM).json()
+    job = cluster.submit({**MEDIUM, "steps": 20}).json()
     running = cluster.wait_running(job["id"])
     victim = running["worker"]
     cluster.workers[victim].signal(signal.SIGKILL)
@@ -178,14 +269,13 @@ def test_sigkill_mid_job_finishes_on_the_other_worker_exactly_once(cluster):
     assert done["attempts"] == 2 and done["worker"] != victim
     assert cluster.history_ids().count(job["id"]) == 1
     assert cluster.http.get(cluster.server.url + done["video_url"]).status_code == 200
-    survivor = done["worker"]
-    cluster.wait_listed({survivor}, timeout=3 * LEASE_SECONDS)  # the dead worker's entry expires
+    cluster.wait_listed(cluster.alive(), timeout=3 * LEASE_SECONDS)  # the dead worker's entry expires
     cluster.add_worker(victim + "2")
 
 
 def test_sigterm_hands_the_running_job_back_at_once(cluster):
-    names = set(cluster.wait_listed({name for name, worker in cluster.workers.items() if worker.process.poll() is None}))
-    job = cluster.submit(MEDIUM).json()
+    names = set(cluster.wait_listed(cluster.alive()))
+    job = cluster.submit({**MEDIUM, "steps": 20}).json()
     running = cluster.wait_running(job["id"])
     stopped = time.monotonic()
     cluster.workers[running["worker"]].signal(signal.SIGTERM, wait=False)
@@ -199,7 +289,7 @@ def test_sigterm_hands_the_running_job_back_at_once(cluster):
 
 
 def test_redis_restart_mid_run_serve_and_workers_reconnect_and_continue(cluster):
-    alive = {name for name, worker in cluster.workers.items() if worker.process.poll() is None}
+    alive = cluster.alive()
     cluster.wait_listed(alive)
     ids = [cluster.submit({**MEDIUM, "steps": 20, "seed": seed}).json()["id"] for seed in range(6)]
     cluster.wait_running(ids[0])
@@ -213,19 +303,16 @@ def test_redis_restart_mid_run_serve_and_workers_reconnect_and_continue(cluster)
     cluster.wait_listed(alive, timeout=10)
 
 
-def test_jobs_go_only_to_workers_holding_their_model_and_a_full_queue_answers_429(cluster, tmp_path):
-    other_model = shutil.copytree(cluster.model, tmp_path / "tiny-b")
-    ids = []
-    for seed in range(QUEUE_LIMIT):
-        response = cluster.submit({**SMALL, "model": str(other_model), "seed": seed})
-        assert response.status_code == 202, response.text
-        ids.append(response.json()["id"])
-    refused = cluster.submit({**SMALL, "model": str(other_model)})
-    assert refused.status_code == 429 and "I2V_QUEUE_LIMIT" in refused.json()["detail"]
-    assert int(refused.headers["retry-after"]) >= 1
-    time.sleep(1)
-    assert {cluster.job(job_id)["state"] for job_id in ids} == {"queued"}  # workers a and b hold the other model
-    worker = cluster.add_worker("model-b", model=other_model).wait_ready()
-    finals = [cluster.wait_done(job_id) for job_id in ids]
-    assert {(job["state"], job["worker"]) for job in finals} == {("succeeded", worker.name)}
-    assert cluster.workers_listed()["model-b"]["models"] == [str(other_model)]
+def test_with_no_worker_connected_a_job_is_accepted_and_says_what_it_waits_for(cluster):
+    """Last in this module: it stops every worker."""
+    for worker in cluster.workers.values():
+        worker.process.terminate()  # side by side; each deletes its registry entry as it goes
+    for worker in cluster.workers.values():
+        worker.stop()
+    cluster.wait_listed(set(), timeout=3 * LEASE_SECONDS)
+    job = cluster.submit(SMALL).json()
+    waits = f"no worker is connected yet; the job waits for one holding {cluster.model}"
+    assert job["state"] == "queued" and job["queue_position"] == 1 and job["warnings"] == [waits], job
+    with cluster.http.stream("GET", f"{cluster.server.url}/api/v1/jobs/{job['id']}/events") as events:
+        data = next(line for line in events.iter_lines() if line.startswith("data:"))
+    assert json.loads(data.removeprefix("data:"))["warnings"] == [waits]

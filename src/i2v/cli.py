@@ -322,13 +322,14 @@ def serve(
     share_token: Annotated[str | None, typer.Option(help="Token required on the API and UI [env I2V_API_TOKEN].")] = None,
     local_worker: Annotated[bool, typer.Option(help="Run jobs in this process (off: API/UI node only).")] = True,
     queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: run jobs on `i2v worker` processes [env I2V_QUEUE_URL].")] = None,
+    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps` [env I2V_QUEUE_URL_FILE].")] = None,
 ) -> None:
     """Run the web UI (/) and REST API (/api/v1, docs at /docs) with the job queue in one process."""
     from i2v.web.serve import ServeError
     from i2v.web.serve import serve as run_server
 
     try:
-        run_server(host, port, token=share_token, local_worker=local_worker, queue=queue)
+        run_server(host, port, token=share_token, local_worker=local_worker, queue=queue, queue_file=queue_file)
     except ServeError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -341,11 +342,12 @@ def worker(
     device: Annotated[str | None, typer.Option(help="cpu, cuda:N or mps, instead of --gpu.")] = None,
     model: Annotated[str | None, typer.Option(help="Model this worker holds [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None,
     name: Annotated[str | None, typer.Option(help="Name shown in /api/v1/workers [default: HOST:PID].")] = None,
+    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps` [env I2V_QUEUE_URL_FILE].")] = None,
 ) -> None:
     """Take jobs from the Redis queue: one process per GPU, model loaded once, one job at a time."""
     from i2v.service.worker_cli import worker_main
 
-    worker_main(queue, gpu, device, model, name)
+    worker_main(queue, gpu, device, model, name, queue_file=queue_file)
 
 
 @app.command("make-tiny-model")

@@ -1,6 +1,6 @@
 """The serve node's side of the Redis queue: send jobs to per-model Huey queues, apply workers' events to the job
 table and the outputs folder, re-queue jobs whose worker stopped heartbeating, and rebuild Redis's share of the
-state after Redis lost it.
+state after Redis lost it, and re-send a job whose message a worker took and died with before starting it.
 
 One background thread does the applying and the reaping, so the two never race; API threads only send and cancel.
 """
@@ -19,7 +19,7 @@ import redis
 from huey import RedisHuey
 from huey.api import TaskWrapper
 
-from i2v.errors import I2VError
+from i2v.errors import I2VError, StoreUnavailableError
 from i2v.media.files import atomic_path, write_json
 from i2v.service.config import ServiceSettings
 from i2v.service.distributed import (
@@ -30,6 +30,7 @@ from i2v.service.distributed import (
     Event,
     cancel_key,
     connect,
+    jobs_in_queue,
     lease_holder,
     lease_key,
     list_workers,
@@ -55,6 +56,7 @@ class RedisJobQueue:
         assert settings.queue_url
         self.settings = settings
         self.store = store
+        store.per_model_queues = True  # each model has its own queue: a job waits only behind jobs for its model
         self.outputs = outputs
         self.client = connect(settings.queue_url)
         self.local: RemoteWorker | None = None
@@ -65,6 +67,7 @@ class RedisJobQueue:
         self._queues: dict[str, tuple[RedisHuey, TaskWrapper]] = {}
         self._unsent: set[str] = set()
         self._missing_since: dict[tuple[str, int], float] = {}
+        self._unseen: set[tuple[str, int]] = set()  # queued attempts whose message the last check did not find
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="i2v-dispatch", daemon=True)
@@ -109,6 +112,10 @@ class RedisJobQueue:
         except redis.RedisError as error:
             log.warning("cannot list workers: %s", error)
             return []
+
+    def held_models(self) -> set[str]:
+        """The models live workers hold (this node's own worker included): a job for any other model would wait."""
+        return {model for worker in self.workers() for model in worker.get("models") or []}
 
     # -- life cycle -------------------------------------------------------------------------------------------
 
@@ -188,6 +195,7 @@ class RedisJobQueue:
         with self._lock:
             self._unsent.difference_update(resent)
         self._missing_since.clear()
+        self._unseen.clear()
         self.client.set(EPOCH, secrets.token_hex(8))
         self._reconciled = True
 
@@ -201,8 +209,8 @@ class RedisJobQueue:
     # -- the background loop ----------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        down = False
-        next_reap = 0.0
+        down = store_down = False
+        next_reap = next_lost_check = 0.0
         while not self._stop.is_set():
             try:
                 if not self._reconciled:
@@ -215,14 +223,23 @@ class RedisJobQueue:
                 if time.monotonic() >= next_reap:
                     self._reap()
                     next_reap = time.monotonic() + min(self.settings.lease_seconds / 4, 1.0)
+                if time.monotonic() >= next_lost_check:
+                    self._resend_lost()
+                    next_lost_check = time.monotonic() + self.settings.lease_seconds
                 if down:
                     log.info("Redis is back")
-                down = False
+                down = store_down = False
             except (redis.ConnectionError, redis.TimeoutError) as error:
                 if not down:
                     log.warning("Redis unreachable (%s); retrying", error)
                 down = True
                 self._stop.wait(0.5)
+            except StoreUnavailableError as error:  # one line, not a traceback every half second
+                if not store_down:
+                    log.error("%s", error)
+                store_down = True
+                self._backlog = True
+                self._stop.wait(5)
             except Exception:  # noqa: BLE001 - this thread must outlive any one bad event
                 log.exception("dispatch loop error")
                 self._backlog = True  # re-read the entries this batch left unacknowledged, not only new ones
@@ -344,6 +361,32 @@ class RedisJobQueue:
                 self._release(job, "its worker stopped heartbeating")
         for key in set(self._missing_since) - alive:
             del self._missing_since[key]
+
+    def _resend_lost(self) -> None:
+        """Huey has no acks: a worker killed after popping a message and before taking its lease takes the message
+        with it, and the job would wait for ever. A queued attempt with its ticket, no lease and no message in its
+        model's queue at two checks in a row (`lease_seconds` apart, so a worker now between the two is left alone)
+        is sent again; should that worker live after all, the lease lets only one of them run it."""
+        jobs = self.store.jobs_in_state("queued")
+        tickets = self.client.mget([ticket_key(job.id) for job in jobs]) if jobs else []
+        leases = self.client.mget([lease_key(job.id) for job in jobs]) if jobs else []
+        waiting: dict[str, list[Job]] = {}
+        for job, ticket, lease in zip(jobs, tickets, leases):
+            if lease is None and ticket is not None and int(ticket) == job.attempts + 1:
+                waiting.setdefault(job.request["model"], []).append(job)
+        unseen = set()
+        for model, group in waiting.items():
+            huey, _ = self._queue(model)
+            if len(group) <= self.client.llen(huey.storage.queue_key):
+                continue  # every one of them can still have its message there: nothing to look for
+            present = jobs_in_queue(huey)
+            unseen.update((job.id, job.attempts + 1) for job in group if job.id not in present)
+        lost, self._unseen = unseen & self._unseen, unseen - self._unseen
+        for job_id, attempt in sorted(lost):
+            job = self.store.get(job_id)
+            if job is not None and job.state == "queued" and job.attempts + 1 == attempt:
+                log.warning("job %s: a worker took its queue message and stopped before starting it; sent again", job_id)
+                self._send_or_fail(job)
 
 
 def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Event | None:

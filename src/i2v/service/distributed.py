@@ -3,7 +3,8 @@
 The serve node's SQL job table stays the source of truth. Redis carries only what is in flight, so losing all of
 it (a restart without persistence) loses nothing the serve node cannot rebuild:
 
-- `huey.redis.i2v_<model hash>`: one Huey queue per model; a message carries the request and the input image.
+- `huey.redis.i2v_<model hash>`: one Huey queue per model; a message carries the request and the input image,
+  behind an `i2v-job:<id>` line that says which job it is without unpickling it.
 - `i2v:job:<id>:ticket`: the attempt number the serve node last sent; any other attempt is stale.
 - `i2v:job:<id>:lease`: which worker runs the job, with a TTL the worker keeps renewing (its heartbeat).
 - `i2v:job:<id>:cancel`: set by the serve node, polled by the worker before every denoising step.
@@ -18,15 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from huey import RedisHuey
 from huey.api import TaskWrapper
+from huey.serializer import Serializer
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -55,6 +60,39 @@ def redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def queue_url(given: str | None, given_file: str | Path | None = None) -> str | None:
+    """The Redis URL from --queue, --queue-file, I2V_QUEUE_URL or I2V_QUEUE_URL_FILE, the first one set.
+
+    A URL on the command line is readable by every user of the machine (`ps`, /proc/PID/cmdline): when it carries a
+    password, say so on stderr, once.
+    """
+    if given and given_file:
+        raise QueueUnreachable("pass --queue or --queue-file, not both")
+    if given:
+        if urlsplit(given).password:
+            print("warning: the Redis password in --queue is visible to every user of this machine (ps, "
+                  "/proc/PID/cmdline); pass the URL in I2V_QUEUE_URL or a file (--queue-file, I2V_QUEUE_URL_FILE)",
+                  file=sys.stderr, flush=True)
+        return given
+    if given_file:
+        return _read_url(Path(given_file), "--queue-file")
+    if os.environ.get("I2V_QUEUE_URL"):
+        return os.environ["I2V_QUEUE_URL"]
+    if os.environ.get("I2V_QUEUE_URL_FILE"):
+        return _read_url(Path(os.environ["I2V_QUEUE_URL_FILE"]), "I2V_QUEUE_URL_FILE")
+    return None
+
+
+def _read_url(path: Path, source: str) -> str:
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise QueueUnreachable(f"cannot read the queue URL from {path} ({source}): {error}") from None
+    if not url:
+        raise QueueUnreachable(f"{path} ({source}) is empty: it should hold redis://:PASSWORD@HOST:PORT/DB")
+    return url
 
 
 def connect(url: str) -> redis.Redis:
@@ -122,9 +160,49 @@ def queue_name(model: str) -> str:
     return "i2v_" + hashlib.sha1(model.encode()).hexdigest()[:16]
 
 
+JOB_TAG = b"i2v-job:"
+
+
+class TaggedSerializer(Serializer):
+    """Huey's pickle behind an `i2v-job:<id>` line, so the serve node can tell which jobs a queue still holds
+    (`jobs_in_queue`) without unpickling anything it reads from Redis."""
+
+    def serialize(self, data: Any) -> bytes:
+        args = getattr(data, "args", None)
+        payload = args[0] if args and isinstance(args[0], dict) else {}
+        body = super().serialize(data)
+        return JOB_TAG + str(payload["job_id"]).encode() + b"\n" + body if "job_id" in payload else body
+
+    def deserialize(self, data: bytes) -> Any:
+        if data.startswith(JOB_TAG):
+            data = data.partition(b"\n")[2]
+        return super().deserialize(data)
+
+
+# The job ids tagged on a queue's messages, read 32 messages at a time: a long queue of large images is never copied whole.
+_JOBS_IN_QUEUE_SCRIPT = """
+local ids = {}
+local length = redis.call('llen', KEYS[1])
+for first = 0, length - 1, 32 do
+    for _, message in ipairs(redis.call('lrange', KEYS[1], first, first + 31)) do
+        local id = string.match(string.sub(message, 1, 80), '^i2v%-job:([^\\n]+)\\n')
+        if id then table.insert(ids, id) end
+    end
+end
+return ids
+"""
+
+
+def jobs_in_queue(huey: RedisHuey) -> set[str]:
+    """The ids of the jobs whose messages wait in this Huey queue."""
+    script = huey.storage.conn.register_script(_JOBS_IN_QUEUE_SCRIPT)
+    return {raw.decode() for raw in script(keys=[huey.storage.queue_key])}
+
+
 def model_queue(client: redis.Redis, model: str, handler: Callable[[dict[str, Any]], None]) -> tuple[RedisHuey, TaskWrapper]:
     """The Huey instance for `model`'s queue on `client`'s connections, with the job task registered."""
-    huey = RedisHuey(queue_name(model), connection_pool=client.connection_pool, results=False, read_timeout=1)
+    huey = RedisHuey(queue_name(model), connection_pool=client.connection_pool, results=False, read_timeout=1,
+                     serializer=TaggedSerializer())
 
     def run(payload: dict[str, Any]) -> None:  # defined here: Huey names a task after its function's module
         handler(payload)
@@ -214,8 +292,9 @@ class Event:
         )
 
 
-def publish(client: redis.Redis, event: Event) -> None:
-    client.xadd(EVENTS, event.fields())
+def publish(client: redis.Redis, event: Event) -> bytes:
+    """Append to the event stream; returns the entry's id."""
+    return client.xadd(EVENTS, event.fields())
 
 
 # -- the worker registry ----------------------------------------------------------------------------------------

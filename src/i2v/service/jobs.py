@@ -25,6 +25,7 @@ from i2v.errors import (
     JobNotFoundError,
     JobStateError,
     ModelNotAllowedError,
+    ModelNotServedError,
     QueueFullError,
     StorageFullError,
     UploadTooLargeError,
@@ -248,15 +249,15 @@ class JobService:
             request = GenerationRequest(image=upload, **fields)
         except ValidationError as error:
             raise request_error(error) from None
-        self.check_model(request.model)
+        warnings = self.check_model(request.model)
         with self._submit_lock:  # the queue's order must be the table's order
-            self._check_queue_limit()
+            self._check_queue_limit(request.model)
             self._check_free_space(len(image_bytes))
             try:
                 upload.write_bytes(image_bytes)
                 # Only what the client set (plus the resolved model): the advisor may change the rest.
                 stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model}
-                job = self.store.create(stored, str(upload), job_id=job_id)
+                job = self.store.create(stored, str(upload), job_id=job_id, warnings=warnings)
             except Exception as error:
                 upload.unlink(missing_ok=True)
                 if _is_disk_full(error):
@@ -265,7 +266,10 @@ class JobService:
             self.queue.enqueue(job.id)
         return job
 
-    def check_model(self, model: str) -> None:
+    def check_model(self, model: str) -> list[str]:
+        """Refuse a model this server does not offer, and one no live worker holds while workers are connected (the
+        job would wait unseen and fill the queue); with no worker connected at all, accept it. Returns the job's
+        warnings (that one waits for a worker)."""
         offered = self.models()
         if model not in offered:
             raise ModelNotAllowedError(
@@ -273,6 +277,16 @@ class JobService:
                 "(the operator adds models with I2V_MODELS)",
                 field="model",
             )
+        held = self.queue.held_models()
+        if held is None or model in held:
+            return []
+        if held:
+            raise ModelNotServedError(
+                f"no live worker holds model {model!r}; the workers connected hold: {', '.join(sorted(held))} "
+                f"(the operator starts one for it with `i2v worker --model {model}`)",
+                field="model",
+            )
+        return [f"no worker is connected yet; the job waits for one holding {model}"]
 
     def cancel(self, job_id: str) -> Job:
         """A queued job is cancelled at once; a running one, on whichever worker, at its next denoising step."""
@@ -296,17 +310,19 @@ class JobService:
 
     # -- guards -------------------------------------------------------------------------------------------------
 
-    def _check_queue_limit(self) -> None:
-        """Back-pressure: past `I2V_QUEUE_LIMIT` waiting jobs, QueueFullError with about when one slot frees."""
+    def _check_queue_limit(self, model: str) -> None:
+        """Back-pressure: past `I2V_QUEUE_LIMIT` jobs waiting in the queue this one would join (its model's, where
+        each model has a queue), QueueFullError with about when one slot frees."""
         limit = self.settings.queue_limit
         if limit is None:
             return
-        waiting = self.store.count("queued")
+        waiting = self.store.waiting(model)
         if waiting < limit:
             return
         seconds = self.retry_after()
+        which = f" for {model}" if self.store.per_model_queues else ""
         raise QueueFullError(
-            f"the queue is full ({waiting} jobs waiting, limit {limit}, I2V_QUEUE_LIMIT): retry in about {seconds} s", seconds
+            f"the queue is full ({waiting} jobs waiting{which}, limit {limit}, I2V_QUEUE_LIMIT): retry in about {seconds} s", seconds
         )
 
     def retry_after(self) -> int:

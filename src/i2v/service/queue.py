@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from huey import SqliteHuey
@@ -18,7 +19,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from i2v.service.config import ServiceSettings
-from i2v.service.store import JobStore
+from i2v.service.store import JobStore, sqlite_problem
 from i2v.service.worker import JobRunner
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class Queue(Protocol):
     def pending(self) -> int: ...
 
     def workers(self) -> list[dict[str, Any]]: ...
+
+    def held_models(self) -> set[str] | None:
+        """The models some live worker holds; None when the worker runs any model offered (embedded)."""
 
     def start(self, max_requeues: int) -> None: ...
 
@@ -72,7 +76,9 @@ class JobQueue:
 
     @classmethod
     def create(cls, settings: ServiceSettings, store: JobStore, runner: JobRunner | None) -> JobQueue:
-        huey = SqliteHuey("i2v", filename=str(settings.folder / "queue.sqlite"))
+        path = settings.folder / "queue.sqlite"
+        _drop_if_damaged(path)
+        huey = SqliteHuey("i2v", filename=str(path))
         queue = cls(huey=huey, store=store, runner=runner)
 
         @huey.task(name="i2v.run_job")
@@ -114,6 +120,10 @@ class JobQueue:
             "last_heartbeat": time.time(), "heartbeat_age_seconds": 0.0,
         }]
 
+    def held_models(self) -> None:
+        """The one embedded worker loads whichever offered model the next job asks for."""
+        return None
+
     def recover(self, max_requeues: int) -> list[str]:
         """Embedded mode after a restart: re-queue interrupted jobs and rebuild the queue from the table."""
         requeued, queued = self.store.recover(max_requeues)
@@ -140,3 +150,14 @@ class JobQueue:
         if self.consumer is not None:
             self.consumer.stop(graceful=False)
             self.consumer = None
+
+
+def _drop_if_damaged(path: Path) -> None:
+    """The embedded queue is a cache of the job table (`recover` refills it from there), so a damaged one is
+    deleted, with a warning, instead of stopping the server."""
+    problem = sqlite_problem(path) if path.is_file() else None
+    if problem is None:
+        return
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        part.unlink(missing_ok=True)
+    log.warning("the queue file %s was damaged (%s): deleted it; queued jobs are sent again from the job table", path, problem)

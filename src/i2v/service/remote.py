@@ -151,11 +151,11 @@ class RemoteWorker:
                 log.warning("dropping the result of job %s attempt %d: %s", job_id, attempt, running.lost)
                 return
             values = {key: value for key, value in outcome.values.items() if key not in PATH_COLUMNS}
-            self._send(running, "finished", {"state": outcome.state, "values": values, "seed": outcome.seed}, files)
+            if self._send(running, "finished", {"state": outcome.state, "values": values, "seed": outcome.seed}, files):
+                self.jobs_done += 1  # only results that reached the serve node: a dropped one was not done here
             log.info("job %s %s", job_id, outcome.state)
         finally:
             self.current = None
-            self.jobs_done += 1
 
     def _execute(self, running: Running, payload: dict[str, Any], folder: Path) -> Outcome:
         from i2v.generation import generate
@@ -192,10 +192,11 @@ class RemoteWorker:
             return {}
         return {name: (folder / f"{job_id}{suffix}").read_bytes() for name, suffix in RESULT_FILES.items()}
 
-    def _send(self, running: Running, kind: str, data: dict[str, Any] | None = None, files: dict[str, bytes] | None = None) -> None:
+    def _send(self, running: Running, kind: str, data: dict[str, Any] | None = None, files: dict[str, bytes] | None = None) -> bool:
+        """Whether the event reached Redis (False: the attempt was lost to another worker meanwhile)."""
         event = Event(running.job_id, running.attempt, kind, self.name, data or {}, files or {})
-        until_delivered(lambda: publish(self.client, event), f"reporting job {running.job_id} {kind}",
-                        give_up=lambda: running.lost is not None)
+        return until_delivered(lambda: publish(self.client, event), f"reporting job {running.job_id} {kind}",
+                               give_up=lambda: running.lost is not None) is not None
 
     def _on_interrupted(self, signal: str | None, task: Any = None) -> None:
         """SIGTERM or shutdown mid-job: give the lease back and tell the serve node to re-queue now."""

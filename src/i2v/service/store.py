@@ -1,19 +1,33 @@
 """The job table: every request, its progress and its outcome, surviving restarts. SQLite by default; any
-SQLAlchemy URL (PostgreSQL) works. The schema is owned by Alembic migrations from the first table on."""
+SQLAlchemy URL (PostgreSQL) works. The schema is owned by Alembic migrations from the first table on.
+
+A damaged SQLite file is refused at start-up (`check_integrity`) and, found later, answers StoreUnavailableError
+with the same advice instead of a raw DatabaseError.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, func, select, update
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from i2v.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
 FINISHED: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+#: Kept on a job that succeeded although a cancel was asked for: it came after the last step polled for one.
+LATE_CANCEL = "the cancel arrived after the last denoising step; the clip was kept"
 
 
 def _now() -> datetime:
@@ -64,17 +78,23 @@ def migrate(url: str) -> None:
 class JobStore:
     """All reads and writes of jobs. Each method is one short transaction, safe from any thread."""
 
+    #: Whether each model has a queue of its own (Redis workers hold one model each): then a job waits only behind
+    #: jobs for its model. The embedded worker runs every model from one queue, in submission order.
+    per_model_queues = False
+
     def __init__(self, url: str, *, run_migrations: bool = True):
         if run_migrations:
             migrate(url)
         self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "handle_error", _refuse_damaged(sqlite_path(url)))
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- writes ---------------------------------------------------------------------------------------------
 
-    def create(self, request: dict[str, Any], image_path: str, job_id: str | None = None) -> Job:
+    def create(self, request: dict[str, Any], image_path: str, job_id: str | None = None,
+               warnings: list[str] | None = None) -> Job:
         with self.session.begin() as session:
             seq = (session.scalar(select(func.max(Job.seq))) or 0) + 1
             job = Job(
@@ -86,6 +106,7 @@ class JobStore:
                 progress={"stage": "queued", "step": 0, "total": request.get("steps", 0)},
                 attempts=0,
                 cancel_requested=False,
+                warnings=warnings or None,
             )
             session.add(job)
         return job
@@ -111,15 +132,19 @@ class JobStore:
 
     def update(self, job_id: str, *, attempt: int | None = None, **values: Any) -> bool:
         """Write columns; with `attempt`, only while that attempt is the one running. Returns whether it wrote."""
-        conditions = [Job.id == job_id]
-        if attempt is not None:
-            conditions += [Job.state == "running", Job.attempts == attempt]
         with self.session.begin() as session:
-            result = session.execute(update(Job).where(*conditions).values(**values, updated_at=_now()))
-            return result.rowcount == 1
+            return _write(session, job_id, attempt, values)
 
     def finish(self, job_id: str, state: JobState, *, attempt: int | None = None, **values: Any) -> bool:
-        return self.update(job_id, attempt=attempt, state=state, finished_at=_now(), **values)
+        """End a job. A success that a cancel reached too late (after the last step) keeps its clip and says so."""
+        with self.session.begin() as session:
+            if not _write(session, job_id, attempt, {**values, "state": state, "finished_at": _now()}):
+                return False
+            if state == "succeeded":
+                job = session.get(Job, job_id)
+                if job is not None and job.cancel_requested:
+                    job.warnings = [*(job.warnings or []), LATE_CANCEL]
+            return True
 
     def release(self, job_id: str, attempt: int, max_requeues: int, reason: str) -> str | None:
         """A running attempt whose worker vanished: back to `queued` while attempts are left, else `interrupted`.
@@ -207,12 +232,23 @@ class JobStore:
             return list(session.scalars(select(Job.id).where(Job.state == state).order_by(Job.seq)))
 
     def queue_position(self, job: Job) -> int | None:
-        """1 for the next job to run; None unless queued."""
+        """1 for the next job to run in its queue; None unless queued."""
         if job.state != "queued":
             return None
         with self.session() as session:
-            ahead = session.scalar(select(func.count()).where(Job.state == "queued", Job.seq < job.seq))
+            ahead = session.scalar(select(func.count()).where(
+                Job.state == "queued", Job.seq < job.seq, *self._same_queue((job.request or {}).get("model"))))
         return int(ahead or 0) + 1
+
+    def waiting(self, model: str) -> int:
+        """How many jobs wait in the queue a new job for `model` would join."""
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).where(Job.state == "queued", *self._same_queue(model))) or 0)
+
+    def _same_queue(self, model: str | None) -> list:
+        if not self.per_model_queues or model is None:
+            return []
+        return [Job.request["model"].as_string() == model]
 
     def list(self, limit: int = 20, offset: int = 0) -> tuple[list[Job], int]:
         with self.session() as session:
@@ -223,6 +259,73 @@ class JobStore:
     def count(self, state: str) -> int:
         with self.session() as session:
             return int(session.scalar(select(func.count()).where(Job.state == state)) or 0)
+
+
+def _write(session, job_id: str, attempt: int | None, values: dict[str, Any]) -> bool:
+    conditions = [Job.id == job_id]
+    if attempt is not None:
+        conditions += [Job.state == "running", Job.attempts == attempt]
+    result = session.execute(update(Job).where(*conditions).values(**values, updated_at=_now()))
+    return result.rowcount == 1
+
+
+# -- damaged SQLite files -----------------------------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """What `PRAGMA quick_check` (every page and record, not the indexes' content) finds wrong with an SQLite
+    file, in one line; None when it is sound."""
+    try:
+        with closing(sqlite3.connect(path, timeout=30)) as connection:
+            rows = connection.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    found = rows[0][0] if rows else "no answer from quick_check"
+    if found == "ok":
+        return None
+    return " ".join(line for line in found.splitlines() if not line.startswith("***"))[:200]
+
+
+def damaged(where: Path | str, problem: str) -> str:
+    """The one line for a damaged job database: which file, what is wrong, what to do."""
+    return (f"the job database {where} is damaged ({problem}): restore it from a backup, or stop the server and move "
+            f"it (with its -wal and -shm files) aside to start with an empty job history")
+
+
+def check_integrity(url: str) -> None:
+    """Refuse a damaged SQLite job database before anything reads it: StoreUnavailableError naming the file."""
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return
+    problem = sqlite_problem(path)
+    if problem is not None:
+        raise StoreUnavailableError(damaged(path, problem))
+
+
+def _refuse_damaged(path: Path | None):
+    """A `handle_error` hook: damage found while serving becomes StoreUnavailableError (503), not a bare 500. Clients
+    get the file's name (server paths are not theirs); the log gets its full path, once."""
+    logged = False
+
+    def hook(context: ExceptionContext) -> None:
+        nonlocal logged
+        error = context.original_exception
+        name = getattr(error, "sqlite_errorname", "")
+        if isinstance(error, sqlite3.DatabaseError) and (name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB"):
+            if not logged:
+                log.error("%s", damaged(path or "in use", str(error)))
+                logged = True
+            raise StoreUnavailableError(damaged(path.name if path else "in use", str(error))) from error
+
+    return hook
 
 
 def _sqlite_pragmas(connection, record) -> None:

@@ -12,7 +12,7 @@ import sys
 
 from i2v.errors import I2VError
 from i2v.service.config import ServiceSettings
-from i2v.service.distributed import check_reachable, connect, redacted
+from i2v.service.distributed import check_reachable, connect, queue_url, redacted
 from i2v.service.remote import RemoteWorker
 
 
@@ -20,10 +20,11 @@ class WorkerError(Exception):
     """Why the worker cannot start; printed as one line, exit code 1."""
 
 
-def worker_main(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None) -> None:
+def worker_main(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None,
+                *, queue_file: str | None = None) -> None:
     """Start a worker and consume until SIGINT (finishes the running job) or SIGTERM (hands it back at once)."""
     try:
-        worker = prepare_worker(queue, gpu, device, model, name)
+        worker = prepare_worker(queue, gpu, device, model, name, queue_file=queue_file)
     except (WorkerError, I2VError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
@@ -36,14 +37,16 @@ def worker_main(queue: str | None, gpu: int | None, device: str | None, model: s
     os._exit(0)
 
 
-def prepare_worker(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None) -> RemoteWorker:
+def prepare_worker(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None,
+                   *, queue_file: str | None = None) -> RemoteWorker:
     """Pin the device before torch starts CUDA, check Redis, load the model: every failure is one clear line."""
     from i2v.request import default_model
 
     settings = ServiceSettings()
-    url = queue or settings.queue_url
+    url = queue_url(queue, queue_file)
     if not url:
-        raise WorkerError("no queue to take jobs from: pass --queue redis://HOST:6379/0 or set I2V_QUEUE_URL")
+        raise WorkerError("no queue to take jobs from: pass --queue redis://HOST:6379/0 or --queue-file PATH, "
+                          "or set I2V_QUEUE_URL or I2V_QUEUE_URL_FILE")
     device = pin_device(gpu, device)
     client = connect(url)
     check_reachable(client, url)
@@ -85,12 +88,13 @@ def _setup_logging() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m i2v.service.worker_cli", description=__doc__.splitlines()[0])
     parser.add_argument("--queue", help="redis://HOST:PORT/DB [env I2V_QUEUE_URL]")
+    parser.add_argument("--queue-file", help="a file holding the Redis URL, kept out of `ps` [env I2V_QUEUE_URL_FILE]")
     parser.add_argument("--gpu", type=int, help="GPU number to pin (sets CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--device", help="cpu, cuda:N or mps, instead of --gpu")
     parser.add_argument("--model", help="hub id or local folder [env I2V_MODEL]")
     parser.add_argument("--name", help="name shown in /api/v1/workers [default: HOST:PID]")
     args = parser.parse_args(argv)
-    worker_main(args.queue, args.gpu, args.device, args.model, args.name)
+    worker_main(args.queue, args.gpu, args.device, args.model, args.name, queue_file=args.queue_file)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,17 @@ def setup_logging(folder: Path) -> Path:
     return path
 
 
+def check_store(url: str) -> None:
+    """Fail at start-up, in one line naming the file and what to do, when the job database is damaged."""
+    from i2v.errors import StoreUnavailableError
+    from i2v.service.store import check_integrity
+
+    try:
+        check_integrity(url)
+    except StoreUnavailableError as error:
+        raise ServeError(str(error)) from None
+
+
 def check_queue(url: str) -> None:
     """Fail at start-up, in one line, when the Redis queue cannot be reached."""
     from i2v.service.distributed import QueueUnreachable, check_reachable, connect
@@ -66,14 +77,19 @@ def serve(
     token: str | None = None,
     local_worker: bool = True,
     queue: str | None = None,
+    queue_file: str | Path | None = None,
 ) -> None:
     import uvicorn
+
+    from i2v.service.distributed import QueueUnreachable, queue_url
 
     overrides: dict[str, object] = {"local_worker": local_worker}
     if token:
         overrides["api_token"] = token
-    if queue:
-        overrides["queue_url"] = queue
+    try:
+        overrides["queue_url"] = queue_url(queue, queue_file)
+    except QueueUnreachable as error:
+        raise ServeError(str(error)) from None
     settings = ServiceSettings(**overrides)
     if not is_loopback(host) and not settings.api_token:
         raise ServeError(f"binding to {host} exposes the server beyond this machine: set I2V_API_TOKEN or pass --share-token")
@@ -82,6 +98,7 @@ def serve(
     check_port(host, port)
     if settings.queue_url:
         check_queue(settings.queue_url)
+    check_store(settings.db_url)
     log_path = setup_logging(settings.folder)
     from i2v.web.app import create_app
 
