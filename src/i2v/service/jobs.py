@@ -51,7 +51,7 @@ class Progress(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    stage: str | None = Field(default=None, description="queued, starting, load, refine, encode_image, denoise, decode, encode, done, cancelled …")
+    stage: str | None = Field(default=None, description="queued, starting, load, refine, encode (the image), denoise, decode, encode_video, done, cancelled")
     step: int = 0
     total: int = 0
     eta_seconds: float | None = None
