@@ -316,3 +316,25 @@ def test_with_no_worker_connected_a_job_is_accepted_and_says_what_it_waits_for(c
     with cluster.http.stream("GET", f"{cluster.server.url}/api/v1/jobs/{job['id']}/events") as events:
         data = next(line for line in events.iter_lines() if line.startswith("data:"))
     assert json.loads(data.removeprefix("data:"))["warnings"] == [waits]
+
+
+def test_a_forged_result_cannot_point_a_job_at_a_file_of_the_serve_node(tmp_path):
+    """Anyone who can write to Redis can publish events; a `finished` event's values must never set file paths
+    on the serve node (which would then serve /etc/hostname as the job's video)."""
+    from i2v.service.dispatch import RedisJobQueue
+    from i2v.service.distributed import Event
+    from i2v.service.store import JobStore
+
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    job = store.create({"prompt": "x", "steps": 3}, str(tmp_path / "in.png"))
+    running = store.claim(job.id, "w1")
+    queue = object.__new__(RedisJobQueue)
+    queue.store, queue.outputs = store, tmp_path / "outputs"
+    queue.client = type("NoRedis", (), {"delete": lambda self, *keys: 0})()
+    forged = {"video_path": "/etc/hostname", "metadata_path": "/etc/passwd", "thumbnail_path": "/etc/hostname", "error": "boom"}
+    queue._finish(running, Event(job.id, running.attempts, "finished", "w1", {"state": "failed", "values": forged}))
+    finished = store.get(job.id)
+    assert finished.state == "failed" and finished.error == "boom"
+    assert (finished.video_path, finished.metadata_path, finished.thumbnail_path) == (None, None, None)
+    queue._finish(running, Event(job.id, running.attempts, "finished", "w1", {"state": "running", "values": {}}))
+    assert store.get(job.id).state == "failed"

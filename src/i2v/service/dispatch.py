@@ -43,6 +43,9 @@ from i2v.service.worker import Outcome, finish_values
 
 log = logging.getLogger(__name__)
 
+#: What a worker's result may set on the job row; paths are written only by this node.
+WORKER_COLUMNS = frozenset({"progress", "refined_prompt", "plan", "timings", "warnings", "error"})
+WORKER_STATES = frozenset({"succeeded", "failed", "cancelled"})
 CONSUMER = "serve"  # one serve node: a fixed consumer name lets a restarted node re-read what it had not applied
 BATCH = 64
 
@@ -295,7 +298,14 @@ class RedisJobQueue:
             self._release(job, f"worker {event.worker} stopped")
 
     def _finish(self, job: Job, event: Event) -> None:
-        outcome = Outcome(event.data["state"], dict(event.data["values"]), event.data.get("seed"))
+        """Apply a worker's result. Only the columns a worker may set are taken from it: file paths are this
+        node's business (set by `_write_files`), so a forged event cannot point a job at a file of this node."""
+        state = event.data.get("state")
+        if state not in WORKER_STATES:
+            log.warning("job %s: ignored a result with state %r from %s", job.id, state, event.worker)
+            return
+        values = {key: value for key, value in dict(event.data.get("values") or {}).items() if key in WORKER_COLUMNS}
+        outcome = Outcome(state, values, event.data.get("seed"))
         if outcome.state == "succeeded":
             try:
                 outcome.values.update(self._write_files(job, event))
