@@ -1,0 +1,1 @@
+"""Video backends, one folder per model."""

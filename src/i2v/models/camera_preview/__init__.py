@@ -1,0 +1,1 @@
+"""camera-preview: the camera motion of the refined tags rendered over the still image, without a model."""
