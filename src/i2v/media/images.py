@@ -123,18 +123,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Scale `image` to cover `size` (box filter), then crop the centre: I2VGen-XL's "wide crop".
 
-    The arithmetic follows the original implementation exactly, so our conditioning matches the reference, but
-    the crop is applied as the source box of the resize: only the kept region is ever scaled, so memory stays
-    at one output frame whatever the image's shape.
+    The arithmetic follows the original implementation, so our conditioning matches the reference, with one
+    deliberate difference: where the reference's floor rounding leaves the scaled image a pixel short of the
+    frame (200×140 → 140×91, say) it crops past the edge and paints a black line into the conditioning image;
+    we scale to at least the frame instead. The crop is applied as the source box of the resize: only the kept
+    region is ever scaled, so memory stays at one output frame whatever the image's shape.
     """
     target_w, target_h = size
     scale = min(image.width / target_w, image.height / target_h)
-    full_w, full_h = round(image.width // scale), round(image.height // scale)
+    full_w, full_h = max(round(image.width // scale), target_w), max(round(image.height // scale), target_h)
     left = (full_w - target_w) // 2
     top = (full_h - target_h) // 2
-    if left < 0 or top < 0:  # floor rounding left the scaled image a pixel short: it is no larger than the frame
-        resized = image.resize((full_w, full_h), resample=Image.BOX)
-        return resized.crop((left, top, left + target_w, top + target_h))
     x_ratio, y_ratio = image.width / full_w, image.height / full_h
     box = (left * x_ratio, top * y_ratio, (left + target_w) * x_ratio, (top + target_h) * y_ratio)
     return image.resize((target_w, target_h), resample=Image.BOX, box=box)
