@@ -217,3 +217,12 @@ def test_plan_endpoint(client):
     assert report["fits"] is True and report["unconstrained_fits"] is False
     bad = client.post("/api/v1/plan", files={"image": ("p.png", png(), "image/png")}, data={"request": '{"num_frames": 64}'})
     assert bad.status_code == 422 and "num_frames" in bad.text
+
+
+def test_camera_preview_runs_through_the_same_queue_without_weights(client):
+    assert "camera-preview" in [model["name"] for model in client.get("/api/v1/models").json()["models"]]
+    job = submit(client, {**SMALL, "prompt": "镜头慢慢推近", "model": "camera-preview"}).json()
+    done = wait_for(client, job["id"], lambda j: j["state"] in ("succeeded", "failed"))
+    assert done["state"] == "succeeded" and {"zoom_in", "dolly_in"} & set(done["refined_prompt"]["tags"])
+    with av.open(io.BytesIO(client.get(done["video_url"]).content)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 8

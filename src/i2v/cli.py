@@ -43,7 +43,7 @@ FLAGS = {
 }
 
 
-STAGE_LABELS = {"refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding"}
+STAGE_LABELS = {"refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding", "render": "rendering"}
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -370,7 +370,7 @@ def models_list() -> None:
     """Known models, and which are already downloaded."""
     from huggingface_hub import constants, scan_cache_dir
 
-    from i2v.engine.registry import KNOWN_MODELS
+    from i2v.engine.registry import BUILT_IN, KNOWN_MODELS
 
     try:
         cached = {repo.repo_id: repo.size_on_disk_str for repo in scan_cache_dir().repos}
@@ -380,7 +380,8 @@ def models_list() -> None:
     current = default_model()
     for known in KNOWN_MODELS.values():
         mark = " (default)" if known.model_id == current else ""
-        table.add_row(known.model_id + mark, known.backend, cached.get(known.model_id, f"no ({known.download_size})"), known.summary)
+        downloaded = "built in" if known.model_id in BUILT_IN else cached.get(known.model_id, f"no ({known.download_size})")
+        table.add_row(known.model_id + mark, known.backend, downloaded, known.summary)
     if current not in KNOWN_MODELS:
         table.add_row(current + " (default, from I2V_MODEL)", "from model_index.json", "-", "")
     Console().print(table)

@@ -62,9 +62,10 @@ def get_backend(model: str, *, device: str | None = None, dtype: str | None = No
     with _backend_lock:
         if _backend is None or _backend_key != key:
             from i2v.engine.loading import free_memory, resolve_model
-            from i2v.engine.registry import load_backend
+            from i2v.engine.registry import BUILT_IN, load_backend
 
-            resolve_model(model)
+            if model not in BUILT_IN:
+                resolve_model(model)
             previous = _backend_key if _backend is not None else None
             _backend = None
             free_memory()
@@ -146,7 +147,8 @@ def generate(
         def attempt(rung):
             tried.append(rung)
             return backend.generate(
-                conditioned, loaded.image, rung.run_options(), on_step=on_step, cancelled=cancelled, on_stage=on_stage
+                conditioned, loaded.image, rung.run_options(), on_step=on_step, cancelled=cancelled, on_stage=on_stage,
+                tags=refined.tags,
             )
 
         output, retries = run_with_recovery(plan, attempt)
@@ -154,7 +156,9 @@ def generate(
         options = plan.run_options()
     else:
         options = options or RunOptions(width=width, height=height)
-        output = backend.generate(conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
+        output = backend.generate(
+            conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage, tags=refined.tags
+        )
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
     warnings = [*loaded.warnings, *request.warnings(), *refined.notes, *(plan.warnings if plan else []), *output.notes]
     return GenerationResult(

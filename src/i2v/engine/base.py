@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 StepCallback = Callable[[int, int, float], None]
 #: cancelled(): polled before every denoising step; True stops the run with GenerationCancelled.
 CancelCheck = Callable[[], bool]
-#: on_stage(name): "load", "encode", "denoise", "decode" as the run moves on.
+#: on_stage(name): "load", "encode", "denoise", "decode" (or "render" for camera-preview) as the run moves on.
 StageCallback = Callable[[str], None]
 CfgMode = Literal["batch", "split"]
 #: Where the weights live during a run: all on the device; text/image encoders moved off after encoding;
@@ -71,4 +71,8 @@ class Backend(Protocol):
         on_step: StepCallback | None = None,
         cancelled: CancelCheck | None = None,
         on_stage: StageCallback | None = None,
-    ) -> BackendOutput: ...
+        tags: Sequence[str] = (),
+    ) -> BackendOutput:
+        """`tags` are the refiner's motion and camera tags; a diffusion model reads them in the prompt's text, a
+        model-free backend (camera-preview) renders them."""
+        ...

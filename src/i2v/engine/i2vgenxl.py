@@ -16,6 +16,7 @@ Every random number comes from generators seeded by the request, so a seed repro
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -315,6 +316,7 @@ class I2VGenXLBackend:
         on_step: StepCallback | None = None,
         cancelled: CancelCheck | None = None,
         on_stage: StageCallback | None = None,
+        tags: Sequence[str] = (),
     ) -> BackendOutput:
         if request.seed is None:
             raise ValueError("generate needs a concrete seed: call request.with_seed() first")

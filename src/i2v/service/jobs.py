@@ -147,14 +147,16 @@ def offered_models(settings: ServiceSettings, workers: list[dict[str, Any]] | No
     """
     from huggingface_hub import try_to_load_from_cache
 
-    from i2v.engine.registry import KNOWN_MODELS
+    from i2v.engine.registry import BUILT_IN, KNOWN_MODELS
 
     offered: dict[str, str] = {}
     for model in dict.fromkeys([default_model(), *settings.model_list]):
         folder = Path(model).expanduser()
         offered[model] = "local folder" if folder.is_dir() else "configured"
     for model in KNOWN_MODELS:
-        if model not in offered and isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        if model in BUILT_IN:
+            offered.setdefault(model, "built in")
+        elif model not in offered and isinstance(try_to_load_from_cache(model, "model_index.json"), str):
             offered[model] = "downloaded"
     for worker in workers or []:
         for model in worker.get("models") or []:
