@@ -37,6 +37,4 @@ def test_schemathesis_finds_no_contract_violation(fuzz_server, tmp_path):
          "--no-color", "--request-timeout", "30"],
         capture_output=True, text=True, cwd=tmp_path, timeout=240,
     )
-    summary = result.stdout[-6000:]
-    assert result.returncode == 0, summary
-    assert "generated" in summary and " passed" in summary and "failures" not in summary.lower(), summary
+    assert result.returncode == 0, result.stdout[-6000:]

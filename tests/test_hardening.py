@@ -116,16 +116,33 @@ def hostile_paths(server, finished_job, tmp_path):
     return {"passwd": "/etc/passwd", "another-folder": elsewhere, "another-job-upload": upload, "job-database": server.home / "i2v.sqlite"}
 
 
+@pytest.mark.parametrize("with_token", [False, True], ids=["open", "token"])
 @pytest.mark.parametrize("fn", ["plan_preview", "submit"])
-def test_ui_functions_refuse_files_the_client_did_not_upload(client, server, finished_job, tmp_path, fn):
-    jobs_before = client.get("/api/v1/jobs").json()["total"]
-    for name, path in hostile_paths(server, finished_job, tmp_path).items():
-        event, stream = gradio_call(client, fn, ui_inputs(fn, file_data(path), str(server.model)))
-        assert event == "error", (name, stream)
-        assert "not uploaded by a user" in stream and str(server.home / "gradio-cache") not in stream, stream
-    cached = [p.name for p in (server.home / "gradio-cache").rglob("*") if p.is_file()]
+def test_ui_functions_refuse_files_the_client_did_not_upload(request, server, finished_job, tmp_path, fn, with_token):
+    target = request.getfixturevalue("token_server") if with_token else server
+    headers = {"Authorization": "Bearer s3cret"} if with_token else {}
+    with httpx.Client(base_url=target.url, timeout=30) as http:
+        if with_token:
+            assert http.post("/login", data={"username": "me", "password": "s3cret"}).status_code == 200
+        jobs_before = http.get("/api/v1/jobs", headers=headers).json()["total"]
+        for name, path in hostile_paths(server, finished_job, tmp_path).items():
+            event, stream = gradio_call(http, fn, ui_inputs(fn, file_data(path), str(target.model)))
+            assert event == "error", (name, stream)
+            assert "not uploaded by a user" in stream and str(target.home / "gradio-cache") not in stream, stream
+        assert http.get("/api/v1/jobs", headers=headers).json()["total"] == jobs_before
+    cached = [p.name for p in (target.home / "gradio-cache").rglob("*") if p.is_file()]
     assert not {"passwd", "secret.png", "i2v.sqlite"} & set(cached) and not any(finished_job["id"] in name for name in cached)
-    assert client.get("/api/v1/jobs").json()["total"] == jobs_before
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x.png", "https://example.com/cat.png", "HTTP://169.254.169.254/latest"])
+def test_ui_refuses_files_named_by_url_without_fetching_them(client, url):
+    started = client.post("/gradio_api/call/plan_preview", json={"data": ui_inputs("plan_preview", file_data(url), "")})
+    assert_error_body(started, 422, "invalid_input", "not named by URL")
+
+
+def test_ui_refine_has_the_prompt_limit(client):
+    event, stream = gradio_call(client, "refine_preview", ["猫" * 2001, "rules"])
+    assert event == "error" and "the limit is 2000" in stream and len(stream) < 1000
 
 
 def test_ui_accepts_what_the_client_uploaded(client, server):
@@ -140,11 +157,15 @@ def test_ui_upload_route_has_the_api_byte_limit(client):
     assert_error_body(response, 413, "upload_too_large", f"{LIMIT}")
 
 
-def test_file_route_serves_only_gradio_cache_and_outputs(client, server, finished_job):
+def test_file_route_serves_only_gradio_cache_and_clips(client, server, finished_job):
+    outputs = server.home / "outputs"
     upload = next((server.home / "uploads").glob(f"{finished_job['id']}.*"))
-    for path in ("/etc/passwd", server.home / "i2v.sqlite", upload, "/proc/self/environ"):
-        assert client.get(f"/gradio_api/file={path}").status_code == 403, path
-    assert client.get(f"/gradio_api/file={server.home / 'outputs' / (finished_job['id'] + '.mp4')}").status_code == 200
+    hostile = ["/etc/passwd", server.home / "i2v.sqlite", upload, "/proc/self/environ", outputs / f"{finished_job['id']}.json",
+               f"/proc/self/cwd/{outputs / (finished_job['id'] + '.json')}", f"{outputs}/../i2v.sqlite"]
+    for path in hostile:
+        for prefix in ("/gradio_api/file=", "/file="):
+            assert client.get(f"{prefix}{path}").status_code in (403, 404), (prefix, path)
+    assert client.get(f"/gradio_api/file={outputs / (finished_job['id'] + '.mp4')}").status_code == 200
 
 
 # -- 2. hostile inputs through the REST API --------------------------------------------------------------------------
@@ -162,7 +183,9 @@ def test_deeply_nested_request_part_is_422(client):
     body = assert_error_body(response, 422, "invalid_input", "nests JSON")
     assert body["errors"][0]["field"] == "request"
     deep_json = client.post("/api/v1/refine", content="[" * 100_000, headers={"content-type": "application/json"})
-    assert deep_json.status_code in (400, 422) and deep_json.json()["code"] in ("bad_request", "invalid_input")
+    assert_error_body(deep_json, 400, "bad_request", "parsing the body")
+    not_json = client.post("/api/v1/refine", content="{nope", headers={"content-type": "application/json"})
+    assert assert_error_body(not_json, 422, "invalid_input", "not valid JSON")["errors"][0]["field"] == "body"
 
 
 def test_huge_offset_is_422_not_500(client):
@@ -227,6 +250,9 @@ def test_error_bodies_do_not_echo_the_whole_input(client):
     text = "猫" * 2001
     body = assert_error_body(client.post("/api/v1/refine", json={"text": text}), 422, "invalid_input", "text")
     assert len(json.dumps(body, ensure_ascii=False)) < 600 and text not in json.dumps(body, ensure_ascii=False)
+    for fields in ({**SMALL, "resolution": "z" * 100_000}, {**SMALL, "k" * 100_000: 1}, {**SMALL, "model": "m" * 100_000}):
+        response = submit(client, fields)
+        assert response.status_code == 422 and len(response.text) < 1500, response.text[:300]
 
 
 def test_responses_name_no_server_paths(client, server, finished_job):
@@ -245,7 +271,12 @@ def test_404_409_and_bad_multipart_use_the_error_shape(client, finished_job):
     assert_error_body(client.get("/api/v1/jobs/nope"), 404, "job_not_found", "no job")
     assert_error_body(client.post(f"/api/v1/jobs/{finished_job['id']}/cancel"), 409, "job_state", "succeeded")
     bad = client.post("/api/v1/jobs", content=b"--x\r\nnot multipart", headers={"content-type": "multipart/form-data; boundary=zz"})
-    assert bad.status_code in (400, 422) and set(bad.json()) == {"detail", "code", "errors"}
+    assert_error_body(bad, 400, "bad_request")
+    assert_error_body(client.get("/api/v1/nope"), 404, "not_found", "no API route")
+    assert_error_body(client.get("/api/v1/jobs/"), 404, "not_found")
+    wrong_method = client.put("/api/v1/jobs")
+    assert_error_body(wrong_method, 405, "method_not_allowed")
+    assert "POST" in wrong_method.headers["allow"] and "GET" in wrong_method.headers["allow"]
 
 
 # -- the token, the docs and CORS ------------------------------------------------------------------------------------
@@ -265,8 +296,10 @@ def test_docs_and_schema_need_the_token_when_one_is_set(token_server):
         for path in ("/docs", "/redoc", "/openapi.json", "/api/v1/jobs"):
             assert_error_body(http.get(path), 401, "unauthorized", "token")
             assert http.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, path
-        assert http.get("/openapi.json", cookies={"i2v_token": "s3cret"}).status_code == 200
         assert http.get("/openapi.json", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        # Not from a cookie: it would ride along on cross-site requests.
+        assert http.get("/api/v1/jobs", cookies={"i2v_token": "s3cret"}).status_code == 401
+        assert_error_body(http.get("/api/v1/nope"), 401, "unauthorized")
 
 
 def test_cors_answers_only_configured_origins(token_server):
@@ -278,12 +311,13 @@ def test_cors_answers_only_configured_origins(token_server):
         assert good.headers.get("access-control-allow-origin") == "https://studio.example"
 
 
-def test_ui_with_a_token_needs_login_and_still_refuses_server_paths(token_server):
+def test_ui_with_a_token_needs_login(token_server):
     with httpx.Client(base_url=token_server.url, timeout=30) as http:
-        assert http.post("/gradio_api/call/plan_preview", json={"data": ui_inputs("plan_preview", file_data("/etc/passwd"), "")}).status_code == 401
+        for fn in ("plan_preview", "submit", "refine_preview"):
+            assert http.post(f"/gradio_api/call/{fn}", json={"data": ui_inputs(fn, file_data("/etc/passwd"), "")}).status_code == 401
+        assert http.post("/gradio_api/upload", files={"files": ("p.png", png(), "image/png")}).status_code == 401
+        assert http.post("/login", data={"username": "me", "password": "wrong"}).status_code == 400
         assert http.post("/login", data={"username": "me", "password": "s3cret"}).status_code == 200
-        event, stream = gradio_call(http, "plan_preview", ui_inputs("plan_preview", file_data("/etc/passwd"), ""))
-        assert event == "error" and "not uploaded by a user" in stream
         assert http.get("/gradio_api/file=/etc/passwd").status_code == 403
 
 

@@ -20,6 +20,10 @@ RESOLUTION_PRESETS = {"256p": 256, "512p": 512, "768p": 768, "1024p": 1024}
 #: target_fps values the model saw in training (clips sampled at 8 or 16 fps).
 MOTION_FPS_RANGE = (8, 16)
 MAX_SEED = 2**32 - 1
+#: Longest prompt (and negative prompt) accepted anywhere: CLI, API, UI.
+MAX_PROMPT_CHARS = 2000
+#: How much of a client's own value an error message quotes back.
+ECHO_CHARS = 80
 #: Aspect ratios further from square than this lose content to the wide crop; we clamp the preset there.
 MAX_ASPECT = 2.0
 
@@ -39,8 +43,8 @@ class GenerationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     image: Path = Field(description="Path of the still image to animate (PNG, JPEG, WebP or BMP).")
-    prompt: str = Field(min_length=1, max_length=2000, description="What should move, and how.")
-    negative_prompt: str = Field(default=DEFAULT_NEGATIVE_PROMPT, max_length=2000)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What should move, and how.")
+    negative_prompt: str = Field(default=DEFAULT_NEGATIVE_PROMPT, max_length=MAX_PROMPT_CHARS)
     resolution: Resolution = Field(default="512p", description="Size preset; keeps the image's aspect ratio.")
     width: int | None = Field(default=None, ge=64, le=2048, description="Explicit width, multiple of 8; overrides the preset.")
     height: int | None = Field(default=None, ge=64, le=2048, description="Explicit height, multiple of 8; overrides the preset.")
@@ -126,6 +130,12 @@ class GenerationRequest(BaseModel):
         return width, height
 
 
+def echo(value: object) -> str:
+    """A client's value quoted in an error message, cut short: errors never send a large input back."""
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per bad field, naming the field, what is allowed and the value given."""
     return "; ".join(f"{field}: {message}" for field, message in validation_messages(error))
@@ -135,16 +145,16 @@ def validation_messages(error: ValidationError) -> list[tuple[str, str]]:
     """(field, message) for each problem, the message naming what is allowed and the value given."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "request"
+        field = (".".join(str(part) for part in item["loc"]) or "request")[:ECHO_CHARS]
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
         ctx = item.get("ctx") or {}
         kind = item["type"]
         if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
             low, high = _field_range(field)
-            message = f"must be between {low} and {high}, got {value!r}" if low is not None else f"{message}, got {value!r}"
+            message = f"must be between {low} and {high}, got {echo(value)}" if low is not None else f"{message}, got {echo(value)}"
         elif kind == "literal_error":
-            message = f"must be one of {ctx.get('expected')}, got {value!r}"
+            message = f"must be one of {ctx.get('expected')}, got {echo(value)}"
         elif kind == "extra_forbidden":
             message = "is not a setting of GenerationRequest"
         elif kind == "missing":
@@ -152,7 +162,7 @@ def validation_messages(error: ValidationError) -> list[tuple[str, str]]:
         elif kind in {"string_too_short"} and field == "prompt":
             message = "prompt is empty: describe the motion you want, e.g. 'a cat turning its head'"
         elif kind.endswith("_parsing") or kind.endswith("_type"):
-            message = f"{message}, got {value!r}"
+            message = f"{message}, got {echo(value)}"
         lines.append((field, message))
     return lines
 

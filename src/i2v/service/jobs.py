@@ -31,7 +31,7 @@ from i2v.errors import (
     UploadTooLargeError,
 )
 from i2v.media.images import load_image
-from i2v.request import GenerationRequest, default_model, validation_messages
+from i2v.request import GenerationRequest, default_model, echo, validation_messages
 from i2v.service.config import ServiceSettings
 from i2v.service.queue import Queue
 from i2v.service.store import ACTIVE, Job, JobStore
@@ -42,8 +42,6 @@ DEFAULT_RETRY_SECONDS = 10
 MAX_RETRY_SECONDS = 600
 #: Job ids are 16 hex characters; anything longer is not one of ours.
 MAX_JOB_ID_LENGTH = 32
-#: Nested JSON deeper than this in a request part is refused before it reaches a recursive parser.
-MAX_JSON_DEPTH = 32
 
 
 class Progress(BaseModel):
@@ -94,43 +92,6 @@ class JobPage(BaseModel):
     total: int
     limit: int
     offset: int
-
-
-def parse_request_part(text: str) -> dict[str, Any]:
-    """The multipart `request` part: a JSON object of GenerationRequest fields (an `image` key is ignored)."""
-    depth = _json_depth(text or "")
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidInputError(f"request part nests JSON {depth} levels deep; the limit is {MAX_JSON_DEPTH}", field="request")
-    try:
-        fields = json.loads(text or "{}")
-    except json.JSONDecodeError as error:
-        raise InvalidInputError(f"request part is not valid JSON: {error.msg} at character {error.pos}", field="request") from None
-    if not isinstance(fields, dict):
-        raise InvalidInputError("request part must be a JSON object of GenerationRequest fields", field="request")
-    fields.pop("image", None)
-    return fields
-
-
-def _json_depth(text: str) -> int:
-    """The deepest bracket nesting outside strings, counted without recursion (json.loads recurses)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def request_error(error: ValidationError) -> InvalidInputError:
@@ -239,10 +200,7 @@ class JobService:
     def submit(self, request_fields: dict[str, Any], image_bytes: bytes, filename: str) -> Job:
         """Validate the image by content, the settings by the request model and the model against what this
         server offers; then store both and enqueue. Nothing is left behind when any step fails."""
-        limit = self.settings.max_upload_bytes
-        if len(image_bytes) > limit:
-            raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
-        loaded = load_image(image_bytes, name=_safe_name(filename))
+        loaded = self._load_upload(image_bytes, filename)
         job_id = secrets.token_hex(8)
         uploads = self.settings.subfolder("uploads")
         upload = uploads / f"{job_id}{EXTENSIONS.get(loaded.source_format, '.png')}"
@@ -268,6 +226,33 @@ class JobService:
             self.queue.enqueue(job.id)
         return job
 
+    def plan(self, request_fields: dict[str, Any], image_bytes: bytes, filename: str, vram: str | None = None) -> dict[str, Any]:
+        """What the advisor would run for these settings and this image, without queueing anything: the plan,
+        its predicted peak against the budget, what it changed, and every warning about the image once."""
+        from i2v.advisor.device import parse_size
+        from i2v.advisor.report import plan_report
+
+        try:
+            request = GenerationRequest(image="upload", **{"prompt": "plan", **request_fields})
+        except ValidationError as error:
+            raise request_error(error) from None
+        if vram is not None:
+            try:
+                parse_size(vram)
+            except InvalidInputError as error:
+                raise InvalidInputError(str(error), field="vram") from None
+        loaded = self._load_upload(image_bytes, filename)
+        report = plan_report(request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
+        report["warnings"] = list(dict.fromkeys([*loaded.warnings, *report["warnings"]]))
+        return report
+
+    def _load_upload(self, image_bytes: bytes, filename: str):
+        """An uploaded image checked by size and by content (InvalidInputError on the `image` field)."""
+        limit = self.settings.max_upload_bytes
+        if len(image_bytes) > limit:
+            raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
+        return load_image(image_bytes, name=_safe_name(filename))
+
     def check_model(self, model: str) -> list[str]:
         """Refuse a model this server does not offer, and one no live worker holds while workers are connected (the
         job would wait unseen and fill the queue); with no worker connected at all, accept it. Returns the job's
@@ -275,7 +260,7 @@ class JobService:
         offered = self.models()
         if model not in offered:
             raise ModelNotAllowedError(
-                f"model {model[:200]!r} is not offered by this server; pick one of: {', '.join(offered)} "
+                f"model {echo(model)} is not offered by this server; pick one of: {', '.join(offered)} "
                 "(the operator adds models with I2V_MODELS)",
                 field="model",
             )

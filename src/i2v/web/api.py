@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from i2v.errors import (
@@ -29,18 +30,15 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
-from i2v.media.images import load_image
 from i2v.refine.base import RefinedPrompt
-from i2v.request import GenerationRequest
-from i2v.service.jobs import JobPage, JobService, JobView, parse_request_part, request_error
+from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.service.jobs import JobPage, JobService, JobView
 from i2v.service.store import FINISHED
 from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit, add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
 #: Deepest history page a client may ask for (SQLite's OFFSET is a 64-bit integer; far below that is plenty).
 MAX_OFFSET = 1_000_000_000
-#: How much of a client's own value an error message quotes back.
-ECHO_CHARS = 80
 
 #: Domain error class -> HTTP status. The first match in MRO order wins.
 STATUS = {
@@ -80,6 +78,7 @@ def _error(description: str) -> dict[str, Any]:
 #: Statuses every route can answer.
 COMMON = {
     401: _error("Missing or wrong token (only when the server has I2V_API_TOKEN set)"),
+    413: _error("The body is over the server's limit (I2V_MAX_UPLOAD_BYTES plus the form's overhead)"),
     422: _error("A parameter is invalid"),
     503: _error("The job database cannot be read (corrupt or gone): the operator must restore it"),
 }
@@ -132,7 +131,7 @@ class Models(BaseModel):
 
 
 class RefineBody(BaseModel):
-    text: str = Field(min_length=1, max_length=2000)
+    text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     refiner: str = Field(default="rules", pattern="^(rules|llm)$")
 
 
@@ -154,6 +153,47 @@ class PlanReport(BaseModel):
     peak_stage: str
     warnings: list[str]
     predicted_seconds: float
+
+
+#: Nested JSON deeper than this in a request part is refused before it reaches a recursive parser.
+MAX_JSON_DEPTH = 32
+
+
+def parse_request_part(text: str) -> dict[str, Any]:
+    """The multipart `request` part: a JSON object of GenerationRequest fields (an `image` key is ignored)."""
+    depth = _json_depth(text or "")
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInputError(f"request part nests JSON {depth} levels deep; the limit is {MAX_JSON_DEPTH}", field="request")
+    try:
+        fields = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"request part is not valid JSON: {error.msg} at character {error.pos}", field="request") from None
+    if not isinstance(fields, dict):
+        raise InvalidInputError("request part must be a JSON object of GenerationRequest fields", field="request")
+    fields.pop("image", None)
+    return fields
+
+
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting outside strings, counted without recursion (json.loads recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def service_of(request: Request) -> JobService:
@@ -298,7 +338,7 @@ def delete_job(request: Request, job_id: str) -> None:
     service_of(request).delete(job_id)
 
 
-@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body is not JSON")}, summary="Refine raw text into the English prompt and tags (no image)")
+@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body cannot be parsed (not JSON, or nested too deeply)")}, summary="Refine raw text into the English prompt and tags (no image)")
 def refine_text(body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
@@ -312,24 +352,9 @@ async def plan_request(
     request_json: str = Form("{}", alias="request", description="GenerationRequest fields as JSON (without image)"),
     vram: str | None = Form(None, max_length=32, description="Plan for a card with this much memory, e.g. 24GiB"),
 ) -> dict[str, Any]:
-    from i2v.advisor.device import parse_size
-    from i2v.advisor.report import plan_report
-
-    limit = service_of(http).settings.max_upload_bytes
-    try:
-        request = GenerationRequest(image="upload", **{"prompt": "plan", **parse_request_part(request_json)})
-    except ValidationError as error:
-        raise request_error(error) from None
-    if vram is not None:
-        try:
-            parse_size(vram)
-        except InvalidInputError as error:
-            raise InvalidInputError(str(error), field="vram") from None
-    data = await image.read(limit + 1)
-    if len(data) > limit:
-        raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
-    loaded = await asyncio.to_thread(load_image, data, name="uploaded image")
-    return await asyncio.to_thread(plan_report, request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
+    service = service_of(http)
+    data = await image.read(service.settings.max_upload_bytes + 1)
+    return await asyncio.to_thread(service.plan, parse_request_part(request_json), data, image.filename or "", vram)
 
 
 @router.get("/health", response_model=Health, operation_id="health", summary="Liveness, the model held, queue counts")
@@ -370,11 +395,6 @@ def _status_of(error: I2VError) -> int:
     return 500
 
 
-def _echo(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error to `ErrorBody`: domain errors by class, FastAPI's own validation and HTTP errors, and
     the few Python errors hostile input can still provoke in a parser (deep nesting)."""
@@ -394,9 +414,11 @@ def install_error_handlers(app: FastAPI) -> None:
             location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header", "cookie", "form")]
             field = ".".join(location) or "request"
             message = item.get("msg", "invalid").removeprefix("Value error, ")
-            if "input" in item and item.get("type") != "missing":
-                message = f"{message}, got {_echo(item['input'])}"
-            problems.append((field, message))
+            if item.get("type") == "json_invalid":
+                field, message = "body", f"the body is not valid JSON ({item.get('ctx', {}).get('error', 'cannot parse it')})"
+            elif "input" in item and item.get("type") != "missing":
+                message = f"{message}, got {echo(item['input'])}"
+            problems.append((field[:ECHO_CHARS], message))
         detail = "; ".join(f"{field}: {message}" for field, message in problems)
         return error_response(422, "invalid_input", detail, problems)
 
@@ -442,6 +464,21 @@ def describe_multipart(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def unknown_route(request: Request, rest: str) -> None:
+    """Anything else under /api/v1 is ours to answer (the UI is mounted at the root and would answer in its own
+    shape): 405 with `Allow` for a route that exists with other methods, else 404."""
+    allowed = sorted({
+        method for route in router.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+        for method in route.methods
+    })
+    if allowed:
+        raise StarletteHTTPException(
+            405, f"{request.method} is not allowed here; use {', '.join(allowed)}", headers={"Allow": ", ".join(allowed)}
+        )
+    raise StarletteHTTPException(404, f"no API route /api/v1/{rest[:ECHO_CHARS]}: see /docs for the routes")
+
+
 def create_api(service: JobService) -> FastAPI:
     app = FastAPI(
         title="i2v", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
@@ -450,6 +487,10 @@ def create_api(service: JobService) -> FastAPI:
     )
     app.state.service = service
     app.include_router(router)
+    app.add_api_route(
+        "/api/v1/{rest:path}", unknown_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False, dependencies=[Depends(require_token)],
+    )
     install_error_handlers(app)
     describe_multipart(app)
     add_docs(app)

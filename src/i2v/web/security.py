@@ -7,7 +7,9 @@ mounted Gradio UI alike.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,16 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Multipart boundaries, headers and the `request` JSON part ride on top of the image bytes.
 FORM_OVERHEAD_BYTES = 256 * 1024
-COOKIE = "i2v_token"
 bearer = HTTPBearer(auto_error=False, description="I2V_API_TOKEN, required when the server has one set")
 
 
 def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """Header or cookie only: a token in the query string would be written to access logs."""
+    """The Authorization header only: a token in the query string would be written to access logs, and one in a
+    cookie would ride along on cross-site requests (a form posting to /jobs/ID/cancel needs no preflight)."""
     token = request.app.state.service.settings.api_token
     if not token:
         return
-    given = (credentials.credentials if credentials else "") or request.cookies.get(COOKIE) or ""
+    given = credentials.credentials if credentials else ""
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <I2V_API_TOKEN>'", headers={"WWW-Authenticate": "Bearer"})
 
@@ -118,3 +120,92 @@ async def _reply(send: Send, status: int, code: str, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+#: What the UI may hand out from the outputs folder: the clips and their thumbnails, never the metadata JSON
+#: (it names server paths; the API serves a cleaned copy).
+MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".gif", ".jpg"})
+
+
+class GradioGuard:
+    """Narrows the mounted Gradio app to what i2v serves, at our edge, whatever Gradio allows by default:
+
+    - `/gradio_api/file=PATH` (and the older `/file=PATH`) serves only Gradio's own upload cache and the clips
+      and thumbnails in the outputs folder;
+    - a call whose inputs name a file by URL (a FileData `path` of http(s)://…) is refused, where Gradio would
+      download it on the server's behalf.
+    """
+
+    def __init__(self, app: ASGIApp, *, cache: Path, outputs: Path):
+        self.app = app
+        self.cache = Path(os.path.realpath(cache))
+        self.outputs = Path(os.path.realpath(outputs))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        for prefix in ("/gradio_api/file=", "/file="):
+            if path.startswith(prefix) and not self._servable(path.removeprefix(prefix)):
+                await _reply(send, 403, "forbidden", "the UI serves only its uploads and the finished clips")
+                return
+        if scope["method"] == "POST" and path.startswith("/gradio_api/") and not path.startswith("/gradio_api/upload"):
+            body = await _read_body(receive)
+            if _names_a_url(body):
+                await _reply(send, 422, "invalid_input", "files must be uploaded through the UI, not named by URL")
+                return
+            receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    def _servable(self, requested: str) -> bool:
+        if requested.startswith(("http://", "https://")):
+            return True  # Gradio's proxy for remote files is its own (SSRF-checked) route, not a file of ours
+        real = Path(os.path.realpath(requested))
+        if real.is_relative_to(self.cache):
+            return True
+        return real.is_relative_to(self.outputs) and real.suffix.lower() in MEDIA_SUFFIXES
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _names_a_url(body: bytes) -> bool:
+    """Whether a JSON body holds a FileData-like object whose `path` is a URL."""
+    try:
+        payload = json.loads(body or b"null")
+    except (ValueError, RecursionError):
+        return False
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            value = item.get("path")
+            if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://", "//")):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

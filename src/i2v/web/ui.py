@@ -5,6 +5,7 @@ browser (and switchable in Gradio's settings menu)."""
 from __future__ import annotations
 
 import re
+import os
 import secrets
 import time
 from collections.abc import Iterable
@@ -16,8 +17,9 @@ from fastapi import FastAPI
 
 from i2v.errors import I2VError
 from i2v.refine.base import RefinedPrompt
-from i2v.request import DEFAULT_NEGATIVE_PROMPT, RESOLUTION_PRESETS, GenerationRequest, default_model
+from i2v.request import DEFAULT_NEGATIVE_PROMPT, MAX_PROMPT_CHARS, RESOLUTION_PRESETS, default_model
 from i2v.service.jobs import JobService, JobView
+from i2v.web.security import GradioGuard
 
 POLL_SECONDS = 0.3
 STRINGS = {
@@ -106,26 +108,19 @@ def build_ui(service: JobService) -> gr.Blocks:
 
         if not prompt or not prompt.strip():
             raise gr.Error("prompt is empty: describe the motion you want, e.g. 猫转头")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise gr.Error(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
         refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
         return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined)
 
     def plan_preview(image_path, resolution, frames, steps, guidance, allow_degrade):
-        from i2v.advisor.report import plan_report
-        from i2v.media.images import load_image
-
         if not image_path:
             raise gr.Error("upload an image first")
+        fields = dict(resolution=resolution, num_frames=int(frames), steps=int(steps), guidance_scale=float(guidance), allow_degrade=bool(allow_degrade))
         try:
-            request = GenerationRequest(
-                image=image_path, prompt="plan", resolution=resolution, num_frames=int(frames), steps=int(steps),
-                guidance_scale=float(guidance), allow_degrade=bool(allow_degrade),
-            )
-            loaded = load_image(image_path, name="the uploaded image")
+            return plan_markdown(service.plan(fields, Path(image_path).read_bytes(), Path(image_path).name))
         except I2VError as error:
             raise gr.Error(str(error)) from None
-        report = plan_report(request, loaded.image.size, allow_degrade=bool(allow_degrade), image=loaded.image)
-        report["warnings"] = [*loaded.warnings, *report["warnings"]]
-        return plan_markdown(report)
 
     def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
         if not image_path:
@@ -195,18 +190,19 @@ def build_ui(service: JobService) -> gr.Blocks:
         items, ids = history()
         return items, ids, None, None
 
-    with gr.Blocks(title="i2v") as demo:
+    # Gradio's upload cache, pruned: files older than a day go, checked hourly.
+    with gr.Blocks(title="i2v", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(f"## {STRINGS['en']['title']} · {STRINGS['zh']['title']}")
         job_id = gr.State(None)
         history_ids = gr.State([])
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Image · 图片", type="filepath", sources=["upload", "clipboard"], elem_id="image")
-                prompt = gr.Textbox(label=t("prompt"), lines=2, elem_id="prompt")
+                prompt = gr.Textbox(label=t("prompt"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="prompt")
                 with gr.Row():
                     refiner = gr.Radio(["rules", "llm", "none"], value="rules", label=t("refiner"))
                     refine_button = gr.Button(t("refine"), elem_id="refine")
-                refined = gr.Textbox(label=t("refined"), lines=2, elem_id="refined")
+                refined = gr.Textbox(label=t("refined"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="refined")
                 refine_words = gr.Markdown(elem_id="refine_words")
                 tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
                 with gr.Accordion(t("advanced"), open=False):
@@ -323,20 +319,26 @@ def plan_markdown(report: dict[str, Any]) -> str:
 
 
 def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
-    """Mount the page on the API's app with the file rules a launched Gradio app has.
+    """Mount the page on the API's app with the file rules a launched Gradio app has, and narrower ones.
 
     `gr.mount_gradio_app` leaves the Blocks un-launched, and Gradio skips its path checks on file inputs for an
     un-launched app: any client could then name any server file as an "uploaded" image and have it copied into
-    the cache and served. Marking the Blocks launched turns those checks on (inputs must come from Gradio's upload
-    folder); `allowed_paths` lets it serve our outputs and nothing else of the data folder.
+    the cache and served. Marking the Blocks launched (Gradio 6.31 reads `has_launched` in exactly that check)
+    turns them on: inputs must come from Gradio's upload folder. Gradio's cache is a folder of ours in the data
+    folder (unless GRADIO_TEMP_DIR says otherwise), not the /tmp/gradio every Gradio app on the host shares, and
+    `GradioGuard` serves from it and from the clips only, and refuses files named by URL.
     """
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(service.settings.subfolder("gradio")))
     token = service.settings.api_token
     auth = (lambda user, password: secrets.compare_digest(password.encode(), token.encode())) if token else None
     demo = build_ui(service)
+    outputs = service.settings.subfolder("outputs")
     app = gr.mount_gradio_app(
-        app, demo, path="", allowed_paths=[str(service.settings.subfolder("outputs"))], auth=auth, i18n=I18N,
+        app, demo, path="", allowed_paths=[str(outputs)], auth=auth, i18n=I18N,
         footer_links=["api", "settings"], max_file_size=service.settings.max_upload_bytes,
     )
+    if not hasattr(demo, "has_launched"):
+        raise RuntimeError("this Gradio has no Blocks.has_launched: its file-path checks cannot be turned on; pin gradio 6.x")
     demo.has_launched = True
+    app.add_middleware(GradioGuard, cache=Path(os.environ["GRADIO_TEMP_DIR"]), outputs=outputs)
     return app
-
