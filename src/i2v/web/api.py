@@ -227,8 +227,8 @@ async def submit_job(
     service = service_of(request)
     fields = parse_request_part(request_json)
     data = await image.read(service.settings.max_upload_bytes + 1)
-    job = await asyncio.to_thread(service.submit, fields, data, image.filename or "")
-    return service.view(service.get(job.id))
+    # Off the event loop, the view too: it reads the table, which a busy worker may hold for a moment.
+    return await asyncio.to_thread(lambda: service.view(service.submit(fields, data, image.filename or "")))
 
 
 @router.get("/jobs", response_model=JobPage, operation_id="listJobs", summary="History, newest first")
@@ -273,22 +273,26 @@ SSE_EVENT = {
 )
 async def job_events(request: Request, job_id: str) -> StreamingResponse:
     service = service_of(request)
-    service.get(job_id)
+    await asyncio.to_thread(service.get, job_id)
+
+    def current() -> tuple[str, dict[str, Any]] | None:
+        job = service.store.get(job_id)
+        return None if job is None else (job.state, service.view(job).model_dump(mode="json"))
 
     async def stream() -> AsyncIterator[str]:
         last = None
         while not await request.is_disconnected():
-            job = await asyncio.to_thread(service.store.get, job_id)
-            if job is None:
+            found = await asyncio.to_thread(current)
+            if found is None:
                 yield _sse("gone", {"id": job_id})
                 return
-            view = service.view(job).model_dump(mode="json")
+            state, view = found
             snapshot = {key: view[key] for key in ("state", "progress", "queue_position", "error")}
             if snapshot != last:
                 last = snapshot
-                name = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled", "interrupted": "failed"}.get(job.state, "progress")
+                name = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled", "interrupted": "failed"}.get(state, "progress")
                 yield _sse(name, view)
-                if job.state in (*FINISHED, "interrupted"):
+                if state in (*FINISHED, "interrupted"):
                     return
             await asyncio.sleep(0.2)
 
