@@ -152,6 +152,17 @@ def test_ui_accepts_what_the_client_uploaded(client, server):
     assert event == "complete" and "Plan" in stream, stream
 
 
+def test_ui_preview_camera_runs_the_same_job_on_camera_preview(client, server):
+    uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")}).json()[0]
+    inputs = ui_inputs("submit", file_data(uploaded), str(server.model))  # the button overrides the picked model
+    inputs[1] = "镜头向左平移"
+    event, stream = gradio_call(client, "preview_camera", inputs)
+    assert event == "complete", stream
+    job = client.get("/api/v1/jobs").json()["jobs"][0]
+    assert job["request"]["model"] == "camera-preview" and job["state"] == "succeeded", job
+    assert job["refined_prompt"]["tags"] == ["pan_left"]
+
+
 def test_ui_upload_route_has_the_api_byte_limit(client):
     response = client.post("/gradio_api/upload", files={"files": ("big.png", b"\x89PNG" + b"\0" * (LIMIT + 300_000), "image/png")})
     assert_error_body(response, 413, "upload_too_large", f"{LIMIT}")

@@ -19,6 +19,7 @@ from i2v.errors import I2VError
 from i2v.refine.base import RefinedPrompt
 from i2v.request import DEFAULT_NEGATIVE_PROMPT, MAX_PROMPT_CHARS, RESOLUTION_PRESETS, default_model
 from i2v.service.jobs import JobService, JobView
+from i2v.models.camera_preview.backend import NAME as CAMERA_PREVIEW
 from i2v.web.security import GradioGuard
 
 POLL_SECONDS = 0.3
@@ -50,6 +51,7 @@ STRINGS = {
         "delete": "Delete selected",
         "degrade": "Allow fewer frames / lower resolution if memory is short",
         "plan": "Check memory plan",
+        "preview_camera": "Preview camera (instant, no model)",
     },
     "zh": {
         "title": "i2v — 图片生成视频",
@@ -78,6 +80,7 @@ STRINGS = {
         "delete": "删除所选",
         "degrade": "显存不足时允许减少帧数或降低分辨率",
         "plan": "检查显存规划",
+        "preview_camera": "预览镜头运动（即时，无需模型）",
     },
 }
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
@@ -136,6 +139,10 @@ def build_ui(service: JobService) -> gr.Blocks:
             scheduler=scheduler, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
         )
         yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
+
+    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
+        """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes."""
+        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, CAMERA_PREVIEW, scheduler, refiner, allow_degrade)
 
     def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
@@ -220,6 +227,7 @@ def build_ui(service: JobService) -> gr.Blocks:
                 plan_box = gr.Markdown(elem_id="plan_box")
                 with gr.Row():
                     generate_button = gr.Button(t("generate"), variant="primary", elem_id="generate")
+                    preview_button = gr.Button(t("preview_camera"), elem_id="preview_camera")
                     cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="cancel")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
@@ -242,6 +250,8 @@ def build_ui(service: JobService) -> gr.Blocks:
         plan_button.click(plan_preview, [image, resolution, frames, steps, guidance, allow_degrade], plan_box)
         refine_button.click(refine_preview, [prompt, refiner], [refined, tags, refine_words])
         run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
+        preview_run = preview_button.click(preview_camera, inputs, [job_id, status, video, info], concurrency_limit=None)
+        preview_run.then(history, None, [gallery, history_ids])
         run.then(history, None, [gallery, history_ids])
         cancel_button.click(cancel, job_id, None)
         demo.load(history, None, [gallery, history_ids])
