@@ -242,6 +242,23 @@ def test_oversized_body_is_refused_by_content_length_before_reading(server):
     assert status == 413 and b"209715200 bytes" in body and f"at most {LIMIT} bytes".encode() in body
 
 
+def test_ui_calls_have_the_same_body_limit(server, client):
+    head = (
+        b"POST /gradio_api/call/refine_preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2147483648\r\nConnection: close\r\n\r\n"
+    )
+    status, body = raw_request(server, head, b'{"data": ["')
+    assert status == 413 and b"2147483648 bytes" in body
+
+    def endless_json():
+        yield b'{"data": ["'
+        for _ in range(100 * LIMIT // 65536):
+            yield "猫".encode() * 21845
+
+    response = client.post("/gradio_api/call/refine_preview", content=endless_json(), headers={"content-type": "application/json"})
+    assert_error_body(response, 413, "upload_too_large")
+
+
 def test_chunked_body_stops_at_the_limit(client):
     sent = 0
 

@@ -34,7 +34,7 @@ from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
 from i2v.service.jobs import JobPage, JobService, JobView
 from i2v.service.store import FINISHED
-from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit, add_cors, add_docs, require_token
+from i2v.web.security import add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
 #: Deepest history page a client may ask for (SQLite's OFFSET is a 64-bit integer; far below that is plenty).
@@ -499,5 +499,4 @@ def create_api(service: JobService) -> FastAPI:
     describe_multipart(app)
     add_docs(app)
     add_cors(app, service.settings.origin_list)
-    app.add_middleware(BodyLimit, limit=service.settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     return app

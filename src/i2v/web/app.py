@@ -13,6 +13,7 @@ from i2v.service.queue import open_queue
 from i2v.service.store import JobStore
 from i2v.service.jobs import JobService
 from i2v.web.api import create_api
+from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +52,6 @@ def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> F
         from i2v.web.ui import mount_ui
 
         app = mount_ui(app, service)
+    # Outermost, so every route (the UI's too, and the guard that reads a UI call's body) sees a bounded body.
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     return app
