@@ -172,7 +172,8 @@ def test_file_route_serves_only_gradio_cache_and_clips(client, server, finished_
     outputs = server.home / "outputs"
     upload = next((server.home / "uploads").glob(f"{finished_job['id']}.*"))
     hostile = ["/etc/passwd", server.home / "i2v.sqlite", upload, "/proc/self/environ", outputs / f"{finished_job['id']}.json",
-               f"/proc/self/cwd/{outputs / (finished_job['id'] + '.json')}", f"{outputs}/../i2v.sqlite"]
+               f"/proc/self/cwd/{outputs / (finished_job['id'] + '.json')}", f"{outputs}/../i2v.sqlite",
+               "https://example.com/relay-me.png", "http://127.0.0.1:9/x"]
     for path in hostile:
         for prefix in ("/gradio_api/file=", "/file="):
             assert client.get(f"{prefix}{path}").status_code in (403, 404), (prefix, path)

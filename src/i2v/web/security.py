@@ -131,7 +131,7 @@ class GradioGuard:
     """Narrows the mounted Gradio app to what i2v serves, at our edge, whatever Gradio allows by default:
 
     - `/gradio_api/file=PATH` (and the older `/file=PATH`) serves only Gradio's own upload cache and the clips
-      and thumbnails in the outputs folder;
+      and thumbnails in the outputs folder, and never relays a remote URL;
     - a call whose inputs name a file by URL (a FileData `path` of http(s)://…) is refused, where Gradio would
       download it on the server's behalf.
     """
@@ -159,8 +159,8 @@ class GradioGuard:
         await self.app(scope, receive, send)
 
     def _servable(self, requested: str) -> bool:
-        if requested.startswith(("http://", "https://")):
-            return True  # Gradio's proxy for remote files is its own (SSRF-checked) route, not a file of ours
+        if "://" in requested or requested.startswith("//"):
+            return False  # Gradio would fetch and relay a remote URL: an open proxy the UI never needs
         real = Path(os.path.realpath(requested))
         if real.is_relative_to(self.cache):
             return True
