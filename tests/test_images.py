@@ -1,15 +1,15 @@
+import hashlib
 import io
 import struct
 import zlib
 
 import numpy as np
 import pytest
+from helpers import make_photo
 from PIL import Image
 
 from i2v.errors import InvalidInputError
 from i2v.media.images import cover_crop, load_image
-
-from helpers import make_photo
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -48,6 +48,11 @@ def test_exif_orientation_is_applied(tmp_path):
     loaded = load_image(path)
     assert loaded.image.size == (260, 300)
     assert loaded.source_size == (300, 260)
+    # Turned the right way (clockwise), not merely given the turned size.
+    pixels = np.asarray(loaded.image, dtype=int)
+    clockwise = np.asarray(photo.transpose(Image.Transpose.ROTATE_270), dtype=int)
+    anticlockwise = np.asarray(photo.transpose(Image.Transpose.ROTATE_90), dtype=int)
+    assert np.abs(pixels - clockwise).mean() < 8 < np.abs(pixels - anticlockwise).mean()
 
 
 def test_alpha_is_flattened_onto_white(tmp_path):
@@ -67,8 +72,13 @@ def test_other_colour_modes_become_rgb(tmp_path, mode):
     image.save(path)
     loaded = load_image(path)
     assert loaded.image.mode == "RGB"
+    pixels = np.asarray(loaded.image, dtype=int)
     if mode == "I;16":
-        assert tuple(np.asarray(loaded.image)[0, 0]) == (156, 156, 156)
+        assert (pixels == 156).all()  # 40000 / 256: scaled to 8 bits, not clipped to white
+    elif mode == "CMYK":  # the same picture, through a lossy JPEG
+        assert np.abs(pixels - np.asarray(make_photo(300, 300), dtype=int)).mean() < 8
+    else:  # grey, palette and grey + alpha: the picture's own pixels, not a blank or a misread palette
+        assert np.array_equal(pixels, np.asarray(image.convert("RGB"), dtype=int))
 
 
 def test_small_image_warns(tmp_path):
@@ -123,16 +133,39 @@ def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
 
 
 def test_bytes_input():
-    loaded = load_image(png_bytes(make_photo(300, 300)), name="upload.png")
-    assert loaded.image.size == (300, 300) and len(loaded.sha256) == 64
+    data = png_bytes(make_photo(300, 300))
+    loaded = load_image(data, name="upload.png")
+    assert loaded.image.size == (300, 300) and loaded.source_format == "PNG"
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()  # of the bytes given: what the metadata records
 
 
-def test_cover_crop_fills_target_and_keeps_centre():
-    photo = make_photo(400, 100)
-    crop = cover_crop(photo, (64, 64))
+def bands(width: int, height: int, across: bool = True) -> Image.Image:
+    """Red, green and blue thirds (left to right, or top to bottom), a white square at the centre."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    length = width if across else height
+    for index, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        part = slice(index * length // 3, (index + 1) * length // 3)
+        pixels[(slice(None), part) if across else (part, slice(None))] = colour
+    pixels[height // 2 - 10 : height // 2 + 10, width // 2 - 10 : width // 2 + 10] = 255
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize(("size", "across"), [((600, 100), True), ((100, 600), False)])
+def test_cover_crop_fills_target_and_keeps_centre(size, across):
+    image = bands(*size, across=across)
+    crop = cover_crop(image, (64, 64))
+    pixels = np.asarray(crop)
     assert crop.size == (64, 64)
-    wide = cover_crop(photo, (128, 32))
-    assert wide.size == (128, 32)
+    # Only the middle third is kept: the edge bands are cropped away, not squeezed in, and nothing is padded.
+    # (Green, white, or a blend of the two at the square's edge: full green and red equal to blue everywhere.)
+    assert (pixels[..., 1] == 255).all() and np.array_equal(pixels[..., 0], pixels[..., 2])
+    assert tuple(pixels[32, 32]) == (255, 255, 255)  # the centre stays the centre
+    assert tuple(pixels[0, 0]) == tuple(pixels[-1, -1]) == (0, 255, 0)
+    # A frame of the image's own shape keeps all of it: every band, in order, and the square in the middle.
+    whole = np.asarray(cover_crop(image, (96, 16) if across else (16, 96)))
+    first, last = (whole[8, 2], whole[8, -3]) if across else (whole[2, 8], whole[-3, 8])
+    assert (tuple(first), tuple(last)) == ((255, 0, 0), (0, 0, 255))
+    assert tuple(whole[whole.shape[0] // 2, whole.shape[1] // 2]) == (255, 255, 255)
 
 
 @pytest.mark.parametrize("size", [(1, 20000), (20000, 1), (900, 100)])

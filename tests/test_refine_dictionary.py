@@ -173,7 +173,6 @@ def test_coverage_and_tags_on_the_everyday_sets():
     assert got / total >= 0.95, f"content words kept {got}/{total} on the second set"
     precision, recall, *_ = tag_precision_recall(EVERYDAY)
     assert precision >= 0.95 and recall >= 0.95
-    assert set(EVERYDAY_MISSES) <= {row[0] for row in EVERYDAY}
 
 
 @pytest.mark.parametrize("row", ISSUE + EVERYDAY + EVERYDAY2 + TABLE + BLIND, ids=_row_id)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import run_cli
@@ -222,16 +223,6 @@ def _row_id(row: tuple[str, set[str], list[str]]) -> str:
     return row[0][:24]
 
 
-def test_table_is_big_and_uses_the_vocabulary():
-    assert len(TABLE) >= 60
-    assert len({row[0] for row in TABLE}) == len(TABLE)
-    for _, expected, _ in TABLE:
-        assert expected <= set(TAGS)
-    assert set(KNOWN_MISSES) <= {row[0] for row in TABLE}
-    for _, expected, _ in BLIND:
-        assert expected <= set(TAGS)
-
-
 @pytest.mark.parametrize("row", TABLE + BLIND, ids=_row_id)
 def test_required_words_survive_and_no_cjk(row):
     text, _, words = row
@@ -372,17 +363,45 @@ def test_image_is_accepted_and_ignored():
 
     image = Image.new("RGB", (8, 8))
     assert RuleRefiner().refine("猫转头", image).prompt == RuleRefiner().refine("猫转头").prompt
-    assert RuleRefiner.name == "rules"
 
 
-def test_fast_after_first_use():
-    RuleRefiner().refine("猫转头")
-    texts = [row[0] for row in TABLE]
-    start = time.perf_counter()
-    for text in texts:
+def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypatch):
+    """What made the refiner fast after its first use: jieba's tokenizer and CC-CEDICT are built once and kept,
+    even when several threads refine at once from a cold start (the server refines on worker threads). Counted,
+    not timed: `python bench/refine.py` prints the time per call."""
+    jieba = pytest.importorskip("jieba")
+    from i2v.refine import dictionary, rules
+
+    built = []
+    opened = []
+    real_tokenizer, real_open = jieba.Tokenizer, dictionary.gzip.open
+
+    class CountedTokenizer(real_tokenizer):
+        def __init__(self, *args, **kwargs):
+            built.append(threading.get_ident())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(jieba, "Tokenizer", CountedTokenizer)
+    monkeypatch.setattr(dictionary.gzip, "open", lambda *args, **kwargs: opened.append(1) or real_open(*args, **kwargs))
+    monkeypatch.setattr(rules, "_jieba", None)  # cold: as in a fresh process
+    dictionary._entries.cache_clear()
+    dictionary.lookup.cache_clear()
+    texts = [row[0] for row in TABLE] + ["火车穿过隧道", "小狗拍打篮球"]  # the last two need the dictionary
+    start = threading.Barrier(4)
+
+    def refine_all(_: int) -> list[str]:
+        start.wait()
+        return [RuleRefiner().refine(text).prompt for text in texts]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(refine_all, range(4)))
+    assert len(built) == 1, f"jieba's tokenizer was built {len(built)} times"
+    assert len(opened) == 1, f"CC-CEDICT was read {len(opened)} times"
+    assert all(result == results[0] for result in results)  # the racing threads agree
+    assert results[0][-2] == "A train passing through a tunnel."
+    for text in texts:  # and once built, both are reused
         RuleRefiner().refine(text)
-    per_call = (time.perf_counter() - start) / len(texts)
-    assert per_call < 0.005, f"{per_call * 1000:.2f} ms per call"
+    assert (len(built), len(opened)) == (1, 1)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import functools
 import gzip
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -103,6 +104,10 @@ def sense_of(entries: list[str]) -> Sense | None:
     return Sense(noun, verb, primary)
 
 
+#: Threads refining at once from a cold start read the file once, not once each (functools.cache does not lock).
+_entries_lock = threading.Lock()
+
+
 @functools.cache
 def _entries() -> dict[str, list[str]]:
     """Simplified headword -> raw gloss strings, in file order (the lexicon and jieba read simplified Chinese).
@@ -125,7 +130,8 @@ def _entries() -> dict[str, list[str]]:
 @functools.lru_cache(maxsize=8192)
 def lookup(word: str) -> Sense | None:
     """The English senses of one Chinese word, or None if the dictionary lacks it or it is a grammar word."""
-    entries = _entries().get(word)
+    with _entries_lock:
+        entries = _entries().get(word)
     return sense_of(entries) if entries else None
 
 
