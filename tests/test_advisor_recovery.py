@@ -128,15 +128,60 @@ def test_mps_out_of_memory_counts_too():
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
 
 
+@contextmanager
+def placements(pipeline):
+    """Record, in order, each encoder's moves (with their destination), each encoder's forward and each UNet call:
+    on a CPU run every device is the CPU, so where the weights go can only be seen in the order of these."""
+    events: list[tuple[str, str]] = []
+    encoders = [getattr(pipeline, name) for name in ("text_encoder", "image_encoder")]
+    hooks = [pipeline.unet.register_forward_pre_hook(lambda *args: events.append(("unet", "forward")))]
+    for name, module in zip(("text_encoder", "image_encoder"), encoders):
+
+        def move(*args, _name=name, _to=module.to, **kwargs):
+            events.append((_name, f"to {torch._C._nn._parse_to(*args, **kwargs)[0]}"))
+            return _to(*args, **kwargs)
+
+        def cpu(_name=name, _cpu=module.cpu):
+            events.append((_name, "to cpu"))
+            return _cpu()
+
+        module.to, module.cpu = move, cpu
+        hooks.append(module.register_forward_pre_hook(lambda *args, _name=name: events.append((_name, "forward"))))
+    try:
+        yield events
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module in encoders:
+            del module.to, module.cpu
+
+
+def between_encoding_and_denoising(events):
+    """The events after the last encoder forward and before the first UNet call."""
+    last_encoding = max(i for i, (name, what) in enumerate(events) if what == "forward" and name != "unet")
+    first_step = events.index(("unet", "forward"))
+    assert last_encoding < first_step
+    return events[last_encoding + 1 : first_step]
+
+
 def test_backend_applies_plan_settings_and_undoes_them(tiny):
     plain = tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames
     options = RunOptions(64, 64, cfg_mode="split", ff_chunking=True, offload="encoders")
-    chunked = tiny.generate(request(), PHOTO, options).frames
+    with placements(tiny.pipeline) as events:
+        chunked = tiny.generate(request(), PHOTO, options).frames
     assert np.abs(plain.astype(int) - chunked).max() <= 1  # same clip, other memory layout
-    assert tiny.pipeline.text_encoder.device.type == "cpu"  # where "encoders" leaves them (this is the CPU anyway)
+    # offload="encoders": both encoders leave the device once encoding is done, before the first denoising step.
+    moved = between_encoding_and_denoising(events)
+    assert ("text_encoder", "to cpu") in moved and ("image_encoder", "to cpu") in moved, events
     blocks = [module for module in tiny.pipeline.unet.modules() if hasattr(module, "_chunk_size")]
     assert blocks and all(block._chunk_size == 1 for block in blocks)
-    modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8))
+    # The next run (offload="model" falls back to none on a CPU) brings them back to the device before they encode,
+    # and leaves them there.
+    with placements(tiny.pipeline) as events:
+        modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8))
+    for name in ("text_encoder", "image_encoder"):
+        assert events.index((name, f"to {tiny.device}")) < events.index((name, "forward")), events
+    assert not [event for event in between_encoding_and_denoising(events) if event[1].startswith("to")], events
     assert modelled.frames.shape[0] == 8 and any("needs a CUDA device" in note for note in modelled.notes)
     assert all(block._chunk_size is None for block in blocks)
     assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames, plain)

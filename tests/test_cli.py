@@ -236,12 +236,17 @@ def test_plan_rejects_a_bad_vram_size(photo_path):
 
 
 def test_plan_may_lower_settings_the_user_did_not_type(photo_path):
-    result = run_cli("plan", str(photo_path), "--vram", "6GiB", "--json")
+    # 1.5 GiB: the default frames and size fit only lowered (at 6 GiB, as before, nothing needed lowering).
+    result = run_cli("plan", str(photo_path), "--vram", "1.5GiB", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    typed = json.loads(run_cli("plan", str(photo_path), "--vram", "1.5GiB", "--frames", "16", "--resolution", "512p", "--json").stdout)
+    # Typed by the user: left alone without --allow-degrade, and said not to fit rather than changed.
+    assert typed["plan"]["frames"] == 16 and typed["fits"] is False
+    assert any("you fixed frames and resolution" in warning for warning in typed["warnings"])
+    # Left at their defaults: the advisor's to lower until the plan fits.
     assert report["fits"] is True
-    typed = json.loads(run_cli("plan", str(photo_path), "--vram", "6GiB", "--frames", "16", "--resolution", "512p", "--json").stdout)
-    assert typed["plan"]["frames"] == 16  # typed by the user: left alone without --allow-degrade
+    assert report["plan"]["frames"] < 16 and report["plan"]["width"] < typed["plan"]["width"]
 
 
 def test_serve_without_any_worker_is_refused(tmp_path):

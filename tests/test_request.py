@@ -57,6 +57,7 @@ def test_seed_drawn_once_and_kept():
     assert 0 <= seeded.seed <= 2**32 - 1
     assert seeded.with_seed().seed == seeded.seed
     assert make(seed=5).with_seed().seed == 5
+    assert len({make().with_seed().seed for _ in range(5)}) > 1  # drawn at random, not a fixed default
 
 
 def test_model_defaults_to_env(monkeypatch):

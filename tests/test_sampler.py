@@ -81,17 +81,37 @@ def test_dpm_solver_runs_and_differs_from_ddim(backend):
     assert not np.array_equal(ddim, dpm)
 
 
+def unet_batches(backend):
+    """Record the batch size of every UNet call (2: guidance in one pass; 1: one of two split passes)."""
+    batches = []
+    hook = backend.pipeline.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    return batches, hook
+
+
 def test_split_guidance_matches_batched_guidance(backend):
-    batched = backend.pipeline(PHOTO, "a cat", "blurry", width=64, height=64, num_frames=8, target_fps=8, num_inference_steps=3, seed=3)
-    split = backend.pipeline(
-        PHOTO, "a cat", "blurry", width=64, height=64, num_frames=8, target_fps=8, num_inference_steps=3, seed=3, cfg_mode="split"
-    )
+    batches, hook = unet_batches(backend)
+    try:
+        batched = backend.pipeline(PHOTO, "a cat", "blurry", width=64, height=64, num_frames=8, target_fps=8, num_inference_steps=3, seed=3)
+        in_one_pass = list(batches)
+        batches.clear()
+        split = backend.pipeline(
+            PHOTO, "a cat", "blurry", width=64, height=64, num_frames=8, target_fps=8, num_inference_steps=3, seed=3, cfg_mode="split"
+        )
+    finally:
+        hook.remove()
+    assert in_one_pass == [2, 2, 2] and batches == [1, 1] * 3  # two passes per step really ran
     assert torch.allclose(batched.frames, split.frames, atol=1e-5)
 
 
-def test_decode_chunk_size_does_not_change_frames(backend):
+def test_decode_chunk_size_does_not_change_frames(backend, monkeypatch):
+    chunks = []
+    decode = backend.pipeline.vae.decode
+    monkeypatch.setattr(backend.pipeline.vae, "decode", lambda latents, *a, **k: chunks.append(len(latents)) or decode(latents, *a, **k))
     one = run(backend, options=RunOptions(64, 64, decode_chunk_size=1)).frames
+    assert chunks == [1] * 8
+    chunks.clear()
     four = run(backend, options=RunOptions(64, 64, decode_chunk_size=4)).frames
+    assert chunks == [4, 4]  # the chunk size was used, not ignored
     assert np.abs(one.astype(int) - four).max() <= 1
 
 
@@ -114,6 +134,7 @@ def test_rectangular_sizes(backend):
 def test_long_prompt_is_reported(backend):
     output = run(backend, prompt="a cat slowly turning its head to the right " * 4)
     assert any("CLIP reads the first 77" in note for note in output.notes)
+    assert not any("CLIP reads" in note for note in run(backend).notes)  # only when it is too long
 
 
 def test_non_finite_latents_are_detected(backend, monkeypatch):
