@@ -169,12 +169,35 @@ def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(mo
 
 
 def test_tracing_patches_leave_real_tensors_alone():
-    """A model running for real on another thread while a plan is traced must compute exactly as before."""
+    """A model running for real on another thread while a plan is traced must compute exactly as before: the
+    trace swaps attention and chunked feed-forward library-wide, and the swapped-in versions must act only on the
+    tracing thread. Here a trace is held open on one thread while a real block runs on this one."""
+    import threading
+
+    from diffusers.models.attention import BasicTransformerBlock
+
     from i2v.engine import architecture
 
-    query, key, value = torch.randn(3, 1, 2, 5, 4).unbind()
-    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value)
-    assert torch.equal(architecture._efficient_attention(query, key, value), expected)
+    torch.manual_seed(0)
+    block = BasicTransformerBlock(dim=8, num_attention_heads=2, attention_head_dim=4).eval()
+    block.set_chunk_feed_forward(chunk_size=1, dim=1)  # the trace's stand-in for this skips all but one chunk
+    hidden = torch.randn(1, 6, 8)
+    with torch.no_grad():
+        expected = block(hidden)
+    tracing, finished = threading.Event(), threading.Event()
+    tracer = threading.Thread(target=architecture.trace_call, args=(lambda: tracing.set() or finished.wait(60),))
+    tracer.start()
+    try:
+        assert tracing.wait(60)
+        swapped = torch.nn.functional.scaled_dot_product_attention is architecture._efficient_attention
+        with torch.no_grad():
+            during = block(hidden)
+    finally:
+        finished.set()
+        tracer.join(60)
+    assert swapped, "the trace was not running while the block ran"
+    assert torch.equal(during, expected)
+    assert torch.nn.functional.scaled_dot_product_attention is not architecture._efficient_attention  # put back
 
 
 def test_plan_report_and_table():
