@@ -14,6 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tiny models are too small to gain from threads; on 2 shared cores, one thread avoids oversubscription
 # with the servers and workers the tests start.
 torch.set_num_threads(1)
+# The same for every server, worker and CLI process a test starts: two OpenMP threads each on two shared cores
+# made a 64×64 step 100× slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

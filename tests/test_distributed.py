@@ -181,11 +181,10 @@ def test_cancel_reaches_a_job_running_on_a_worker(cluster):
     listed = cluster.workers_listed()[running["worker"]]
     assert listed["current_job"] == job["id"] and listed["device"] == "cpu" and listed["free_bytes"] > 0
     assert listed["models"] == [str(cluster.model)] and listed["heartbeat_age_seconds"] < LEASE_SECONDS
-    started = time.monotonic()
     assert cluster.http.post(f"{cluster.server.url}/api/v1/jobs/{job['id']}/cancel").status_code == 202
     done = cluster.wait_done(job["id"], timeout=20)
     assert done["state"] == "cancelled" and "nothing was written" in done["error"], done
-    assert done["progress"]["step"] < 100 and time.monotonic() - started < 10
+    assert done["progress"]["step"] < 100  # stopped between steps, long before the run's end
     assert cluster.http.get(f"{cluster.server.url}/api/v1/jobs/{job['id']}/video").status_code == 404
     assert cluster.http.post(f"{cluster.server.url}/api/v1/jobs/{job['id']}/cancel").status_code == 409
 
@@ -277,10 +276,12 @@ def test_sigterm_hands_the_running_job_back_at_once(cluster):
     names = set(cluster.wait_listed(cluster.alive()))
     job = cluster.submit({**MEDIUM, "steps": 20}).json()
     running = cluster.wait_running(job["id"])
-    stopped = time.monotonic()
     cluster.workers[running["worker"]].signal(signal.SIGTERM, wait=False)
     requeued = cluster.wait(job["id"], lambda j: j["attempts"] == 2, timeout=LEASE_SECONDS)
-    assert time.monotonic() - stopped < LEASE_SECONDS, "re-queued by the lease timeout, not by the hand-back"
+    # Handed back by the worker itself (its `interrupted` event), not re-queued when its lease lapsed.
+    serve_log = cluster.server_log()
+    assert f"job {job['id']}: worker {running['worker']} stopped; re-queued" in serve_log
+    assert f"job {job['id']}: its worker stopped heartbeating" not in serve_log
     assert cluster.workers[running["worker"]].process.wait(30) == 0
     done = cluster.wait_done(job["id"], timeout=90)
     assert done["state"] == "succeeded" and done["worker"] == requeued["worker"] != running["worker"]
