@@ -287,3 +287,17 @@ class JobClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+class PretendGPU:
+    """A loaded CPU backend presented as a CUDA one, so generate() takes the advisor's path (plan + recovery)."""
+
+    def __init__(self, backend):
+        self.inner = backend
+        self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
+        self.device = "cuda:0"
+        self.options = []
+
+    def generate(self, request, image, options, **callbacks):
+        self.options.append(options)
+        return self.inner.generate(request, image, options, **callbacks)

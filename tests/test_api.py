@@ -5,6 +5,7 @@ import json
 import av
 import numpy as np
 import pytest
+from helpers import PretendGPU
 
 from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, ModelNotFoundError, generate
 from i2v.engine.loading import pick_dtype, resolve_model
@@ -81,20 +82,6 @@ def test_refine_is_part_of_the_python_api():
     refined = i2v.refine("慢动作，一个女孩在雨中跳舞")
     assert refined.source == "rules" and "slow_motion" in refined.tags
     assert all(word in refined.prompt.lower() for word in ("girl", "rain", "danc")), refined.prompt
-
-
-class PretendGPU:
-    """The tiny CPU backend presented as a CUDA one, so generate() takes the advisor's path (plan + recovery)."""
-
-    def __init__(self, backend):
-        self.inner = backend
-        self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
-        self.device = "cuda:0"
-        self.options = []
-
-    def generate(self, request, image, options, **callbacks):
-        self.options.append(options)
-        return self.inner.generate(request, image, options, **callbacks)
 
 
 def test_gpu_runs_are_planned_and_recover_from_oom(photo_path, tiny_model, backend, monkeypatch):

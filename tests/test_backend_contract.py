@@ -23,6 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import PretendGPU
 from pydantic import ValidationError
 
 import i2v
@@ -247,21 +248,6 @@ def test_cpu_run_records_no_plan(contract_model, photo_path):
     assert metadata["retries"] == []
 
 
-class PretendCUDA:
-    """A loaded CPU backend presented as a CUDA one, so generate() takes the advisor's path (the approach of
-    tests/test_api.py::test_gpu_runs_are_planned_and_recover_from_oom)."""
-
-    def __init__(self, backend):
-        self.inner = backend
-        self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
-        self.device = "cuda:0"
-        self.options = []
-
-    def generate(self, request, image, options, **callbacks):
-        self.options.append(options)
-        return self.inner.generate(request, image, options, **callbacks)
-
-
 def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request, monkeypatch):
     """A GPU run records the plan the advisor made for it, and runs it."""
     if contract.backend == "camera-preview":
@@ -270,7 +256,7 @@ def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request,
                     "CostModel (issue 10) brings it a plan")
     monkeypatch.setenv("I2V_VRAM", "24GiB")
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)  # probe_device sets it; put it back after
-    gpu = PretendCUDA(request.getfixturevalue("backend"))
+    gpu = PretendGPU(request.getfixturevalue("backend"))
     result = generate(make_request(photo_path, contract_model), backend=gpu)
     plan = result.metadata["plan"]
     assert plan is not None
