@@ -233,6 +233,31 @@ def png_bytes(width: int = 96, height: int = 64) -> bytes:
     return buffer.getvalue()
 
 
+#: The smallest job worth running on the tiny model: 64×64, 8 frames, 3 steps.
+SMALL_JOB = {"prompt": "猫转头", "width": 64, "height": 64, "num_frames": 8, "steps": 3, "fps": 8}
+
+
+def submit_job(client, fields: dict | None = None, image: bytes | None = None, name: str = "photo.png"):
+    """POST /api/v1/jobs as a client does: an image part and a `request` JSON part (`client` has the base URL)."""
+    import json
+
+    return client.post("/api/v1/jobs", files={"image": (name, png_bytes() if image is None else image, "image/png")},
+                       data={"request": json.dumps(SMALL_JOB if fields is None else fields)})
+
+
+def wait_for_job(client, job_id: str, predicate, timeout: float = 120) -> dict:
+    """Poll GET /api/v1/jobs/ID until `predicate(job)` holds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; last state {job}")
+
+
 #: What a job says when a cancel reached it after its last denoising step (as a client reads it).
 LATE_CANCEL = "the cancel arrived after the last denoising step; the clip was kept"
 #: Two steps of ≈0.8 s each on one CPU thread with the tiny model: room to cancel while the last one runs.

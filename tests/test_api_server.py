@@ -3,21 +3,15 @@
 import io
 import json
 import threading
-import time
 
 import av
 import httpx
 import pytest
-from helpers import ServerProcess, make_photo, run_cli
+from helpers import SMALL_JOB, ServerProcess, submit_job as submit, wait_for_job as wait_for
+from helpers import png_bytes as png, run_cli
 
-SMALL = {"prompt": "猫转头", "width": 64, "height": 64, "num_frames": 8, "steps": 3, "fps": 8}
+SMALL = SMALL_JOB
 LONG = {"prompt": "waves", "width": 256, "height": 256, "num_frames": 32, "steps": 100, "fps": 8}
-
-
-def png(width=96, height=64) -> bytes:
-    buffer = io.BytesIO()
-    make_photo(width, height).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +26,6 @@ def server(tmp_path_factory, tiny_model):
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
-
-
-def submit(client, fields=None, image=None, name="photo.png"):
-    return client.post("/api/v1/jobs", files={"image": (name, png() if image is None else image, "image/png")}, data={"request": json.dumps(fields or SMALL)})
-
-
-def wait_for(client, job_id, predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if predicate(job):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"timed out; last state {job}")
 
 
 def test_submit_follow_events_and_download(client):
