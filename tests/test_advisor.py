@@ -222,3 +222,74 @@ def test_bench_memory_prints_the_seed_comparison():
     bench.seed_table(console, "24GiB")
     text = console.export_text()
     assert "13.2 GB" in text and "OOM" in text and "no / no" in text
+
+
+# -- shipped traces (i2v.advisor.shipped): what a cold `i2v plan` at a preset reads instead of tracing ------------
+
+
+def test_shipped_traces_equal_a_fresh_trace():
+    """One entry of each variant (kind, batch, feed-forward chunking, tiling), re-traced now: a tracer, model or
+    library change that moves any number fails here instead of shipping stale predictions."""
+    from i2v.advisor import shipped
+
+    keys = shipped.sample()
+    assert {key.split("|")[0] for key in keys} == {"weights", "encoders", "vae_encode", "vae_decode", "unet"}
+    assert shipped.check(keys) == [], "rebuild with `python -m i2v.advisor.shipped build`"
+
+
+def test_shipped_traces_are_for_the_installed_libraries():
+    """Made with other torch/diffusers/transformers releases the file is ignored (plans stay right, but cold
+    plans are slow again): rebuild it with the installed ones."""
+    from i2v.advisor import shipped
+
+    made, installed = shipped.shipped_versions(), shipped.current_versions()
+    assert made is not None and shipped.applies(made), f"shipped for {made}, installed {installed}: rebuild with `python -m i2v.advisor.shipped build`"
+    assert shipped.applies({**made, "torch": made["torch"].split("+")[0] + "+cu126"})  # a CUDA build of the same release
+    assert not shipped.applies({**made, "diffusers": "0.1.0"}) and not shipped.applies({**made, "trace": -1})
+
+
+def test_a_plan_from_shipped_traces_equals_a_traced_plan(monkeypatch, tmp_path):
+    """1024p/32 frames/100 steps of a 16:9 image on 24 GiB, down the ladder: from the shipped traces with no
+    tracing at all, then traced afresh with the shipped traces off: the same plan, predictions and FLOPs."""
+    from i2v.advisor import memory
+
+    traced = []
+    real_trace = memory._run_trace
+    monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: traced.append(kind) or real_trace(kind, **shape))
+    wanted = request(resolution="1024p", num_frames=32, steps=100)
+
+    def planned(home: str):
+        monkeypatch.setenv("I2V_HOME", str(tmp_path / home))
+        CACHE.clear()
+        plan = make_plan(wanted, (1920, 1080), CARD_24)
+        return plan, [predict_peak(p) for p in (plan, unconstrained_plan(wanted, (1920, 1080), CARD_24))]
+
+    monkeypatch.setattr(CACHE, "use_shipped", True)
+    shipped_plan, shipped_estimates = planned("shipped")
+    assert traced == [] and not (tmp_path / "shipped" / "advisor-traces.json").exists()
+    monkeypatch.setattr(CACHE, "use_shipped", False)
+    traced_plan, traced_estimates = planned("traced")
+    CACHE.clear()
+    assert "unet" in traced
+    assert shipped_plan == traced_plan and shipped_estimates == traced_estimates
+    assert (shipped_plan.width, shipped_plan.height, shipped_plan.frames) == (1344, 768, 32)
+    assert shipped_plan.fits and 13 * GiB < shipped_plan.predicted_peak_bytes <= shipped_plan.budget_bytes
+
+
+def test_a_cold_plan_at_a_preset_imports_neither_diffusers_nor_transformers(tmp_path):
+    """`i2v plan` in a fresh process with an empty data folder, as a user runs it first: answered from the shipped
+    traces. (How long it takes is bench/plan_cold.py's business.)"""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom i2v.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('IMPORTED', [m for m in ('diffusers', 'transformers') if m in sys.modules])\n"
+    )
+    command = [sys.executable, "-c", script, "plan", "examples/cat.jpg", "--resolution", "512p", "--frames", "16", "--vram", "24GiB", "--json"]
+    done = subprocess.run(command, cwd=Path(__file__).parents[1], env={**os.environ, "I2V_HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "IMPORTED []" in done.stdout
+    assert not (tmp_path / "advisor-traces.json").exists()  # nothing traced, nothing cached

@@ -4,8 +4,10 @@ A run has three stages, each holding the weights its offload mode keeps resident
 activations: encode (CLIP text, CLIP image, VAE encode of the first frame), denoise (one UNet call, batch 2
 for guidance in one pass or 1 when split) and decode (the VAE on `decode_chunk` frames). Activation peaks come
 from running the real-size models on the meta device (`i2v.engine.architecture.trace_*`: no weights, no
-memory, well under a second per shape) and are cached per shape in-process and in a JSON file. Tensors carried
-between stages (latents, embeddings) are a few MiB and left out.
+memory, a second or two per UNet shape, plus about 4 s to import diffusers and transformers once) and are
+cached per shape in-process and in a JSON file. The shapes the resolution presets and the planner's ladder
+reach are shipped already traced (`i2v.advisor.shipped`, `traces/i2vgenxl.json`), so a plan at a preset
+imports neither library. Tensors carried between stages (latents, embeddings) are a few MiB and left out.
 
 On top come two named constants that only a real GPU can calibrate (override them with the environment
 variables of the same name): RUNTIME_OVERHEAD_BYTES for the CUDA context and library workspaces, which live
@@ -40,7 +42,9 @@ RUNTIME_OVERHEAD_BYTES = {"cuda": 1 * GiB, "mps": GiB // 2, "cpu": GiB // 2}
 #: Share of activation bytes lost to block rounding and blocks too fragmented to reuse (lower with expandable
 #: segments, which `configure_allocator` turns on). Env: I2V_FRAGMENTATION=0.2.
 FRAGMENTATION = 0.10
-#: Bump when the tracer changes what it measures: entries cached under another version are ignored.
+#: Bump when the tracer changes what it measures (`i2v.engine.architecture`, the shapes it is given, the keys
+#: below): entries cached or shipped under another version are ignored. Then rebuild the shipped traces:
+#: `python -m i2v.advisor.shipped build`.
 TRACE_VERSION = 1
 
 
@@ -147,19 +151,32 @@ def _fragmentation() -> float:
 
 
 class _TraceCache:
-    """Trace results by key, in memory and in `<data dir>/advisor-traces.json` (entries from other torch /
-    diffusers versions or tracer versions are ignored). A cache that cannot be written only costs time."""
+    """Trace results by key, in memory, in the package's shipped traces and in `<data dir>/advisor-traces.json`
+    (entries from other torch / diffusers / transformers versions or tracer versions are ignored). A cache that
+    cannot be written only costs time."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict] = {}
+        self._shipped: set[str] = set()
         self._loaded: set[Path] = set()
         self._lock = threading.Lock()
+        #: Answer from the traces shipped in the package (`i2v.advisor.shipped`) before tracing; False traces
+        #: every shape anew (the shipped-traces build and its tests).
+        self.use_shipped = True
 
     def get(self, key: str, compute) -> dict:
-        key = f"{_versions()}|{key}"
+        shape_key, key = key, f"{_versions()}|{key}"
         with self._lock:
             if key in self._entries:
                 return self._entries[key]
+            if self.use_shipped:
+                from i2v.advisor import shipped
+
+                found = shipped.lookup(shape_key)
+                if found is not None:
+                    self._entries[key] = found  # kept out of the JSON file: the package has it
+                    self._shipped.add(key)
+                    return found
             path = _cache_path()
             if path is not None and path not in self._loaded:
                 self._entries.update(_read(path))
@@ -168,22 +185,27 @@ class _TraceCache:
                 return self._entries[key]
             self._entries[key] = compute()
             if path is not None:
-                _write(path, self._entries)
+                _write(path, {name: value for name, value in self._entries.items() if name not in self._shipped})
             return self._entries[key]
 
     def clear(self) -> None:
         """Forget what is in memory (the file stays): for tests and benchmarks of a cold start."""
         with self._lock:
             self._entries.clear()
+            self._shipped.clear()
             self._loaded.clear()
 
 
 CACHE = _TraceCache()
 
 
+def trace_key(kind: str, **shape) -> str:
+    """The cache key of one trace, less the versions: 'unet|attention=efficient|batch=2|dtype=half|…'."""
+    return kind + "|" + "|".join(f"{name}={value}" for name, value in sorted(shape.items()))
+
+
 def _trace(kind: str, **shape) -> dict:
-    key = kind + "|" + "|".join(f"{name}={value}" for name, value in sorted(shape.items()))
-    return CACHE.get(key, lambda: _run_trace(kind, **shape))
+    return CACHE.get(trace_key(kind, **shape), lambda: _run_trace(kind, **shape))
 
 
 def weight_bytes(dtype: str) -> dict[str, dict[str, int]]:
@@ -224,9 +246,19 @@ def _torch_dtype(dtype: str):
     return torch.float32 if dtype == "fp32" else torch.float16
 
 
+#: The libraries whose code a trace runs: torch's meta kernels, diffusers' UNet and VAE, transformers' CLIP.
+TRACED_LIBRARIES = ("torch", "diffusers", "transformers")
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Installed versions of TRACED_LIBRARIES, read from package metadata (nothing is imported)."""
+    return {name: metadata.version(name) for name in TRACED_LIBRARIES}
+
+
 @functools.cache
 def _versions() -> str:
-    return f"v{TRACE_VERSION}|torch={metadata.version('torch')}|diffusers={metadata.version('diffusers')}"
+    return f"v{TRACE_VERSION}|" + "|".join(f"{name}={version}" for name, version in library_versions().items())
 
 
 def _cache_path() -> Path | None:
