@@ -73,7 +73,7 @@ STRINGS = {
         "generate": "生成",
         "cancel": "取消",
         "status": "状态",
-        "details": "优化提示词、设置与输出路径",
+        "details": "优化提示词、设置与结果",
         "history": "历史记录",
         "refresh": "刷新历史",
         "rerun": "用相同种子重新生成",
