@@ -40,3 +40,12 @@ def photo_path(tmp_path) -> Path:
     path = tmp_path / "photo.png"
     make_photo().save(path)
     return path
+
+
+@pytest.fixture
+def client(server):
+    """An HTTP client for the module's `server` (a real `i2v serve`), with its base URL."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http

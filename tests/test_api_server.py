@@ -22,12 +22,6 @@ def server(tmp_path_factory, tiny_model):
     process.stop()
 
 
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        yield http
-
-
 def test_submit_follow_events_and_download(client):
     response = submit(client, {**SMALL, "seed": 5})
     assert response.status_code == 202, response.text

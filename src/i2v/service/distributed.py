@@ -51,6 +51,8 @@ T = TypeVar("T")
 class QueueUnreachable(I2VError):
     """The Redis server named by --queue / I2V_QUEUE_URL cannot be used."""
 
+    code = "queue_unreachable"
+
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
