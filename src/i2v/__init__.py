@@ -7,10 +7,17 @@
     i2v.refine("猫转头").prompt    # "A cat turning its head."
 """
 
-from i2v.errors import GenerationCancelled, I2VError, InvalidInputError, ModelNotFoundError
+from i2v.errors import (
+    GenerationCancelled,
+    I2VError,
+    InvalidInputError,
+    ModelNotFoundError,
+)
 from i2v.generation import GenerationResult, generate
 from i2v.refine import RefinedPrompt
-from i2v.refine import refine as refine  # `i2v.refine("猫转头")`; the subpackage stays importable by its full name
+from i2v.refine import (
+    refine as refine,  # `i2v.refine("猫转头")`; the subpackage stays importable by its full name
+)
 from i2v.request import GenerationRequest
 
 __all__ = [

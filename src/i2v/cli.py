@@ -9,20 +9,30 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from i2v.errors import GenerationCancelled, I2VError
 from i2v.refine.base import not_understood
 from i2v.request import GenerationRequest, default_model, describe_validation_error
 
+if TYPE_CHECKING:
+    from i2v.models.spec import ModelSpec
+
 app = typer.Typer(
-    help="i2v: turn one still image and a motion description into a short video (I2VGen-XL).",
+    help="i2v: turn one still image and a motion description into a short video.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -43,12 +53,56 @@ FLAGS = {
 }
 
 
-STAGE_LABELS = {"refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "decode": "decoding", "render": "rendering"}
+STAGE_LABELS = {
+    "refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "render": "rendering",
+    "decode": "decoding", "write": "writing",
+}
+
+
+def _per_model(text: str, describe: Callable[[ModelSpec], str | None]) -> str:
+    """Help text with each model's own rule for an option, read from the specs (never restated here)."""
+    from i2v.models.registry import known_models
+
+    rules = []
+    for name, (_, plugin) in known_models().items():
+        rule = describe(plugin.spec)
+        rules.append(f"{name}: {rule}" if rule else f"{name}: not used")
+    return f"{text} Per model — " + "; ".join(rules) + "."
+
+
+def _range(rule: Any, unit: str = "") -> str | None:
+    return f"{rule.min:g}-{rule.max:g}{unit}, default {rule.default:g}" if rule is not None else None
+
+
+HELP = {
+    "resolution": _per_model(
+        "Size preset, keeping the image's aspect ratio.",
+        lambda spec: f"{', '.join(spec.size.presets)} (default {spec.size.default_preset})",
+    ),
+    "size": _per_model("Explicit size; needs both --width and --height.", lambda spec: f"multiples of {spec.size.multiple}, {spec.size.min_side}-{spec.size.max_side}"),
+    "frames": _per_model("Frames to generate.", lambda spec: f"{spec.frames.describe()}, default {spec.frames.default}"),
+    "fps": _per_model("Playback frame rate.", lambda spec: _range(spec.fps)),
+    "motion_fps": _per_model(
+        "Motion-speed conditioning, apart from the playback rate.",
+        lambda spec: f"{spec.motion_fps.min}-{spec.motion_fps.max}, default fps clamped to {spec.motion_fps.trained[0]}-{spec.motion_fps.trained[1]}" if spec.motion_fps else None,
+    ),
+    "steps": _per_model("Denoising steps.", lambda spec: _range(spec.steps)),
+    "guidance": _per_model("Guidance scale.", lambda spec: _range(spec.guidance)),
+    "scheduler": _per_model("Sampler.", lambda spec: f"{' or '.join(spec.schedulers)} (default {spec.default_scheduler})" if spec.schedulers else None),
+    "negative_prompt": _per_model("What to avoid.", lambda spec: "taken, with a default of its own" if spec.negative_prompt is not None else None),
+}
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _with_flags(message: str) -> str:
+    """Name the flag the user typed beside the request field a message names."""
+    for field, flag in FLAGS.items():
+        message = message.replace(f"{field}:", f"{field} ({flag}):")
+    return message
 
 
 def user_errors(command: Callable) -> Callable:
@@ -59,14 +113,11 @@ def user_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except ValidationError as error:
-            message = describe_validation_error(error)
-            for field, flag in FLAGS.items():
-                message = message.replace(f"{field}:", f"{field} ({flag}):")
-            _fail(message)
+            _fail(_with_flags(describe_validation_error(error)))
         except GenerationCancelled as error:
             _fail(str(error), EXIT_CANCELLED)
         except I2VError as error:
-            _fail(str(error))
+            _fail(_with_flags(str(error)))
         except KeyboardInterrupt:
             _fail("aborted; nothing was written", EXIT_CANCELLED)
 
@@ -79,18 +130,18 @@ def generate(
     ctx: typer.Context,
     image: Annotated[Path, typer.Argument(help="Still image to animate (PNG, JPEG, WebP, BMP).")],
     prompt: Annotated[str, typer.Argument(help="The motion you want, e.g. 'a cat turning its head'.")],
-    negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
-    resolution: Annotated[str, typer.Option(help="Size preset: 256p, 512p, 768p or 1024p (keeps the aspect ratio).")] = "512p",
-    width: Annotated[int | None, typer.Option(help="Explicit width (multiple of 8); needs --height.")] = None,
-    height: Annotated[int | None, typer.Option(help="Explicit height (multiple of 8); needs --width.")] = None,
-    frames: Annotated[int, typer.Option(help="Frames to generate, 8-32.")] = 16,
-    fps: Annotated[int, typer.Option(help="Playback frame rate, 4-30.")] = 16,
-    motion_fps: Annotated[int | None, typer.Option(help="Motion-speed conditioning; default: fps clamped to 8-16.")] = None,
-    steps: Annotated[int, typer.Option(help="Denoising steps, 1-100 (under 10 looks bad).")] = 50,
-    guidance: Annotated[float, typer.Option(help="Guidance scale, 1-20.")] = 9.0,
+    negative_prompt: Annotated[str | None, typer.Option(help=HELP["negative_prompt"])] = None,
+    resolution: Annotated[str | None, typer.Option(help=HELP["resolution"])] = None,
+    width: Annotated[int | None, typer.Option(help=HELP["size"])] = None,
+    height: Annotated[int | None, typer.Option(help="Explicit height; needs --width.")] = None,
+    frames: Annotated[int | None, typer.Option(help=HELP["frames"])] = None,
+    fps: Annotated[int | None, typer.Option(help=HELP["fps"])] = None,
+    motion_fps: Annotated[int | None, typer.Option(help=HELP["motion_fps"])] = None,
+    steps: Annotated[int | None, typer.Option(help=HELP["steps"])] = None,
+    guidance: Annotated[float | None, typer.Option(help=HELP["guidance"])] = None,
     seed: Annotated[int | None, typer.Option(help="Seed; random when absent, always recorded.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id or local folder [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None,
-    scheduler: Annotated[str, typer.Option(help="ddim or dpmpp.")] = "ddim",
+    model: Annotated[str | None, typer.Option(help="Model name (see `i2v models list`), hub id or local folder; default $I2V_MODEL, else the registry's default.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help=HELP["scheduler"])] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="mp4, webm or gif [default: from -o, else mp4].")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Video path; metadata goes beside it as .json.")] = None,
     crf: Annotated[int, typer.Option(help="Quality for mp4/webm: lower is better and larger.", min=0, max=51)] = 18,
@@ -104,15 +155,19 @@ def generate(
     llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
     allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
 ) -> None:
-    """Generate a video from IMAGE and PROMPT."""
+    """Generate a video from IMAGE and PROMPT. Settings left out take the model's defaults."""
     from i2v.generation import generate as run
     from i2v.media.video import format_for
+    from i2v.models.base import Hooks
+    from i2v.models.registry import spec_for
 
     request = _request_from_options(
         ctx, image=image, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, width=width,
         height=height, frames=frames, fps=fps, motion_fps=motion_fps, steps=steps, guidance=guidance, seed=seed,
         model=model, scheduler=scheduler, refiner="none" if no_refine else refiner, allow_degrade=allow_degrade,
-    ).with_seed()
+    )
+    spec = spec_for(request.model)
+    request = spec.apply(request).with_seed()
     if output is None:
         output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")
     video_format = format_for(output, fmt)
@@ -137,7 +192,7 @@ def generate(
         console=console,
         transient=False,
     )
-    task = progress.add_task("loading", total=request.steps, rate="")
+    task = progress.add_task("loading", total=request.steps or request.num_frames, rate="")
 
     interactive = console.is_terminal
 
@@ -161,12 +216,13 @@ def generate(
     settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None
     try:
         result = run(
-            request, on_step=on_step, cancelled=cancel.is_set, on_stage=on_stage, device=device, dtype=dtype,
-            refiner=_SaysDropped(make_refiner(request.refiner, settings)), llm=settings,
+            request, Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancel.is_set), device=device, dtype=dtype,
+            refiner=_SaysDropped(make_refiner(request.refiner, settings, spec=spec)), llm=settings,
         )
-        if cancel.is_set():  # Ctrl-C after the last denoising step: honour it, write nothing
-            raise GenerationCancelled(request.steps, request.steps)
-        progress.update(task, description="writing")
+        if cancel.is_set():  # Ctrl-C after the last step: honour it, write nothing
+            done = int(progress.tasks[0].completed)
+            raise GenerationCancelled(done, done)
+        on_stage("write")
         path = result.save(output, fmt=video_format, crf=crf)
     finally:
         progress.stop()
@@ -207,13 +263,14 @@ def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **opt
 def plan(
     ctx: typer.Context,
     image: Annotated[Path, typer.Argument(help="The image you will animate (its aspect ratio decides the size).")],
-    resolution: Annotated[str, typer.Option(help="Size preset: 256p, 512p, 768p or 1024p.")] = "512p",
-    width: Annotated[int | None, typer.Option(help="Explicit width (multiple of 8).")] = None,
-    height: Annotated[int | None, typer.Option(help="Explicit height (multiple of 8).")] = None,
-    frames: Annotated[int, typer.Option(help="Frames, 8-32.")] = 16,
-    fps: Annotated[int, typer.Option(help="Playback frame rate, 4-30.")] = 16,
-    steps: Annotated[int, typer.Option(help="Denoising steps, 1-100.")] = 50,
-    guidance: Annotated[float, typer.Option(help="Guidance scale, 1-20.")] = 9.0,
+    resolution: Annotated[str | None, typer.Option(help=HELP["resolution"])] = None,
+    width: Annotated[int | None, typer.Option(help=HELP["size"])] = None,
+    height: Annotated[int | None, typer.Option(help="Explicit height; needs --width.")] = None,
+    frames: Annotated[int | None, typer.Option(help=HELP["frames"])] = None,
+    fps: Annotated[int | None, typer.Option(help=HELP["fps"])] = None,
+    steps: Annotated[int | None, typer.Option(help=HELP["steps"])] = None,
+    guidance: Annotated[float | None, typer.Option(help=HELP["guidance"])] = None,
+    model: Annotated[str | None, typer.Option(help="Model to plan for (see `i2v models list`).")] = None,
     vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB [env I2V_VRAM].")] = None,
     device: Annotated[str | None, typer.Option(help="Device to probe [default: best available].")] = None,
     dtype: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 [default: per device].")] = None,
@@ -228,7 +285,7 @@ def plan(
 
     request = _request_from_options(
         ctx, image=image, prompt="plan", resolution=resolution, width=width, height=height, frames=frames, fps=fps,
-        steps=steps, guidance=guidance, allow_degrade=allow_degrade, refiner="none",
+        steps=steps, guidance=guidance, model=model, allow_degrade=allow_degrade, refiner="none",
     )
     if vram is not None:
         try:
@@ -340,12 +397,12 @@ def worker(
     queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB to take jobs from [env I2V_QUEUE_URL].")] = None,
     gpu: Annotated[int | None, typer.Option(help="GPU number to pin (sets CUDA_VISIBLE_DEVICES before torch starts).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda:N or mps, instead of --gpu.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model this worker holds [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model this worker holds [default: $I2V_MODEL, else the registry's default].")] = None,
     name: Annotated[str | None, typer.Option(help="Name shown in /api/v1/workers [default: HOST:PID].")] = None,
     queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps` [env I2V_QUEUE_URL_FILE].")] = None,
 ) -> None:
     """Take jobs from the Redis queue: one process per GPU, model loaded once, one job at a time."""
-    from i2v.service.worker_cli import worker_main
+    from i2v.jobs.worker_cli import worker_main
 
     worker_main(queue, gpu, device, model, name, queue_file=queue_file)
 
@@ -355,46 +412,78 @@ def worker(
 def make_tiny_model(
     folder: Annotated[Path, typer.Argument(help="Where to write the pipeline (created).")],
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+    model: Annotated[str | None, typer.Option(help="Model whose layout to copy (see `i2v models list`) [default: the default model].")] = None,
 ) -> None:
-    """Write a tiny random-weight I2VGen-XL pipeline in the hub's layout, for smoke runs without a download."""
-    from i2v.engine.tiny import make_tiny_model as make
+    """Write a tiny random-weight pipeline in a model's hub layout, for smoke runs without a download."""
+    from i2v.models.registry import plugin_for
 
-    path = make(folder, seed=seed)
-    console.print(f"wrote a tiny random-weight pipeline to {path}; try: i2v generate IMAGE 'a cat' --model {path} "
+    name = model or default_model()
+    builder = plugin_for(name).tiny_builder()
+    if builder is None:
+        _fail(f"{name} has no weights to make a tiny copy of; it runs as it is")
+    path = builder(folder, seed=seed)
+    console.print(f"wrote a tiny random-weight pipeline to {path}; try: i2v generate examples/cat.jpg 'a cat' --model {path} "
                   "--width 64 --height 64 --frames 8 --steps 3", highlight=False)
 
 
 @models_app.command("list")
 @user_errors
-def models_list() -> None:
-    """Known models, and which are already downloaded."""
-    from huggingface_hub import constants, scan_cache_dir
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{name, description, downloaded, spec}] as JSON.")] = False) -> None:
+    """Known models, which are downloaded, and what each can be asked (frames, sizes, steps…)."""
+    from huggingface_hub import constants
 
-    from i2v.engine.registry import BUILT_IN, KNOWN_MODELS
+    from i2v.models.registry import known_models
 
-    try:
-        cached = {repo.repo_id: repo.size_on_disk_str for repo in scan_cache_dir().repos}
-    except Exception:  # noqa: BLE001 - no cache folder yet is the common case
-        cached = {}
-    table = Table("model", "backend", "downloaded", "about")
     current = default_model()
-    for known in KNOWN_MODELS.values():
-        mark = " (default)" if known.model_id == current else ""
-        downloaded = "built in" if known.model_id in BUILT_IN else cached.get(known.model_id, f"no ({known.download_size})")
-        table.add_row(known.model_id + mark, known.backend, downloaded, known.summary)
-    if current not in KNOWN_MODELS:
-        table.add_row(current + " (default, from I2V_MODEL)", "from model_index.json", "-", "")
+    rows = []
+    for name, (known, plugin) in known_models().items():
+        downloaded = True if plugin.built_in else _downloaded(name)
+        rows.append({
+            "name": name, "default": name == current, "backend": plugin.name, "description": known.summary,
+            "download_size": known.download_size, "built_in": plugin.built_in, "downloaded": downloaded,
+            "spec": plugin.spec.model_dump(mode="json"),
+        })
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("model", "downloaded", "frames", "sizes", "steps", "about")
+    for row in rows:
+        spec = known_models()[row["name"]][1].spec
+        downloaded = "built in" if row["built_in"] else "yes" if row["downloaded"] else f"no ({row['download_size']})"
+        table.add_row(
+            row["name"] + (" (default)" if row["default"] else ""), downloaded,
+            f"{spec.frames.describe()} ({spec.frames.default})", ", ".join(spec.size.presets),
+            _range(spec.steps) or "-", row["description"],
+        )
+    if current not in known_models():
+        table.add_row(current + " (default, from I2V_MODEL)", "-", "", "", "", "its model_index.json decides the backend")
     Console().print(table)
     console.print(f"cache: {constants.HF_HUB_CACHE} (set HF_HOME to move it)", highlight=False)
 
 
+def _downloaded(model: str) -> bool:
+    from i2v.errors import ModelNotFoundError
+    from i2v.models.loading import resolve_model
+    from i2v.models.registry import variant_for
+
+    try:
+        resolve_model(model, download=False, variant=variant_for(model))
+    except ModelNotFoundError:
+        return False
+    return True
+
+
 @models_app.command("pull")
 @user_errors
-def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id [default: $I2V_MODEL or ali-vilab/i2vgen-xl].")] = None) -> None:
-    """Download a model's fp16 weights into the Hugging Face cache."""
-    from i2v.engine.loading import resolve_model
+def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i2v models list`) [default: $I2V_MODEL, else the registry's default].")] = None) -> None:
+    """Download a model's weights into the Hugging Face cache."""
+    from i2v.models.loading import resolve_model
+    from i2v.models.registry import built_in, variant_for
 
-    source = resolve_model(model or default_model(), download=True)
+    name = model or default_model()
+    if name in built_in():
+        _fail(f"{name} is built in: there is nothing to download")
+    source = resolve_model(name, download=True, variant=variant_for(name))
     console.print(f"{source.model_id} is ready at {source.folder}", highlight=False)
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from i2v.media.files import write_json
 from i2v.media.images import load_image
 from i2v.media.video import DEFAULT_CRF, encode_video, format_for
-from i2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+from i2v.models.base import Hooks
+from i2v.request import GenerationRequest
 
 if TYPE_CHECKING:
-    from i2v.engine.base import Backend, CancelCheck, RunOptions, StageCallback, StepCallback
+    from i2v.models.base import Backend, RunOptions
     from i2v.refine import Refiner
     from i2v.refine.llm import LLMSettings
 
@@ -40,7 +41,7 @@ class GenerationResult:
         video_format = format_for(path, fmt)
         started = time.perf_counter()
         encode_video(self.frames, path, fps=self.fps, fmt=video_format, crf=crf)
-        self.metadata["timings"]["encode_video"] = round(time.perf_counter() - started, 4)
+        self.metadata["timings"]["write"] = round(time.perf_counter() - started, 4)
         self.metadata["output"] = {"path": str(path.resolve()), "format": video_format, "crf": crf}
         write_json(path.with_suffix(".json"), self.metadata)
         return path
@@ -61,11 +62,10 @@ def get_backend(model: str, *, device: str | None = None, dtype: str | None = No
     key = (model, device, dtype)
     with _backend_lock:
         if _backend is None or _backend_key != key:
-            from i2v.engine.loading import free_memory, resolve_model
-            from i2v.engine.registry import BUILT_IN, load_backend
+            from i2v.models.loading import free_memory
+            from i2v.models.registry import load_backend, plugin_for
 
-            if model not in BUILT_IN:
-                resolve_model(model)
+            plugin_for(model)  # a model that cannot be found is refused before the loaded one is released
             previous = _backend_key if _backend is not None else None
             _backend = None
             free_memory()
@@ -87,10 +87,8 @@ def loaded_backend() -> Backend | None:
 
 def generate(
     request: GenerationRequest,
-    on_step: StepCallback | None = None,
-    cancelled: CancelCheck | None = None,
+    hooks: Hooks | None = None,
     *,
-    on_stage: StageCallback | None = None,
     options: RunOptions | None = None,
     device: str | None = None,
     dtype: str | None = None,
@@ -100,43 +98,42 @@ def generate(
 ) -> GenerationResult:
     """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
 
-    The model is loaded first (a missing model fails before any LLM call), then the prompt goes through
-    `request.refiner` (never blocking: the LLM falls back to the rules); the engine sees the refined text, the
-    metadata keeps both.
+    1. check the request against the model's spec (its defaults fill what the request leaves out);
+    2. load the model (a missing model fails before any LLM call);
+    3. refine the prompt through `request.refiner` (never blocking: the LLM falls back to the rules), to the
+       model's prompt budget; the model sees the refined text, the metadata keeps both;
+    4. on a GPU, plan memory with the advisor and step down its ladder on out-of-memory;
+    5. run the backend, reporting stages and steps through `hooks` and stopping when it says so.
     """
-    from i2v.engine.base import RunOptions
+    from i2v.models.base import RunOptions
+    from i2v.models.registry import spec_for
     from i2v.refine import make_refiner
 
-    request = request.with_seed()
+    hooks = hooks or Hooks()
+    spec = spec_for(request.model)
+    request = spec.apply(request).with_seed()
     loaded = load_image(request.image)
-    width, height = request.target_size(*loaded.image.size)
+    width, height = request.target_size(spec, *loaded.image.size)
     timings: dict[str, float] = {}
 
-    if on_stage:
-        on_stage("load")
+    hooks.stage("load")
     started = time.perf_counter()
     backend = backend or get_backend(request.model, device=device, dtype=dtype)
     timings["load"] = round(time.perf_counter() - started, 4)
 
-    if on_stage:
-        on_stage("refine")
+    hooks.stage("refine")
     started = time.perf_counter()
-    refined = (refiner or make_refiner(request.refiner, llm)).refine(request.prompt, loaded.image)
+    refined = (refiner or make_refiner(request.refiner, llm, spec=spec)).refine(request.prompt, loaded.image)
     timings["refine"] = round(time.perf_counter() - started, 4)
-    conditioned = request.model_copy(
-        update={
-            "prompt": refined.prompt,
-            # The refiner may tailor the default negative prompt (e.g. drop "static" for a still scene); a
-            # negative prompt the user wrote always wins.
-            "negative_prompt": refined.negative_prompt
-            if request.negative_prompt == DEFAULT_NEGATIVE_PROMPT and refined.negative_prompt
-            else request.negative_prompt,
-        }
-    )
+    # The refiner may tailor the model's default negative prompt (e.g. drop "static" for a still scene); a
+    # negative prompt the user wrote always wins, and a model without one gets none.
+    negative = request.negative_prompt
+    if spec.negative_prompt is not None and "negative_prompt" not in request.model_fields_set and refined.negative_prompt:
+        negative = refined.negative_prompt
+    conditioned = request.model_copy(update={"prompt": refined.prompt, "negative_prompt": negative})
 
     plan, retries = None, []
     if options is None and backend.device.startswith(("cuda", "mps")):
-        # On a GPU the advisor picks the fastest settings predicted to fit, and steps down a rung on OOM.
         from i2v.advisor import make_plan, probe_device, run_with_recovery
 
         plan = make_plan(
@@ -146,21 +143,16 @@ def generate(
 
         def attempt(rung):
             tried.append(rung)
-            return backend.generate(
-                conditioned, loaded.image, rung.run_options(), on_step=on_step, cancelled=cancelled, on_stage=on_stage,
-                tags=refined.tags,
-            )
+            return backend.generate(conditioned, loaded.image, rung.run_options(), hooks, tags=refined.tags)
 
-        output, retries = run_with_recovery(plan, attempt)
+        output, retries = run_with_recovery(plan, attempt, hooks=hooks)
         plan = tried[-1]
         options = plan.run_options()
     else:
         options = options or RunOptions(width=width, height=height)
-        output = backend.generate(
-            conditioned, loaded.image, options, on_step=on_step, cancelled=cancelled, on_stage=on_stage, tags=refined.tags
-        )
+        output = backend.generate(conditioned, loaded.image, options, hooks, tags=refined.tags)
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
-    warnings = [*loaded.warnings, *request.warnings(), *refined.notes, *(plan.warnings if plan else []), *output.notes]
+    warnings = [*loaded.warnings, *spec.warnings(request), *refined.notes, *(plan.warnings if plan else []), *output.notes]
     return GenerationResult(
         frames=output.frames,
         fps=request.fps,
@@ -181,7 +173,7 @@ def generate(
                 "height": options.height,
                 "num_frames": int(output.frames.shape[0]),
                 "fps": request.fps,
-                "motion_fps": request.effective_motion_fps,
+                "motion_fps": request.motion_fps,
             },
             "model": {"id": backend.model_id, "revision": backend.revision, "backend": backend.name},
             "runtime": {

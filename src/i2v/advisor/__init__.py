@@ -1,14 +1,20 @@
 """Before a run: what this device can do, how much memory a request will take, and which settings fit.
 During a run: step down a ladder of cheaper settings instead of failing on out-of-memory.
 
-Nothing here imports diffusers: meta-device tracing lives in `i2v.engine.architecture` and is imported lazily,
+Nothing here imports diffusers: each model's cost model traces on the meta device lazily,
 so a plan whose shapes are cached answers without loading any model code.
 """
 
-from i2v.advisor.device import DeviceInfo, configure_allocator, format_bytes, parse_size, probe_device
-from i2v.advisor.memory import MemoryEstimate, predict_peak
-from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung
+from i2v.advisor.device import (
+    DeviceInfo,
+    configure_allocator,
+    format_bytes,
+    parse_size,
+    probe_device,
+)
+from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, predict_peak
 from i2v.advisor.recovery import MemoryExhaustedError, run_with_recovery
+from i2v.models.cost import MemoryEstimate
 
 __all__ = [
     "DeviceInfo",

@@ -4,20 +4,19 @@ plan for a card that is not in this machine."""
 from __future__ import annotations
 
 import os
-import re
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from i2v.errors import InvalidInputError
+from i2v.units import GiB, format_bytes, parse_size
 
-GiB = 2**30
+__all__ = ["GiB", "format_bytes", "parse_size"]  # re-exported: the advisor's callers read them here
+
 DeviceKind = Literal["cuda", "mps", "cpu"]
 #: Less fragmentation for the big, shape-varying activations of a video UNet (PyTorch's own advice for OOMs).
 ALLOCATOR_SETTING = "expandable_segments:True"
 _ALLOCATOR_VARIABLES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
 
 class DeviceInfo(BaseModel):
@@ -38,28 +37,6 @@ class DeviceInfo(BaseModel):
     @property
     def planned(self) -> bool:
         return self.source == "given"
-
-
-def parse_size(text: str) -> int:
-    """'24GiB', '24GB', '24G', '12000MiB', '24' (GiB) -> bytes. K/M/G/T are powers of 1024 with or without the
-    'i', as memory is sold: a "24 GB" RTX 4090 has 24 GiB."""
-    match = _SIZE.match(str(text))
-    number, unit, suffix = match.groups() if match else ("0", "", "")
-    if not unit and suffix.lower() == "i":
-        number = "0"
-    power = " kmgt".index(unit.lower()) if unit else (0 if suffix else 3)  # a bare number is GiB: "--vram 24"
-    size = int(float(number) * 1024**power)
-    if size <= 0:
-        raise InvalidInputError(f"memory size must be a positive amount like 24GiB, 24GB, 24G or 12000MiB, got {text!r}")
-    return size
-
-
-def format_bytes(size: int) -> str:
-    """Binary units, one decimal: 9.8 GiB, 512.0 MiB."""
-    for unit, scale in (("GiB", GiB), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(size) >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
 
 
 def configure_allocator() -> bool:
@@ -170,6 +147,6 @@ def _system_memory() -> tuple[int, int]:
 
 
 def _cpu_bf16() -> bool:
-    from i2v.engine.loading import pick_dtype
+    from i2v.models.loading import pick_dtype
 
     return pick_dtype(torch.device("cpu")) == torch.bfloat16

@@ -16,14 +16,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from i2v.advisor.device import DeviceInfo, DeviceKind, format_bytes
-from i2v.advisor.memory import STAGES, MemoryEstimate, Stage, predict_peak
-from i2v.advisor.recommend import preset_size
-from i2v.engine.base import Attention, CfgMode, Offload, RunOptions
-from i2v.request import RESOLUTION_PRESETS, GenerationRequest
+from i2v.models.base import Attention, CfgMode, Offload, RunOptions
+from i2v.models.cost import MemoryEstimate
+from i2v.models.registry import plugin, spec_for
+from i2v.request import GenerationRequest
 
 Precision = Literal["fp16", "bf16", "fp32"]
 DEFAULT_MARGIN = 0.10
-MIN_FRAMES = 8
+#: How many frames the "fewer frames" rung takes off at a time (then snapped to the model's frame rule).
 FRAME_STEP = 8
 
 
@@ -32,8 +32,10 @@ class ExecutionPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    width: int = Field(ge=64)
-    height: int = Field(ge=64)
+    #: The backend whose cost model and spec this plan is made with.
+    backend: str
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
     frames: int = Field(ge=1)
     steps: int = Field(ge=1)
     guided: bool = True
@@ -66,6 +68,11 @@ class ExecutionPlan(BaseModel):
         return predict_peak(self)
 
 
+def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
+    """The plan's backend's cost model, asked for this plan."""
+    return plugin(plan.backend).cost_model().predict_peak(plan)
+
+
 @dataclass(frozen=True)
 class Rung:
     """One step down: `apply` gives the fields to change, or None where it does not apply to this plan."""
@@ -81,13 +88,23 @@ def _fixed(label: str) -> Callable[[ExecutionPlan, ExecutionPlan], str]:
 
 
 def _smaller_size(plan: ExecutionPlan) -> dict | None:
-    """The next resolution preset down at the same aspect ratio (the request's own rounding, multiples of 64)."""
+    """The model's next resolution preset down at the same aspect ratio (the request's own rounding)."""
+    size = plugin(plan.backend).spec.size
     area = plan.width * plan.height
-    for name, side in sorted(RESOLUTION_PRESETS.items(), key=lambda item: -item[1]):
+    for name, side in sorted(size.presets.items(), key=lambda item: -item[1]):
         if side * side < area * 0.9:
-            width, height = preset_size(name, (plan.width, plan.height))
+            width, height = size.target(name, plan.width, plan.height)
             return dict(width=width, height=height) if width * height < area else None
     return None
+
+
+def _fewer_frames(plan: ExecutionPlan) -> dict | None:
+    """FRAME_STEP fewer frames, down to the model's next valid count, never under its minimum."""
+    rule = plugin(plan.backend).spec.frames
+    if plan.frames_fixed or plan.frames <= rule.min:
+        return None
+    frames = rule.nearest(max(rule.min, plan.frames - FRAME_STEP))[0]
+    return dict(frames=frames) if frames < plan.frames else None
 
 
 LADDER: tuple[Rung, ...] = (
@@ -109,7 +126,7 @@ LADDER: tuple[Rung, ...] = (
         lambda p: dict(cfg_mode="split") if p.guided and p.cfg_mode == "batch" else None,
     ),
     Rung(
-        "ff_chunking", _fixed("run the UNet's feed-forward layers one frame at a time"),
+        "ff_chunking", _fixed("run the denoiser's feed-forward layers one frame at a time"),
         lambda p: dict(ff_chunking=True) if not p.ff_chunking else None,
     ),
     Rung(
@@ -122,9 +139,7 @@ LADDER: tuple[Rung, ...] = (
     ),
     Rung(
         "fewer_frames", lambda before, after: f"fewer frames ({before.frames} → {after.frames})",
-        lambda p: (
-            dict(frames=max(MIN_FRAMES, p.frames - FRAME_STEP)) if p.frames > MIN_FRAMES and not p.frames_fixed else None
-        ),
+        _fewer_frames,
     ),
     Rung(
         "lower_resolution",
@@ -145,14 +160,17 @@ def unconstrained_plan(
     attention: Attention | None = None,
     decode_chunk: int = 1,
 ) -> ExecutionPlan:
-    """The request exactly as given (device-default dtype, no offload, guidance in one pass), with its prediction."""
+    """The request exactly as given (device-default dtype, no offload, guidance in one pass), with its prediction.
+    Settings the request leaves out take its model's defaults."""
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
-    width, height = request.target_size(*image_size)
+    spec = spec_for(request.model)
+    request = spec.apply(request)
+    width, height = request.target_size(spec, *image_size)
     explicit = request.model_fields_set
     plan = ExecutionPlan(
-        width=width, height=height, frames=request.num_frames, steps=request.steps,
-        guided=request.guidance_scale > 1, dtype=dtype or _default_dtype(device),
+        backend=spec.backend, width=width, height=height, frames=request.num_frames, steps=request.steps or 1,
+        guided=(request.guidance_scale or 0) > 1, dtype=dtype or _default_dtype(device),
         decode_chunk=max(1, min(decode_chunk, request.num_frames)),
         attention=attention or ("math" if device.kind == "mps" else "efficient"),
         device=device.kind, budget_bytes=int(device.free_bytes * (1 - margin)),
@@ -195,15 +213,15 @@ def make_plan(
     return plan.model_copy(update=dict(warnings=warnings))
 
 
-def next_rung(plan: ExecutionPlan, *, stage: Stage | str | None = None) -> ExecutionPlan | None:
+def next_rung(plan: ExecutionPlan, *, stage: str | None = None) -> ExecutionPlan | None:
     """One rung down for a run that ran out of memory (in `stage` when known): the cheapest remaining rung
     predicted to lower that stage's peak, else the cheapest remaining one, since the prediction was wrong once
     already. None when the ladder is exhausted. Never changes dtype: that needs the model reloaded."""
-    target = stage if stage in STAGES else None
+    target = stage if stage in predict_peak(plan).stages else None
     return _first_relief(plan, stage=target, runtime=True) or next(_lower_plans(plan, runtime=True), None)
 
 
-def _first_relief(plan: ExecutionPlan, *, stage: Stage | None, runtime: bool) -> ExecutionPlan | None:
+def _first_relief(plan: ExecutionPlan, *, stage: str | None, runtime: bool) -> ExecutionPlan | None:
     """The first plan down the ladder whose predicted peak (of `stage`, or overall) is lower than `plan`'s."""
     current = _stage_bytes(predict_peak(plan), stage)
     for lower in _lower_plans(plan, runtime=runtime):
@@ -213,8 +231,9 @@ def _first_relief(plan: ExecutionPlan, *, stage: Stage | None, runtime: bool) ->
 
 
 def _lower_plans(plan: ExecutionPlan, *, runtime: bool) -> Iterator[ExecutionPlan]:
+    offered = plugin(plan.backend).cost_model().rungs
     for rung in LADDER:
-        if runtime and not rung.runtime:
+        if (runtime and not rung.runtime) or rung.name not in offered:
             continue
         update = rung.apply(plan)
         if update is None:
@@ -230,12 +249,12 @@ def _predicted(plan: ExecutionPlan) -> ExecutionPlan:
     return plan.model_copy(update=dict(predicted_peak_bytes=peak, fits=peak <= plan.budget_bytes))
 
 
-def _stage_bytes(estimate: MemoryEstimate, stage: Stage | None) -> int:
+def _stage_bytes(estimate: MemoryEstimate, stage: str | None) -> int:
     return estimate.stages[stage].total_bytes if stage else estimate.peak_bytes
 
 
 def _default_dtype(device: DeviceInfo) -> Precision:
-    """bf16 where the hardware has it (fp16 overflows to NaN in I2VGen-XL more easily), as the loader picks."""
+    """bf16 where the hardware has it (fp16 overflows to NaN more easily), as the loader picks."""
     if device.kind == "cpu":
         return "bf16" if device.bf16 else "fp32"
     return "bf16" if device.bf16 and device.kind == "cuda" else "fp16"

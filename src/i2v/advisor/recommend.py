@@ -10,7 +10,6 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from i2v.refine.base import settings_hint_for
-from i2v.request import MAX_ASPECT, GenerationRequest, Resolution, Scheduler
 
 PresetName = Literal["fast", "standard", "quality"]
 MIN_SIDE = 256
@@ -21,41 +20,22 @@ CONTRAST_THRESHOLD = 40.0
 ANALYSIS_SIDE = 512
 
 
-class Preset(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resolution: Resolution
-    num_frames: int
-    steps: int
-    guidance_scale: float
-    fps: int
-    scheduler: Scheduler
-
-
-#: fast: DPM-Solver++ at 25 steps (DDIM degrades under 50); standard: the reference sampler at 768p;
-#: quality: the training pixel count's neighbourhood (1024p ≈ 1344×768 at 16:9) and more DDIM steps.
-PRESETS: dict[PresetName, Preset] = {
-    "fast": Preset(resolution="512p", num_frames=16, steps=25, guidance_scale=9.0, fps=16, scheduler="dpmpp"),
-    "standard": Preset(resolution="768p", num_frames=16, steps=50, guidance_scale=9.0, fps=16, scheduler="ddim"),
-    "quality": Preset(resolution="1024p", num_frames=16, steps=80, guidance_scale=9.0, fps=16, scheduler="ddim"),
-}
-
-
 class Recommendation(BaseModel):
     """Request settings for this image; `request_fields()` feeds GenerationRequest directly."""
 
     model_config = ConfigDict(extra="forbid")
 
     preset: PresetName
-    resolution: Resolution
+    model: str
+    resolution: str
     width: int
     height: int
     num_frames: int
-    steps: int
-    guidance_scale: float
+    steps: int | None = None
+    guidance_scale: float | None = None
     fps: int
     motion_fps: int | None = None
-    scheduler: Scheduler
+    scheduler: str | None = None
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -78,30 +58,42 @@ class ImageStats(BaseModel):
     two_tone: float  # share of pixels near the commonest grey level and near the commonest one far from it
 
 
-def recommend(image: Image.Image, preset: PresetName = "standard", tags: list[str] | None = None) -> Recommendation:
-    """The preset's settings at the image's aspect ratio, adjusted by refiner tags (slow_motion: more frames
-    played slower, ...) through the same hints the refiner gives, with warnings about the image."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    base = PRESETS[preset]
-    fields = base.model_dump()
-    reasons = [f"{preset} preset: {base.resolution}, {base.steps} {base.scheduler} steps"]
+def recommend(
+    image: Image.Image, preset: PresetName = "standard", tags: list[str] | None = None, *, model: str | None = None
+) -> Recommendation:
+    """The model's `preset` tier at the image's aspect ratio, adjusted by refiner tags (slow_motion: more frames
+    played slower, ...) through the same hints the refiner gives, kept within the model's spec, with warnings
+    about the image."""
+    from i2v.models.registry import spec_for
+    from i2v.request import default_model
+
+    model = model or default_model()
+    spec = spec_for(model)
+    if preset not in spec.tiers:
+        raise ValueError(f"preset must be one of {', '.join(spec.tiers)}, got {preset!r}")
+    tier = spec.tiers[preset]
+    fields: dict = {key: value for key, value in spec.defaults().items() if key != "negative_prompt"}
+    fields.update(tier.model_dump(exclude_none=True, exclude={"note"}))
+    reasons = [f"{preset} preset: {tier.resolution}" + (f", {tier.note}" if tier.note else "")]
     hint = settings_hint_for(list(tags or []))
     if hint is not None:
-        fields.update(hint.model_dump(exclude_none=True, exclude={"reason"}))
+        wanted = hint.model_dump(exclude_none=True, exclude={"reason"})
+        if spec.motion_fps is None:
+            wanted.pop("motion_fps", None)
+        if spec.guidance is None:
+            wanted.pop("guidance_scale", None)
+        if "num_frames" in wanted:
+            wanted["num_frames"] = spec.frames.nearest(wanted["num_frames"])[-1]
+        fields.update(wanted)
         reasons.append(hint.reason)
-    width, height = preset_size(base.resolution, image.size)
+    width, height = spec.size.target(tier.resolution, *image.size)
     return Recommendation(
-        preset=preset, width=width, height=height, reasons=reasons, warnings=image_warnings(image), **fields
+        preset=preset, model=model, width=width, height=height, reasons=reasons,
+        warnings=image_warnings(image, max_aspect=spec.size.max_aspect), **fields,
     )
 
 
-def preset_size(resolution: Resolution, image_size: tuple[int, int]) -> tuple[int, int]:
-    """The request's own rule: the preset's pixel count at the image's aspect ratio, sides multiples of 64."""
-    return GenerationRequest.model_construct(resolution=resolution, width=None, height=None).target_size(*image_size)
-
-
-def image_warnings(image: Image.Image) -> list[str]:
+def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
     """Plain-English warnings about what will hurt the video. Heuristics, cheap and numpy-only (see image_stats)."""
     stats = image_stats(image)
     warnings = []
@@ -111,9 +103,9 @@ def image_warnings(image: Image.Image) -> list[str]:
             "use a larger original"
         )
     aspect = stats.width / stats.height
-    if aspect > MAX_ASPECT or aspect < 1 / MAX_ASPECT:
+    if aspect > max_aspect or aspect < 1 / max_aspect:
         warnings.append(
-            f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {MAX_ASPECT:g}:1 cuts off its edges"
+            f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {max_aspect:g}:1 cuts off its edges"
         )
     elif aspect < 1:
         warnings.append("portrait images were not in the model's training; expect weaker motion than in landscape")

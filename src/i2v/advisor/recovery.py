@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from i2v.advisor.memory import STAGE_VERBS
 from i2v.advisor.plan import ExecutionPlan, next_rung
-from i2v.engine.loading import free_memory
 from i2v.errors import I2VError
+from i2v.models.base import STAGE_VERBS, Hooks
+from i2v.models.loading import free_memory
 
 T = TypeVar("T")
 #: Retry record: attempt number, stage that ran out ("encode" / "denoise" / "decode" / None), the error's first
@@ -54,12 +54,13 @@ def run_with_recovery(
     plan: ExecutionPlan,
     attempt: Callable[[ExecutionPlan], T],
     *,
+    hooks: Hooks | None = None,
     on_retry: Callable[[Retry], None] | None = None,
 ) -> tuple[T, list[Retry]]:
     """`attempt(plan)`, and on out-of-memory at any stage again one rung lower until it succeeds. Returns the
     result and the retries taken; raises MemoryExhaustedError (memory already freed) when no rung is left.
 
-    The stage comes from the `i2v_stage` attribute the backend sets on errors raised during a run.
+    The stage that ran out is the one `hooks` was in when the error came (the backend reports its stages there).
     """
     retries: list[Retry] = []
     while True:
@@ -68,7 +69,7 @@ def run_with_recovery(
         except Exception as error:  # noqa: BLE001 - anything but out-of-memory is re-raised untouched
             if not is_out_of_memory(error):
                 raise
-            stage = getattr(error, "i2v_stage", None)
+            stage = hooks.stage_now if hooks is not None else None
             message = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         # Out of the except block the error and its traceback are gone, and with them every tensor the failed
         # attempt's frames still pinned: only now can the allocator give memory back.

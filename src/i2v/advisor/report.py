@@ -8,9 +8,17 @@ from PIL import Image
 from rich.table import Table
 
 from i2v.advisor.device import DeviceInfo, format_bytes, probe_device
-from i2v.advisor.memory import STAGE_VERBS, MemoryEstimate, weight_bytes
-from i2v.advisor.plan import DEFAULT_MARGIN, ExecutionPlan, Precision, make_plan, unconstrained_plan
+from i2v.advisor.plan import (
+    DEFAULT_MARGIN,
+    ExecutionPlan,
+    Precision,
+    make_plan,
+    unconstrained_plan,
+)
 from i2v.advisor.recommend import image_warnings
+from i2v.models.base import STAGE_VERBS
+from i2v.models.cost import MemoryEstimate
+from i2v.models.registry import plugin, spec_for
 from i2v.request import GenerationRequest
 
 #: Dense fp16/bf16 tensor throughput as sold, TFLOP/s (no sparsity; fp32 accumulate where the spec splits it).
@@ -47,7 +55,9 @@ def plan_report(
     given = unconstrained_plan(request, image_size, info, margin=margin, allow_degrade=allow_degrade, dtype=dtype)
     plan = make_plan(request, image_size, info, margin=margin, allow_degrade=allow_degrade, dtype=dtype)
     estimate = plan.estimate()
-    warnings = [*plan.warnings, *request.warnings(), *(image_warnings(image) if image is not None else [])]
+    spec = spec_for(request.model)
+    image_notes = image_warnings(image, max_aspect=spec.size.max_aspect) if image is not None else []
+    warnings = [*plan.warnings, *spec.warnings(spec.apply(request)), *image_notes]
     return dict(
         device=dict(
             name=info.name, kind=info.kind, total_bytes=info.total_bytes, free_bytes=info.free_bytes,
@@ -62,7 +72,7 @@ def plan_report(
         changes=list(plan.changes),
         plan=plan.model_dump(
             include={
-                "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
+                "backend", "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
                 "ff_chunking", "attention",
             }
         ),
@@ -81,7 +91,7 @@ def predicted_seconds(plan: ExecutionPlan, estimate: MemoryEstimate, device: Dev
         compute = flops / (CPU_TFLOPS * 1e12)
     else:
         compute = flops / (device_tflops(device) * 1e12 * UTILIZATION)
-    return compute + _copy_bytes(plan) / PCIE_BYTES_PER_SECOND
+    return compute + plugin(plan.backend).cost_model().copy_bytes(plan) / PCIE_BYTES_PER_SECOND
 
 
 def device_tflops(device: DeviceInfo) -> float:
@@ -90,20 +100,6 @@ def device_tflops(device: DeviceInfo) -> float:
         if key.lower() in name:
             return float(PEAK_TFLOPS[key])
     return DEFAULT_TFLOPS.get(device.kind, DEFAULT_TFLOPS["cuda"])
-
-
-def _copy_bytes(plan: ExecutionPlan) -> int:
-    """Weights copied to the device per job: encoders back after an "encoders" job, every model once with model
-    offload, the UNet once per UNet call with sequential offload."""
-    if plan.offload == "none" or plan.device == "cpu":
-        return 0
-    sizes = {name: entry["total"] for name, entry in weight_bytes(plan.dtype).items()}
-    if plan.offload == "encoders":
-        return sizes["text_encoder"] + sizes["image_encoder"]
-    if plan.offload == "model":
-        return sum(sizes.values())
-    passes = 2 if plan.guided and plan.cfg_mode == "split" else 1
-    return plan.steps * passes * sizes["unet"] + sizes["text_encoder"] + sizes["image_encoder"] + sizes["vae"]
 
 
 def render_plan_table(report: dict[str, Any]) -> Table:

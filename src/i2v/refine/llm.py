@@ -29,9 +29,10 @@ from i2v.refine.cache import RefinementCache
 if TYPE_CHECKING:
     from PIL import Image
 
+    from i2v.models.spec import ModelSpec
+
 log = logging.getLogger(__name__)
 
-MAX_WORDS = 60  # CLIP reads 77 tokens; longer prompts are cut off silently
 IMAGE_SIDE = 512  # enough for the model to see the subject; keeps the request small
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_SECONDS = (1.0, 2.0, 4.0)
@@ -95,12 +96,17 @@ class LLMSettings(BaseSettings):
         return (os.environ.get(env) if env else None) or "not-needed"
 
 
-SYSTEM_PROMPT = f"""You write prompts for an image-to-video model (I2VGen-XL). The user gives a still image and a short
+def system_prompt(spec: ModelSpec) -> str:
+    """The instructions for the LLM, written for one model: its name, how it likes prompts, its word budget."""
+    budget = spec.prompt
+    style = budget.style or "plain English sentences"
+    limit = f", at most {budget.words} words" if budget.words else ""
+    return f"""You write prompts for an image-to-video model ({spec.label}). The user gives a still image and a short
 request, often in Chinese, saying how it should move. Reply with one JSON object and nothing else:
 {{"prompt": "...", "negative_prompt": "...", "tags": [...], "subject": "...", "motion": "...", "camera": "..."}}
 
 Rules:
-- "prompt": one or two plain English sentences, at most {MAX_WORDS} words: [subject] + [action] + [manner] +
+- "prompt": {style}{limit}: [subject] + [action] + [manner] +
   [environment], then the camera movement if any. English only, no Chinese characters.
 - The image wins over the text. Describe only what is visible in the image and the motion the user asked for.
 - Describe motion and camera only. Do NOT add objects, people, animals, weather, light sources or time of day
@@ -119,7 +125,18 @@ class RefinerFailure(Exception):
 class LLMRefiner:
     """`Refiner` over an OpenAI-compatible endpoint, falling back to `fallback` on any failure."""
 
-    def __init__(self, settings: LLMSettings | None = None, *, fallback: Refiner, cache: RefinementCache | None = None):
+    def __init__(
+        self,
+        settings: LLMSettings | None = None,
+        *,
+        fallback: Refiner,
+        cache: RefinementCache | None = None,
+        spec: ModelSpec | None = None,
+    ):
+        from i2v.refine import target_spec
+
+        self.spec = target_spec(spec)
+        self.system_prompt = system_prompt(self.spec)
         self.settings = settings or LLMSettings()
         self.fallback = fallback
         self.cache = cache
@@ -130,7 +147,7 @@ class LLMRefiner:
         model = self.vision_model if image is not None and self.vision_model else self.text_model
         source = f"llm:{self.settings.preset}/{model}"
         image_url = _data_url(image) if image is not None and self.vision_model else None
-        key = _cache_key(text, image_url, self.settings.preset, self.base_url, model)
+        key = _cache_key(text, image_url, self.settings.preset, self.base_url, model, self.system_prompt)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return hit
         baseline = self.fallback.refine(text, image)
@@ -163,7 +180,7 @@ class LLMRefiner:
             try:
                 response = client.with_options(timeout=remaining).chat.completions.create(
                     model=model,
-                    messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}],
+                    messages=[{"role": "system", "content": self.system_prompt}, {"role": "user", "content": content}],
                     response_format={"type": "json_object"},
                     temperature=0.3,
                     max_tokens=400,
@@ -208,10 +225,10 @@ class LLMRefiner:
         fields = {name: " ".join(str(payload.get(name) or "").split()) for name in ("negative_prompt", "subject", "motion", "camera")}
         if any(_CJK.search(value) for value in (prompt, *fields.values())):
             raise RefinerFailure("the reply was not in English")
-        words = prompt.split()
-        if len(words) > MAX_WORDS:
-            prompt = " ".join(words[:MAX_WORDS]).rstrip(",;") + "."
-            notes.append(f"prompt cut to {MAX_WORDS} words so CLIP's 77 tokens hold it")
+        words, limit = prompt.split(), self.spec.prompt.words
+        if limit and len(words) > limit:
+            prompt = " ".join(words[:limit]).rstrip(",;") + "."
+            notes.append(f"prompt cut to {limit} words so {self.spec.label}'s {self.spec.prompt.tokens} tokens hold it")
         missing = _missing_subject(baseline.subject, prompt)
         if missing:
             raise RefinerFailure(f"the reply dropped the subject ({missing})")
@@ -281,6 +298,7 @@ def _data_url(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _cache_key(text: str, image_url: str | None, preset: str, base_url: str, model: str) -> str:
+def _cache_key(text: str, image_url: str | None, preset: str, base_url: str, model: str, instructions: str) -> str:
+    """Same text, image, endpoint and instructions (which name the target model and its budget): same answer."""
     image_hash = hashlib.sha256(image_url.encode()).hexdigest() if image_url else ""
-    return hashlib.sha256(json.dumps([text, image_hash, preset, base_url, model]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([text, image_hash, preset, base_url, model, instructions]).encode()).hexdigest()

@@ -27,15 +27,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from i2v.refine import dictionary
-from i2v.refine.base import CAMERA_TAGS, TEMPO_TAGS, RefinedPrompt, not_understood, settings_hint_for
-from i2v.request import DEFAULT_NEGATIVE_PROMPT
+from i2v.refine.base import (
+    CAMERA_TAGS,
+    TEMPO_TAGS,
+    RefinedPrompt,
+    not_understood,
+    settings_hint_for,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from i2v.models.spec import ModelSpec
+
 GENERIC_PROMPT = "The scene comes alive with subtle natural motion."
-#: CLIP reads 77 tokens; about 60 English words is where a prompt starts to be cut off.
-MAX_WORDS = 60
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1403,21 +1408,29 @@ class _Reading:
 
 
 class RuleRefiner:
-    """The offline refiner: lexicon + jieba + regular expressions. Deterministic and a few ms per call."""
+    """The offline refiner: lexicon + jieba + regular expressions. Deterministic and a few ms per call.
+
+    It writes for one model (`spec`, the default model's when None): the model's prompt budget decides when the
+    prompt is too long to be read whole, and its default negative prompt is the one tailored to the scene."""
 
     name = "rules"
 
+    def __init__(self, spec: ModelSpec | None = None):
+        from i2v.refine import target_spec
+
+        self.spec = target_spec(spec)
+
     def refine(self, text: str, image: Image.Image | None = None) -> RefinedPrompt:
         try:
-            return _assemble(_read(text if isinstance(text, str) else str(text or "")))
+            return _assemble(_read(text if isinstance(text, str) else str(text or "")), self.spec)
         except Exception as error:  # the fallback of the fallback: a refiner must never block a job
             logging.getLogger(__name__).exception("rule refiner failed")
-            return _generic(f"rule refiner error ({type(error).__name__}); generic prompt used")
+            return _generic(self.spec, f"rule refiner error ({type(error).__name__}); generic prompt used")
 
 
-def _generic(note: str, dropped: list[str] | None = None) -> RefinedPrompt:
+def _generic(spec: ModelSpec, note: str, dropped: list[str] | None = None) -> RefinedPrompt:
     notes = [note, not_understood(dropped)] if dropped else [note]
-    return RefinedPrompt(prompt=GENERIC_PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, source="rules", notes=notes,
+    return RefinedPrompt(prompt=GENERIC_PROMPT, negative_prompt=spec.negative_prompt or "", source="rules", notes=notes,
                          dropped=dropped or [])
 
 
@@ -1521,7 +1534,7 @@ def _tag_group(tag: str | None) -> int:
     return 0 if tag is None or tag in CAMERA_TAGS else 1 if tag in TEMPO_TAGS else 2
 
 
-def _assemble(reading: _Reading) -> RefinedPrompt:
+def _assemble(reading: _Reading, spec: ModelSpec) -> RefinedPrompt:
     hits = sorted(reading.hits, key=lambda h: (_tag_group(h.tag), h.start))
     tags = list(dict.fromkeys(h.tag for h in hits if h.tag))
     said = [h.phrase for h in hits if not h.inline]
@@ -1539,7 +1552,7 @@ def _assemble(reading: _Reading) -> RefinedPrompt:
         notes.append(not_understood(dropped))
     if not reading.parts and not said:
         if not tags:
-            return _generic("nothing in the text could be understood; generic prompt used", dropped)
+            return _generic(spec, "nothing in the text could be understood; generic prompt used", dropped)
         said = [GENERIC_PROMPT.rstrip(".")]
 
     prompt = ""
@@ -1554,14 +1567,14 @@ def _assemble(reading: _Reading) -> RefinedPrompt:
     prompt = re.sub(r"\s+", " ", _CJK_RE.sub(" ", prompt)).strip(" ,;")
     if prompt[-1:] not in (".", "!", "?"):
         prompt += "."
-    words = len(prompt.split())
-    if words > MAX_WORDS or len(prompt) > MAX_WORDS * 7:
-        notes.append(f"prompt is {words} words / {len(prompt)} characters: CLIP reads 77 tokens, "
+    words, budget = len(prompt.split()), spec.prompt
+    if budget.words and (words > budget.words or len(prompt) > budget.words * 7):
+        notes.append(f"prompt is {words} words / {len(prompt)} characters: {spec.label} reads {budget.tokens} tokens, "
                      "so the end may be cut off")
 
-    negative = DEFAULT_NEGATIVE_PROMPT
-    if reading.still:
-        terms = [t.strip() for t in DEFAULT_NEGATIVE_PROMPT.split(",")]
+    negative = spec.negative_prompt or ""
+    if reading.still and negative:
+        terms = [t.strip() for t in negative.split(",")]
         negative = ", ".join(t for t in terms if t.lower() not in ("motionless", "static"))
     return RefinedPrompt(
         prompt=prompt if len(prompt) > 1 else GENERIC_PROMPT, negative_prompt=negative, tags=tags,

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,10 +30,11 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
+from i2v.jobs.service import JobPage, JobService, JobView
+from i2v.jobs.store import FINISHED
+from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
-from i2v.service.jobs import JobPage, JobService, JobView
-from i2v.service.store import FINISHED
 from i2v.web.security import add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,12 @@ class Workers(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str = Field(description="The value to put in a request's `model`")
-    where: str = Field(description="configured, local folder, downloaded, or on worker NAME")
+    where: str = Field(description="configured, local folder, downloaded, built in, or on worker NAME")
     default: bool
+    spec: ModelSpec | None = Field(
+        description="What a request may ask of this model: frames, sizes, steps, guidance, schedulers, defaults "
+        "(a setting left out takes the default here). Null for a model only a remote worker has on disk."
+    )
 
 
 class Models(BaseModel):
@@ -388,8 +393,14 @@ def list_workers(request: Request) -> Workers:
 def list_models(request: Request) -> Models:
     from i2v.request import default_model
 
-    offered = service_of(request).models()
-    return Models(models=[ModelInfo(name=name, where=where, default=name == default_model()) for name, where in offered.items()])
+    service = service_of(request)
+    specs = service.model_specs()
+    return Models(
+        models=[
+            ModelInfo(name=name, where=where, default=name == default_model(), spec=specs.get(name))
+            for name, where in service.models().items()
+        ]
+    )
 
 
 def _status_of(error: I2VError) -> int:

@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from i2v.service.config import ServiceSettings
-from i2v.service.queue import open_queue
-from i2v.service.store import JobStore
-from i2v.service.jobs import JobService
+from i2v.jobs.config import ServiceSettings
+from i2v.jobs.queue import open_queue
+from i2v.jobs.service import JobService
+from i2v.jobs.store import JobStore
 from i2v.web.api import create_api
 from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit
 

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from i2v.service.config import ServiceSettings
+from i2v.jobs.config import ServiceSettings
 
 
 class ServeError(Exception):
@@ -52,7 +52,7 @@ def setup_logging(folder: Path) -> Path:
 def check_store(url: str) -> None:
     """Fail at start-up, in one line naming the file and what to do, when the job database is damaged."""
     from i2v.errors import StoreUnavailableError
-    from i2v.service.store import check_integrity
+    from i2v.jobs.store import check_integrity
 
     try:
         check_integrity(url)
@@ -62,7 +62,7 @@ def check_store(url: str) -> None:
 
 def check_queue(url: str) -> None:
     """Fail at start-up, in one line, when the Redis queue cannot be reached."""
-    from i2v.service.distributed import QueueUnreachable, check_reachable, connect
+    from i2v.jobs.redis_shared import QueueUnreachable, check_reachable, connect
 
     try:
         check_reachable(connect(url), url)
@@ -81,7 +81,7 @@ def serve(
 ) -> None:
     import uvicorn
 
-    from i2v.service.distributed import QueueUnreachable, queue_url
+    from i2v.jobs.redis_shared import QueueUnreachable, queue_url
 
     overrides: dict[str, object] = {"local_worker": local_worker}
     if token:

@@ -4,8 +4,8 @@ browser (and switchable in Gradio's settings menu)."""
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -16,10 +16,11 @@ import gradio as gr
 from fastapi import FastAPI
 
 from i2v.errors import I2VError
+from i2v.jobs.service import JobService, JobView
+from i2v.models.registry import built_in, spec_for
+from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
-from i2v.request import DEFAULT_NEGATIVE_PROMPT, MAX_PROMPT_CHARS, RESOLUTION_PRESETS, default_model
-from i2v.service.jobs import JobService, JobView
-from i2v.models.camera_preview.backend import NAME as CAMERA_PREVIEW
+from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 from i2v.web.security import GradioGuard
 
 POLL_SECONDS = 0.3
@@ -103,8 +104,60 @@ def refine_words_markdown(refined: RefinedPrompt) -> str:
     return "  \n".join(lines)
 
 
+def spec_of(model: str | None) -> ModelSpec | None:
+    """The spec of a model the page offers; None for one only a remote worker has on disk."""
+    try:
+        return spec_for(model or default_model())
+    except I2VError:
+        return None
+
+
+def spec_fields(spec: ModelSpec | None, negative: str | None, resolution: str | None, frames: Any, fps: Any,
+                steps: Any, guidance: Any, scheduler: str | None) -> dict[str, Any]:
+    """The form's settings as request fields, keeping only what the model takes; the negative prompt only when the
+    user changed the model's default (so the refiner may tailor the default)."""
+    fields: dict[str, Any] = dict(resolution=resolution, num_frames=int(frames), fps=int(fps))
+    if spec is None or spec.steps is not None:
+        fields["steps"] = int(steps)
+    if spec is None or spec.guidance is not None:
+        fields["guidance_scale"] = float(guidance)
+    if scheduler and (spec is None or spec.schedulers):
+        fields["scheduler"] = scheduler
+    text = (negative or "").strip()
+    if text and (spec is None or (spec.negative_prompt is not None and text != spec.negative_prompt)):
+        fields["negative_prompt"] = text
+    return fields
+
+
+def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
+    """The settings controls for a model, as keyword arguments: its ranges, steps, choices and defaults; controls
+    for what it does not take are hidden. Order: negative, resolution, frames, fps, steps, guidance, scheduler."""
+    return [
+        dict(value=spec.negative_prompt or "", visible=spec.negative_prompt is not None),
+        dict(choices=list(spec.size.presets), value=spec.size.default_preset),
+        dict(minimum=spec.frames.min, maximum=spec.frames.max, step=spec.frames.step, value=spec.frames.default),
+        dict(minimum=spec.fps.min, maximum=spec.fps.max, value=spec.fps.default),
+        dict(**_slider(spec.steps), visible=spec.steps is not None),
+        dict(**_slider(spec.guidance), visible=spec.guidance is not None),
+        dict(choices=list(spec.schedulers), value=spec.default_scheduler, visible=bool(spec.schedulers)),
+    ]
+
+
+def spec_updates(spec: ModelSpec | None) -> tuple[Any, ...]:
+    """The controls redrawn when the model changes (left as they are for a model whose spec is not known here)."""
+    if spec is None:
+        return tuple(gr.update() for _ in range(7))
+    return tuple(gr.update(**controls) for controls in spec_controls(spec))
+
+
+def _slider(rule: Any) -> dict[str, Any]:
+    return dict(minimum=rule.min, maximum=rule.max, value=rule.default) if rule is not None else {}
+
+
 def build_ui(service: JobService) -> gr.Blocks:
     t = I18N
+    camera_preview = next(iter(sorted(built_in())), None)
+    start = spec_of(default_model())
 
     def refine_preview(prompt: str, refiner: str):
         from i2v.refine import make_refiner
@@ -116,10 +169,14 @@ def build_ui(service: JobService) -> gr.Blocks:
         refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
         return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined)
 
-    def plan_preview(image_path, resolution, frames, steps, guidance, allow_degrade):
+    def plan_preview(image_path, model, resolution, frames, fps, steps, guidance, allow_degrade):
         if not image_path:
             raise gr.Error("upload an image first")
-        fields = dict(resolution=resolution, num_frames=int(frames), steps=int(steps), guidance_scale=float(guidance), allow_degrade=bool(allow_degrade))
+        model = model or default_model()
+        fields = dict(
+            model=model, allow_degrade=bool(allow_degrade),
+            **spec_fields(spec_of(model), None, resolution, frames, fps, steps, guidance, None),
+        )
         try:
             return plan_markdown(service.plan(fields, Path(image_path).read_bytes(), Path(image_path).name))
         except I2VError as error:
@@ -132,17 +189,19 @@ def build_ui(service: JobService) -> gr.Blocks:
         if edited and refiner == "rules" and edited == refine_preview(prompt, refiner)[0]:
             edited = ""  # the preview as shown: let the job record the refiner, not "user"
         text = edited or (prompt or "").strip()
+        model = model or default_model()
         fields: dict[str, Any] = dict(
-            prompt=text, negative_prompt=negative or DEFAULT_NEGATIVE_PROMPT, resolution=resolution,
-            num_frames=int(frames), fps=int(fps), steps=int(steps), guidance_scale=float(guidance),
-            seed=None if seed is None or int(seed) < 0 else int(seed), model=model or default_model(),
-            scheduler=scheduler, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
+            prompt=text, seed=None if seed is None or int(seed) < 0 else int(seed), model=model,
+            refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
+            **spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler),
         )
         yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
 
     def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
         """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes."""
-        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, CAMERA_PREVIEW, scheduler, refiner, allow_degrade)
+        if camera_preview is None:
+            raise gr.Error("camera-preview is not installed")
+        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, camera_preview, scheduler, refiner, allow_degrade)
 
     def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
@@ -213,16 +272,20 @@ def build_ui(service: JobService) -> gr.Blocks:
                 refine_words = gr.Markdown(elem_id="refine_words")
                 tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
                 with gr.Accordion(t("advanced"), open=False):
-                    negative = gr.Textbox(label=t("negative"), value=DEFAULT_NEGATIVE_PROMPT, lines=2)
-                    resolution = gr.Dropdown(list(RESOLUTION_PRESETS), value="512p", label=t("resolution"), elem_id="resolution")
-                    frames = gr.Slider(8, 32, value=16, step=1, label=t("frames"), elem_id="frames")
-                    fps = gr.Slider(4, 30, value=16, step=1, label=t("fps"))
-                    steps = gr.Slider(1, 100, value=50, step=1, label=t("steps"), elem_id="steps")
-                    guidance = gr.Slider(1, 20, value=9.0, step=0.5, label=t("guidance"))
+                    model = gr.Dropdown(model_choices(service), value=default_model(), label=t("model"), elem_id="model")
+                    initial = spec_controls(start or spec_for(camera_preview))
+                    negative = gr.Textbox(label=t("negative"), lines=2, elem_id="negative", **initial[0])
+                    resolution = gr.Dropdown(label=t("resolution"), elem_id="resolution", **initial[1])
+                    frames = gr.Slider(label=t("frames"), elem_id="frames", **initial[2])
+                    fps = gr.Slider(step=1, label=t("fps"), elem_id="fps", **initial[3])
+                    steps = gr.Slider(step=1, label=t("steps"), elem_id="steps", **initial[4])
+                    guidance = gr.Slider(step=0.5, label=t("guidance"), elem_id="guidance", **initial[5])
                     seed = gr.Number(value=-1, precision=0, label=t("seed"))
-                    model = gr.Dropdown(model_choices(service), value=default_model(), label=t("model"))
-                    scheduler = gr.Radio(["ddim", "dpmpp"], value="ddim", label=t("scheduler"))
-                    allow_degrade = gr.Checkbox(value=True, label=t("degrade"), elem_id="allow_degrade")
+                    scheduler = gr.Radio(label=t("scheduler"), elem_id="scheduler", **initial[6])
+                    allow_degrade = gr.Checkbox(
+                        value=GenerationRequest.model_fields["allow_degrade"].default, label=t("degrade"), elem_id="allow_degrade"
+                    )
+                    settings = [negative, resolution, frames, fps, steps, guidance, scheduler]
                 plan_button = gr.Button(t("plan"), size="sm", elem_id="plan")
                 plan_box = gr.Markdown(elem_id="plan_box")
                 with gr.Row():
@@ -247,7 +310,8 @@ def build_ui(service: JobService) -> gr.Blocks:
         demo.load(lambda: workers_markdown(service.workers()), None, workers_box)
 
         inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade]
-        plan_button.click(plan_preview, [image, resolution, frames, steps, guidance, allow_degrade], plan_box)
+        model.change(lambda name: spec_updates(spec_of(name)), model, settings)
+        plan_button.click(plan_preview, [image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box)
         refine_button.click(refine_preview, [prompt, refiner], [refined, tags, refine_words])
         run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
         preview_run = preview_button.click(preview_camera, inputs, [job_id, status, video, info], concurrency_limit=None)

@@ -11,16 +11,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from i2v.engine.base import BackendOutput, CancelCheck, RunOptions, StageCallback, StepCallback
+from i2v.models.base import BackendOutput, Hooks, RunOptions
 from i2v.models.camera_preview.render import describe_motion, render_camera
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from i2v.engine.loading import ModelSource
+    from i2v.models.loading import ModelSource
     from i2v.request import GenerationRequest
 
-NAME = "camera-preview"
+from i2v.models.camera_preview.spec import SPEC
+
+NAME = SPEC.backend
 
 
 class CameraPreviewBackend:
@@ -42,25 +44,17 @@ class CameraPreviewBackend:
         request: GenerationRequest,
         image: Image.Image,
         options: RunOptions,
+        hooks: Hooks,
         *,
-        on_step: StepCallback | None = None,
-        cancelled: CancelCheck | None = None,
-        on_stage: StageCallback | None = None,
         tags: Sequence[str] = (),
     ) -> BackendOutput:
         if request.seed is None:
             raise ValueError("generate needs a concrete seed: call request.with_seed() first")
-        if on_stage:
-            on_stage("render")
+        hooks.stage("render")
         started = time.perf_counter()
-
-        def on_frame(done: int, total: int) -> None:
-            if on_step:
-                on_step(done, total, time.perf_counter() - started)
-
         frames = render_camera(
             image, tags, width=options.width, height=options.height, num_frames=options.num_frames or request.num_frames,
-            seed=request.seed, cancelled=cancelled, on_frame=on_frame,
+            seed=request.seed, cancelled=hooks.stop_requested, on_frame=hooks.step,
         )
         note = f"camera preview: the camera {describe_motion(tags)} (no model ran; the scene itself does not move)"
         return BackendOutput(frames=frames, timings={"render": round(time.perf_counter() - started, 4)}, notes=[note])

@@ -20,9 +20,8 @@ from huey import RedisHuey
 from huey.api import TaskWrapper
 
 from i2v.errors import I2VError, StoreUnavailableError
-from i2v.media.files import atomic_path, write_json
-from i2v.service.config import ServiceSettings
-from i2v.service.distributed import (
+from i2v.jobs.config import ServiceSettings
+from i2v.jobs.redis_shared import (
     CANCEL_TTL,
     EPOCH,
     EVENTS,
@@ -37,9 +36,10 @@ from i2v.service.distributed import (
     model_queue,
     ticket_key,
 )
-from i2v.service.remote import RESULT_FILES, RemoteWorker
-from i2v.service.store import Job, JobStore
-from i2v.service.worker import Outcome, finish_values
+from i2v.jobs.redis_worker import RESULT_FILES, RedisWorker
+from i2v.jobs.runner import Outcome, finish_values
+from i2v.jobs.store import Job, JobStore
+from i2v.media.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,11 @@ class RedisJobQueue:
         store.per_model_queues = True  # each model has its own queue: a job waits only behind jobs for its model
         self.outputs = outputs
         self.client = connect(settings.queue_url)
-        self.local: RemoteWorker | None = None
+        self.local: RedisWorker | None = None
         if settings.local_worker:
             from i2v.request import default_model
 
-            self.local = RemoteWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
+            self.local = RedisWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
         self._queues: dict[str, tuple[RedisHuey, TaskWrapper]] = {}
         self._unsent: set[str] = set()
         self._missing_since: dict[tuple[str, int], float] = {}
@@ -130,7 +130,7 @@ class RedisJobQueue:
             log.warning("Redis unreachable at start-up (%s); jobs are sent when it is back", error)
         self._thread.start()
         if self.local is not None:
-            from i2v.service.queue import EmbeddedConsumer
+            from i2v.jobs.queue import EmbeddedConsumer
 
             self.local.start_embedded(EmbeddedConsumer)
 

@@ -25,16 +25,18 @@ from i2v.errors import (
     JobNotFoundError,
     JobStateError,
     ModelNotAllowedError,
+    ModelNotFoundError,
     ModelNotServedError,
     QueueFullError,
     StorageFullError,
     UploadTooLargeError,
 )
+from i2v.jobs.config import ServiceSettings
+from i2v.jobs.queue import Queue
+from i2v.jobs.store import ACTIVE, Job, JobStore
 from i2v.media.images import load_image
+from i2v.models.spec import ModelSpec
 from i2v.request import GenerationRequest, default_model, echo, validation_messages
-from i2v.service.config import ServiceSettings
-from i2v.service.queue import Queue
-from i2v.service.store import ACTIVE, Job, JobStore
 
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
 #: Retry-After when no job has finished yet to measure from.
@@ -108,14 +110,14 @@ def offered_models(settings: ServiceSettings, workers: list[dict[str, Any]] | No
     """
     from huggingface_hub import try_to_load_from_cache
 
-    from i2v.engine.registry import BUILT_IN, KNOWN_MODELS
+    from i2v.models.registry import built_in, known_models
 
     offered: dict[str, str] = {}
     for model in dict.fromkeys([default_model(), *settings.model_list]):
         folder = Path(model).expanduser()
         offered[model] = "local folder" if folder.is_dir() else "configured"
-    for model in KNOWN_MODELS:
-        if model in BUILT_IN:
+    for model in known_models():
+        if model in built_in():
             offered.setdefault(model, "built in")
         elif model not in offered and isinstance(try_to_load_from_cache(model, "model_index.json"), str):
             offered[model] = "downloaded"
@@ -191,6 +193,18 @@ class JobService:
     def models(self) -> dict[str, str]:
         return offered_models(self.settings, self.workers() if self.queue.kind == "redis" else None)
 
+    def model_specs(self) -> dict[str, ModelSpec | None]:
+        """Each offered model's spec; None for one only a remote worker has on disk (its backend is not known here)."""
+        from i2v.models.registry import spec_for
+
+        specs: dict[str, ModelSpec | None] = {}
+        for name in self.models():
+            try:
+                specs[name] = spec_for(name)
+            except ModelNotFoundError:
+                specs[name] = None
+        return specs
+
     def workers(self) -> list[dict[str, Any]]:
         """Live workers: name, models, device and its free memory, current job, last heartbeat (for the UI too)."""
         return self.queue.workers()
@@ -210,6 +224,7 @@ class JobService:
         except ValidationError as error:
             raise request_error(error) from None
         warnings = self.check_model(request.model)
+        self.check_settings(request)
         with self._submit_lock:  # the queue's order must be the table's order
             self._check_queue_limit(request.model)
             self._check_free_space(len(image_bytes))
@@ -252,6 +267,17 @@ class JobService:
         if len(image_bytes) > limit:
             raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
         return load_image(image_bytes, name=_safe_name(filename))
+
+    def check_settings(self, request: GenerationRequest) -> GenerationRequest:
+        """The request checked against its model's spec, defaults filled in (InvalidInputError naming each bad
+        field). A model only a remote worker has on disk is checked there, when the job starts."""
+        from i2v.models.registry import spec_for
+
+        try:
+            spec = spec_for(request.model)
+        except ModelNotFoundError:
+            return request
+        return spec.apply(request)
 
     def check_model(self, model: str) -> list[str]:
         """Refuse a model this server does not offer, and one no live worker holds while workers are connected (the

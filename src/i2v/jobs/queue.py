@@ -1,5 +1,5 @@
 """The job queue on Huey: SQLite-backed in one process by default, Redis-backed across machines when
-`I2V_QUEUE_URL` is set (service.dispatch on the serve node, service.remote on each worker).
+`I2V_QUEUE_URL` is set (jobs.redis_dispatch on the serve node, jobs.redis_worker on each worker).
 
 The job table is the source of truth; a queue message only says "run job X". So after a crash the serve
 process can rebuild the embedded queue from the table, and a message for a job that was cancelled (or
@@ -18,9 +18,9 @@ from huey import SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from i2v.service.config import ServiceSettings
-from i2v.service.store import JobStore, sqlite_problem
-from i2v.service.worker import JobRunner
+from i2v.jobs.config import ServiceSettings
+from i2v.jobs.runner import JobRunner
+from i2v.jobs.store import JobStore, sqlite_problem
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Queue(Protocol):
 def open_queue(settings: ServiceSettings, store: JobStore) -> Queue:
     """The embedded SQLite queue, or the Redis one when `I2V_QUEUE_URL` is set."""
     if settings.queue_url:
-        from i2v.service.dispatch import RedisJobQueue
+        from i2v.jobs.redis_dispatch import RedisJobQueue
 
         return RedisJobQueue(settings, store, settings.subfolder("outputs"))
     runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None

@@ -1,7 +1,7 @@
 """Traces shipped with the package, so a plan at a resolution preset is answered without tracing.
 
 Tracing a shape needs diffusers and transformers imported (about 4 s on 2 cores) and a second or two per UNet
-call, which made a cold `i2v plan` take 7-13 s. `traces/i2vgenxl.json` holds the traces `memory.predict_peak`
+call, which made a cold `i2v plan` take 7-13 s. `models/i2vgenxl/traces.json` holds the traces `memory.predict_peak`
 asks for at every shape the presets and the planner's ladder reach on CUDA (and on CPUs with bf16): half
 precision, efficient attention, the preset sizes at the common aspect ratios (ASPECTS, portrait and landscape,
 and every lower preset the ladder steps down to), 8-32 frames, guidance in one batch-2 pass or two batch-1
@@ -16,8 +16,8 @@ is ignored: the meta-device kernels are the same source); otherwise every shape 
 
 Rebuild (after a library upgrade, or a change to the tracer with TRACE_VERSION bumped):
 
-    python -m i2v.advisor.shipped build [--jobs N]    # reuses entries still valid, writes as it goes
-    python -m i2v.advisor.shipped check [--sample N]  # re-trace N entries and compare
+    python -m i2v.models.i2vgenxl.shipped build [--jobs N]    # reuses entries still valid, writes as it goes
+    python -m i2v.models.i2vgenxl.shipped check [--sample N]  # re-trace N entries and compare
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from i2v.advisor import memory
+from i2v.models.i2vgenxl import cost as memory
+from i2v.models.i2vgenxl.spec import SPEC
 
-PATH = Path(__file__).with_name("traces") / "i2vgenxl.json"
+PATH = Path(__file__).with_name("traces.json")
 #: Image aspect ratios (width:height) whose preset sizes are shipped; the portrait of each too. 2:1 also
 #: stands for anything wider, which the request clamps to 2:1.
 ASPECTS: tuple[tuple[int, int], ...] = ((1, 1), (5, 4), (4, 3), (3, 2), (16, 9), (2, 1))
-FRAMES = range(8, 33)
+FRAMES = range(SPEC.frames.min, SPEC.frames.max + 1)
 #: What the shipped traces were made for: CUDA (fp16 or bf16) and CPUs with bf16, flash/efficient attention.
 DTYPE, ATTENTION = "half", "efficient"
 
@@ -73,7 +74,7 @@ def _read(path: Path) -> dict | None:
 
 
 def current_versions() -> dict[str, object]:
-    return {"trace": memory.TRACE_VERSION, **memory.library_versions()}
+    return {"trace": memory.TRACE_VERSION, **memory.library_versions(memory.TRACED_LIBRARIES)}
 
 
 def applies(versions: dict[str, object], installed: dict[str, object] | None = None) -> bool:
@@ -99,16 +100,14 @@ def sizes() -> list[tuple[int, int]]:
     """Every preset at every ASPECTS ratio (both orientations), plus each size the ladder's "lower resolution"
     rung steps down to from one of them."""
     from i2v.advisor.plan import ExecutionPlan, _smaller_size
-    from i2v.advisor.recommend import preset_size
-    from i2v.request import RESOLUTION_PRESETS
 
     found: set[tuple[int, int]] = set()
     for wide, high in {*ASPECTS, *((high, wide) for wide, high in ASPECTS)}:
-        for preset in RESOLUTION_PRESETS:
-            size: tuple[int, int] | None = preset_size(preset, (wide * 1000, high * 1000))
+        for preset in SPEC.size.presets:
+            size: tuple[int, int] | None = SPEC.size.target(preset, wide * 1000, high * 1000)
             while size is not None and size not in found:
                 found.add(size)
-                lower = _smaller_size(ExecutionPlan.model_construct(width=size[0], height=size[1]))
+                lower = _smaller_size(ExecutionPlan.model_construct(backend=SPEC.backend, width=size[0], height=size[1]))
                 size = (lower["width"], lower["height"]) if lower else None
     return sorted(found)
 
@@ -132,7 +131,7 @@ def shapes() -> list[tuple[str, dict]]:
 def trace(kind: str, shape: dict) -> dict:
     """One entry computed afresh, exactly as the cache would compute it."""
     if kind == "weights":
-        from i2v.engine import architecture
+        from i2v.models.i2vgenxl import architecture
 
         return architecture.weight_bytes(memory._torch_dtype(shape["dtype"]))
     return memory._run_trace(kind, **shape)
@@ -172,7 +171,7 @@ def _traced(missing: list[tuple[str, str, dict]], jobs: int) -> Iterator[tuple[s
         return
     import multiprocessing
 
-    from i2v.engine import architecture
+    from i2v.models.i2vgenxl import architecture
 
     architecture.meta_components(memory._torch_dtype(DTYPE))  # built once, shared by the forked workers
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
@@ -188,7 +187,7 @@ def _trace_one(item: tuple[str, str, dict]) -> tuple[str, dict]:
 def write(path: Path, versions: dict[str, object], entries: dict[str, dict]) -> None:
     """One entry a line, sorted, so a rebuild's diff shows what changed."""
     lines = [f"    {json.dumps(key)}: {json.dumps(entries[key], sort_keys=True)}" for key in sorted(entries)]
-    about = "Meta-device traces for i2v.advisor.memory; see i2v/advisor/shipped.py. Generated."
+    about = "Meta-device traces for i2v.models.i2vgenxl.cost; see i2v/models/i2vgenxl/shipped.py. Generated."
     text = (
         "{\n"
         f'  "about": {json.dumps(about)},\n'
@@ -238,7 +237,7 @@ def check(keys: Iterable[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m i2v.advisor.shipped", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m i2v.models.i2vgenxl.shipped", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     building = commands.add_parser("build", help="trace what is missing and write the file")
@@ -258,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong = check(sample(arguments.sample, arguments.seed))
     for line in wrong:
         print(line)
-    print("all equal" if not wrong else f"{len(wrong)} differ: rebuild with `python -m i2v.advisor.shipped build`")
+    print("all equal" if not wrong else f"{len(wrong)} differ: rebuild with `python -m i2v.models.i2vgenxl.shipped build`")
     return 1 if wrong else 0
 
 

@@ -1,4 +1,4 @@
-"""I2VGen-XL: our own sampler on diffusers' maintained model classes, and the backend that serves it.
+"""I2VGen-XL: our own sampler on diffusers' maintained model classes (the backend that serves it: `backend.py`).
 
 diffusers' I2VGenXLPipeline is deprecated (frozen at 0.33.1), breaks on transformers 5 at its default
 `clip_skip`, and has no progress callback or cancel. This file re-implements its algorithm as one plain loop:
@@ -16,7 +16,6 @@ Every random number comes from generators seeded by the request, so a seed repro
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,19 +29,22 @@ from diffusers import (
     Transformer2DModel,
     TransformerTemporalModel,
 )
-from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
-from transformers.utils import logging as transformers_logging
-from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextModel,
+    CLIPTokenizer,
+    CLIPVisionModelWithProjection,
+)
 
-from i2v.engine.base import BackendOutput, CancelCheck, CfgMode, Offload, RunOptions, StageCallback, StepCallback
-from i2v.engine.loading import ModelSource, dtype_name, free_memory, pick_device, pick_dtype
 from i2v.errors import GenerationCancelled, NonFiniteOutputError
 from i2v.media.images import cover_crop
-from i2v.request import GenerationRequest
+from i2v.models.base import CfgMode, Hooks
+from i2v.models.i2vgenxl.spec import SPEC
+from i2v.models.loading import dtype_name, free_memory
 
-SCHEDULERS = ("ddim", "dpmpp")
+SCHEDULERS = SPEC.schedulers
 
 
 @dataclass
@@ -161,20 +163,21 @@ class I2VGenXLSampler(DiffusionPipeline):
         decode_chunk_size: int = 1,
         vae_tiling: bool = False,
         cfg_mode: CfgMode = "batch",
-        on_step: StepCallback | None = None,
-        cancelled: CancelCheck | None = None,
-        on_stage: StageCallback | None = None,
+        offload_encoders: bool = False,
+        hooks: Hooks | None = None,
     ) -> SamplerOutput:
         """Sample one clip. Noise comes from a CPU generator seeded with `seed` (same noise on every device, and
-        the same as diffusers' pipeline given that generator); the first-frame VAE sample from `seed + 1`."""
+        the same as diffusers' pipeline given that generator); the first-frame VAE sample from `seed + 1`.
+        `offload_encoders` moves the text and image encoders to the CPU once encoding is done."""
         if width % 8 or height % 8:
             raise ValueError(f"width and height must be multiples of 8, got {width}x{height}")
         device = self._execution_device
         guided = guidance_scale > 1
         timings: dict[str, float] = {}
-        stage = on_stage or (lambda name: None)
+        hooks = hooks or Hooks()
 
-        stage("encode")
+        # 1. Encode the prompt, the negative prompt and the image.
+        hooks.stage("encode")
         started = time.perf_counter()
         # Tiling is VAE state: set it for this run, so the first-frame encode never inherits the last job's.
         self.vae.enable_tiling() if vae_tiling else self.vae.disable_tiling()
@@ -186,13 +189,19 @@ class I2VGenXLSampler(DiffusionPipeline):
         )
         fps = torch.tensor([target_fps], device=device)
         timings["encode"] = time.perf_counter() - started
+        if offload_encoders:
+            self.text_encoder.to("cpu")
+            self.image_encoder.to("cpu")
+            free_memory(device)
 
+        # 2. Prepare the timesteps and the initial noise.
         sampler = self.make_scheduler(scheduler)
         sampler.set_timesteps(num_inference_steps, device=device)
         shape = (1, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(seed), device=device, dtype=text.dtype)
         latents = latents * sampler.init_noise_sigma
 
+        # 3. Prepare the conditioning for guidance: one batch-2 pass, or two batch-1 passes.
         if guided and cfg_mode == "batch":
             # Unconditional first, conditional second; the unconditional image embedding is all zeros.
             conditions = [
@@ -216,12 +225,13 @@ class I2VGenXLSampler(DiffusionPipeline):
                     ),
                 )
 
-        stage("denoise")
+        # 4. Denoise.
+        hooks.stage("denoise")
         started = time.perf_counter()
         total = len(sampler.timesteps)
         stopped_at = None
         for index, timestep in enumerate(sampler.timesteps):
-            if cancelled is not None and cancelled():
+            if hooks.stop_requested():
                 stopped_at = index
                 break
             model_input = sampler.scale_model_input(latents, timestep)
@@ -233,8 +243,7 @@ class I2VGenXLSampler(DiffusionPipeline):
                 uncond, cond = predictions if guided else (None, predictions[0])
             noise_pred = uncond + guidance_scale * (cond - uncond) if guided else cond
             latents = sampler.step(noise_pred, timestep, latents).prev_sample
-            if on_step is not None:
-                on_step(index + 1, total, time.perf_counter() - started)
+            hooks.step(index + 1, total)
         timings["denoise"] = time.perf_counter() - started
 
         if stopped_at is not None:
@@ -247,7 +256,8 @@ class I2VGenXLSampler(DiffusionPipeline):
                 f"the sampler produced NaN/inf latents in {dtype_name(latents.dtype)}; run again with --dtype bf16 or fp32"
             )
 
-        stage("decode")
+        # 5. Decode the latents to frames.
+        hooks.stage("decode")
         started = time.perf_counter()
         frames = self.decode(latents, decode_chunk_size)
         timings["decode"] = time.perf_counter() - started
@@ -268,139 +278,3 @@ def set_ff_chunking(unet: I2VGenXLUNet, enabled: bool) -> None:
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float32 1×3×H×W in [0, 1]."""
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-
-
-class I2VGenXLBackend:
-    """The `Backend` for I2VGen-XL: loads the sampler once and turns requests into frames."""
-
-    name = "i2vgenxl"
-
-    def __init__(self, pipeline: I2VGenXLSampler, source: ModelSource, device: torch.device, dtype: torch.dtype):
-        self.pipeline = pipeline
-        self.model_id = source.model_id
-        self.revision = source.revision
-        self._device = device
-        self._dtype = dtype
-        self._offload: Offload = "none"
-
-    @property
-    def device(self) -> str:
-        return str(self._device)
-
-    @property
-    def dtype(self) -> str:
-        return dtype_name(self._dtype)
-
-    @classmethod
-    def load(cls, source: ModelSource, *, device: str | None = None, dtype: str | None = None) -> I2VGenXLBackend:
-        torch_device = pick_device(device)
-        torch_dtype = pick_dtype(torch_device, dtype)
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision": harmless here
-        try:
-            pipeline = I2VGenXLSampler.from_pretrained(source.folder, dtype=torch_dtype, variant=source.variant)
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-        pipeline.set_progress_bar_config(disable=True)
-        pipeline.to(torch_device)
-        return cls(pipeline, source, torch_device, torch_dtype)
-
-    def generate(
-        self,
-        request: GenerationRequest,
-        image: Image.Image,
-        options: RunOptions,
-        *,
-        on_step: StepCallback | None = None,
-        cancelled: CancelCheck | None = None,
-        on_stage: StageCallback | None = None,
-        tags: Sequence[str] = (),
-    ) -> BackendOutput:
-        if request.seed is None:
-            raise ValueError("generate needs a concrete seed: call request.with_seed() first")
-        notes = []
-        tokens = self.pipeline.count_prompt_tokens(request.prompt)
-        limit = self.pipeline.tokenizer.model_max_length
-        if tokens > limit:
-            notes.append(f"prompt is {tokens} tokens; CLIP reads the first {limit}, the rest was ignored")
-        self._place_weights(options.offload, notes)
-        set_ff_chunking(self.pipeline.unet, options.ff_chunking)
-        reached = ["encode"]
-        arguments = dict(
-            width=options.width,
-            height=options.height,
-            num_frames=options.num_frames or request.num_frames,
-            target_fps=request.effective_motion_fps,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            seed=request.seed,
-            scheduler=request.scheduler,
-            decode_chunk_size=options.decode_chunk_size,
-            vae_tiling=options.vae_tiling,
-            cfg_mode=options.cfg_mode,
-            on_step=on_step,
-            cancelled=cancelled,
-            on_stage=self._staged(on_stage, reached),
-        )
-        try:
-            output = self._sample(image, request, arguments, notes)
-        except Exception as error:
-            # The stage that failed, for callers that recover by stage (the advisor's out-of-memory ladder).
-            error.i2v_stage = reached[-1]
-            raise
-        finally:
-            # After a cancel or an error too: with model offload, nothing may stay on the device between jobs.
-            self.pipeline.maybe_free_model_hooks()
-        frames = (output.frames.numpy() * 255).round().astype(np.uint8)
-        return BackendOutput(frames=frames, timings=output.timings, notes=notes)
-
-    def _sample(self, image: Image.Image, request: GenerationRequest, arguments: dict, notes: list[str]) -> SamplerOutput:
-        try:
-            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
-        except NonFiniteOutputError:
-            if self._dtype != torch.float16:
-                raise
-            # A known fp16 failure of this model: retry once at a wider dtype rather than return black frames.
-            wider = torch.bfloat16 if self._device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float32
-            notes.append(f"fp16 produced NaN/inf; switched the model to {dtype_name(wider)} and ran again")
-            self.pipeline.to(dtype=wider)
-            self._dtype = wider
-            free_memory(self._device)
-            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
-
-    def _place_weights(self, offload: Offload, notes: list[str]) -> None:
-        """Put the weights where `offload` wants them; any mode may follow any other between jobs."""
-        if offload in ("model", "sequential") and self._device.type != "cuda":
-            notes.append(f"offload={offload} needs a CUDA device; the weights stay on {self._device.type}")
-            offload = "none"
-        if offload == self._offload and offload in ("model", "sequential"):
-            return
-        hooked = self._offload in ("model", "sequential")
-        if hooked:
-            self.pipeline.remove_all_hooks()  # sequential offload puts the weights back on the CPU here
-        if offload == "model":
-            self.pipeline.enable_model_cpu_offload(device=self._device)
-        elif offload == "sequential":
-            self.pipeline.enable_sequential_cpu_offload(device=self._device)
-        else:
-            self.pipeline.to(self._device)  # also brings back encoders an "encoders" run left on the CPU
-        self._offload = offload
-        if hooked:
-            free_memory(self._device)
-
-    def _staged(self, on_stage: StageCallback | None, reached: list[str]) -> StageCallback:
-        """Stage callback that records the stage reached and, with offload="encoders", moves the text and
-        image encoders off the device once encoding is done."""
-
-        def staged(name: str) -> None:
-            reached.append(name)
-            if name == "denoise" and self._offload == "encoders":
-                self.pipeline.text_encoder.to("cpu")
-                self.pipeline.image_encoder.to("cpu")
-                free_memory(self._device)
-            if on_stage is not None:
-                on_stage(name)
-
-        return staged

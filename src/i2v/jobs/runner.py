@@ -1,7 +1,7 @@
 """Running one job: generate with throttled progress and cancel checks, write outputs atomically, report an outcome.
 
 `execute` is the part every worker shares; `JobRunner` wires it to the job store for the embedded worker, the
-Redis worker (service.remote) wires it to Redis.
+Redis worker (jobs.redis_worker) wires it to Redis.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 from PIL import Image
 
 from i2v.errors import GenerationCancelled, I2VError
+from i2v.jobs.store import JobStore
+from i2v.models.base import Hooks
 from i2v.request import GenerationRequest
-from i2v.service.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def execute(
     generate: Callable,
 ) -> Outcome:
     """Generate `request`, write `<job_id>.mp4/.json/.jpg` into `outputs`; every failure becomes an outcome."""
-    total = request.steps
+    total = request.steps or 0  # the model's default when the request left it out: known once steps run
     started = time.monotonic()
     last_write = 0.0
     stage_now = {"stage": "starting"}
@@ -67,14 +68,17 @@ def execute(
         write_progress(elapsed=round(time.monotonic() - started, 2))
 
     def on_step(step: int, steps: int, elapsed: float) -> None:
+        nonlocal total
+        total = steps
         if step < steps and time.monotonic() - last_write < PROGRESS_INTERVAL:
             return
         eta = elapsed / step * (steps - step) if step else None
         write_progress(step=step, total=steps, eta_seconds=round(eta, 1) if eta is not None else None)
 
     try:
-        result = generate(request, on_step=on_step, cancelled=cancelled, on_stage=on_stage)
-        on_stage("encode")
+        hooks = Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancelled)
+        result = generate(request, hooks)
+        hooks.stage("write")
         video = result.save(outputs / f"{job_id}.mp4")
         thumbnail = outputs / f"{job_id}.jpg"
         _write_thumbnail(result.frames[0], thumbnail)

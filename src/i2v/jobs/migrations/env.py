@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from i2v.service.store import Base
+from i2v.jobs.store import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 engine = create_engine(url)

@@ -47,7 +47,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
-    """bf16 where the hardware has it (fp16 overflows to NaN in I2VGen-XL more easily), else fp16 on GPUs, fp32 on CPU."""
+    """bf16 where the hardware has it (fp16 overflows to NaN in video models more easily), else fp16 on GPUs, fp32 on CPU."""
     if requested:
         if requested not in DTYPES:
             raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {requested!r}")
@@ -70,8 +70,11 @@ def dtype_name(dtype: torch.dtype) -> str:
     return {value: key for key, value in DTYPES.items()}[dtype]
 
 
-def resolve_model(model: str, *, download: bool = True) -> ModelSource:
-    """Find `model` on disk: a local folder as given, or a hub id in the Hugging Face cache (downloading if allowed)."""
+def resolve_model(model: str, *, download: bool = True, variant: str | None = None) -> ModelSource:
+    """Find `model` on disk: a local folder as given, or a hub id in the Hugging Face cache (downloading if allowed).
+
+    `variant` is the weights' file variant on the hub (the registry knows it per model: "fp16" for
+    `*.fp16.safetensors`); a local folder's is read from its files."""
     folder = Path(model).expanduser()
     if folder.exists() or not _HUB_ID.match(model):
         if not folder.is_dir():
@@ -89,25 +92,34 @@ def resolve_model(model: str, *, download: bool = True) -> ModelSource:
 
     offline = not download or constants.HF_HUB_OFFLINE
     try:
-        path = DiffusionPipeline.download(model, variant="fp16", local_files_only=True)
+        path = DiffusionPipeline.download(model, variant=variant, local_files_only=True)
     except Exception as cached_error:  # noqa: BLE001 - any miss in the cache means "not here yet"
         if offline:
             raise ModelNotFoundError(_missing_message(model, f"not in the Hugging Face cache {constants.HF_HUB_CACHE}")) from cached_error
-        log.warning("downloading %s to %s (first use; about 6 GB for the fp16 weights)", model, constants.HF_HUB_CACHE)
+        log.warning("downloading %s to %s (first use: %s)", model, constants.HF_HUB_CACHE, _download_size(model))
         try:
-            path = DiffusionPipeline.download(model, variant="fp16")
+            path = DiffusionPipeline.download(model, variant=variant)
         except Exception as error:  # noqa: BLE001 - network, auth and missing repo all end the same way for the user
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
             raise ModelNotFoundError(
                 _missing_message(model, f"not in the Hugging Face cache {constants.HF_HUB_CACHE}, and downloading failed: {reason}")
             ) from None
     path = Path(path)
-    return ModelSource(model_id=model, folder=path, revision=path.name if path.parent.name == "snapshots" else None, variant="fp16")
+    return ModelSource(model_id=model, folder=path, revision=path.name if path.parent.name == "snapshots" else None, variant=variant)
+
+
+def _download_size(model: str) -> str:
+    from i2v.models.registry import known_models
+
+    known = known_models().get(model)
+    return known[0].download_size if known else "size unknown"
 
 
 def _missing_message(model: str, where: str) -> str:
+    from i2v.models.registry import DEFAULT_MODEL
+
     return (
-        f"model {model!r} not found: {where}. Get it with `i2v models pull {model if _HUB_ID.match(model) else 'ali-vilab/i2vgen-xl'}` "
+        f"model {model!r} not found: {where}. Get it with `i2v models pull {model if _HUB_ID.match(model) else DEFAULT_MODEL}` "
         "(set HF_HOME to keep it elsewhere), or pass --model PATH to a downloaded folder "
         "(`i2v make-tiny-model DIR` writes a small random-weight one for smoke runs)"
     )

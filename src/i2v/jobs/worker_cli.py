@@ -1,6 +1,6 @@
 """`i2v worker`: one process per GPU that loads its model once and takes jobs for it from the Redis queue.
 
-Also runnable as `python -m i2v.service.worker_cli` (same options).
+Also runnable as `python -m i2v.jobs.worker_cli` (same options).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 import sys
 
 from i2v.errors import I2VError
-from i2v.service.config import ServiceSettings
-from i2v.service.distributed import check_reachable, connect, queue_url, redacted
-from i2v.service.remote import RemoteWorker
+from i2v.jobs.config import ServiceSettings
+from i2v.jobs.redis_shared import check_reachable, connect, queue_url, redacted
+from i2v.jobs.redis_worker import RedisWorker
 
 
 class WorkerError(Exception):
@@ -38,7 +38,7 @@ def worker_main(queue: str | None, gpu: int | None, device: str | None, model: s
 
 
 def prepare_worker(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None,
-                   *, queue_file: str | None = None) -> RemoteWorker:
+                   *, queue_file: str | None = None) -> RedisWorker:
     """Pin the device before torch starts CUDA, check Redis, load the model: every failure is one clear line."""
     from i2v.request import default_model
 
@@ -51,7 +51,7 @@ def prepare_worker(queue: str | None, gpu: int | None, device: str | None, model
     client = connect(url)
     check_reachable(client, url)
     _setup_logging()
-    worker = RemoteWorker(client, model or default_model(), device=device, name=name, lease_seconds=settings.lease_seconds)
+    worker = RedisWorker(client, model or default_model(), device=device, name=name, lease_seconds=settings.lease_seconds)
     backend = worker.load()
     print(f"i2v worker {worker.name}: {worker.model} on {backend.device} ({backend.dtype}), "
           f"queue {redacted(url)}; ready", flush=True)
@@ -86,7 +86,7 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m i2v.service.worker_cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m i2v.jobs.worker_cli", description=__doc__.splitlines()[0])
     parser.add_argument("--queue", help="redis://HOST:PORT/DB [env I2V_QUEUE_URL]")
     parser.add_argument("--queue-file", help="a file holding the Redis URL, kept out of `ps` [env I2V_QUEUE_URL_FILE]")
     parser.add_argument("--gpu", type=int, help="GPU number to pin (sets CUDA_VISIBLE_DEVICES)")

@@ -111,7 +111,7 @@ def tiny_components(seed: int = 0) -> dict:
 
 def make_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny random-weight pipeline to `folder` and return it."""
-    from i2v.engine.i2vgenxl import I2VGenXLSampler
+    from i2v.models.i2vgenxl.sampler import I2VGenXLSampler
 
     folder = Path(folder).expanduser().resolve()
     pipeline = I2VGenXLSampler(**tiny_components(seed))

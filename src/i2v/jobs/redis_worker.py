@@ -25,8 +25,7 @@ from huey import signals
 from huey.consumer import Consumer
 from pydantic import ValidationError
 
-from i2v.request import GenerationRequest, describe_validation_error
-from i2v.service.distributed import (
+from i2v.jobs.redis_shared import (
     WORKER_PREFIX,
     Event,
     Lease,
@@ -37,7 +36,8 @@ from i2v.service.distributed import (
     queue_name,
     until_delivered,
 )
-from i2v.service.worker import Outcome, execute, worker_name
+from i2v.jobs.runner import Outcome, execute, worker_name
+from i2v.request import GenerationRequest, describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def quiet_huey_logs() -> None:
         logging.getLogger(name).addFilter(QuietRedisErrors())
 
 
-class RemoteWorker:
+class RedisWorker:
     """One model on one device, listening to that model's queue only: how a pool mixes cards and models."""
 
     def __init__(self, client: redis.Redis, model: str, *, device: str | None = None, name: str | None = None,

@@ -35,9 +35,9 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from i2v.engine.base import Attention
-from i2v.engine.i2vgenxl import set_ff_chunking
-from i2v.engine.tiny import SCHEDULER_CONFIG, tiny_vocab
+from i2v.models.base import Attention
+from i2v.models.i2vgenxl.sampler import set_ff_chunking
+from i2v.models.i2vgenxl.tiny import SCHEDULER_CONFIG, tiny_vocab
 
 TEXT_CONFIG = dict(
     hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23, projection_dim=1024,

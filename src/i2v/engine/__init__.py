@@ -1,1 +1,0 @@
-"""Video models behind the `Backend` protocol. The only package that imports diffusers."""

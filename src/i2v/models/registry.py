@@ -1,0 +1,104 @@
+"""Which model is which: plugins by name, the spec and cost model of any model a request names.
+
+A new video model is one new folder under `i2v/models/` with a `PLUGIN`, listed in PLUGIN_MODULES; a package
+outside i2v can add one through the `i2v.models` entry-point group (the entry point names its ModelPlugin).
+Nothing here imports torch or diffusers: asking for a spec stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+from importlib import metadata
+from pathlib import Path
+
+from i2v.errors import ModelNotFoundError
+from i2v.models.base import Backend, KnownModel, ModelPlugin
+from i2v.models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+#: The model a request gets when it names none (`I2V_MODEL` overrides it).
+DEFAULT_MODEL = "ali-vilab/i2vgen-xl"
+PLUGIN_MODULES = ("i2v.models.i2vgenxl", "i2v.models.camera_preview")
+ENTRY_POINT_GROUP = "i2v.models"
+
+
+@functools.cache
+def plugins() -> dict[str, ModelPlugin]:
+    """Every model family by backend name: ours first, then any installed through the entry-point group."""
+    found = [importlib.import_module(name).PLUGIN for name in PLUGIN_MODULES]
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = entry.load()
+        except Exception as error:  # noqa: BLE001 - a broken third-party plugin must not take i2v down
+            log.warning("model plugin %s could not be loaded: %s", entry.value, error)
+            continue
+        if isinstance(plugin, ModelPlugin):
+            found.append(plugin)
+    return {plugin.name: plugin for plugin in found}
+
+
+def known_models() -> dict[str, tuple[KnownModel, ModelPlugin]]:
+    """Model names `i2v models list` shows and `i2v models pull` fetches, with the plugin serving each."""
+    return {known.model_id: (known, plugin) for plugin in plugins().values() for known in plugin.known}
+
+
+def built_in() -> frozenset[str]:
+    """Models that need no weights: always offered, never looked up on disk or on the hub."""
+    return frozenset(known.model_id for plugin in plugins().values() if plugin.built_in for known in plugin.known)
+
+
+def plugin(backend: str) -> ModelPlugin:
+    found = plugins().get(backend)
+    if found is None:
+        raise ModelNotFoundError(f"no backend named {backend!r}; known: {', '.join(sorted(plugins()))}")
+    return found
+
+
+def plugin_for(model: str, *, download: bool = False) -> ModelPlugin:
+    """The plugin that runs `model`: a name from the registry, or a folder (or cached hub snapshot) whose
+    model_index.json names a pipeline class a plugin runs. Raises ModelNotFoundError with what to do."""
+    known = known_models().get(model)
+    if known is not None:
+        return known[1]
+    from i2v.models.loading import resolve_model
+
+    source = resolve_model(model, download=download)
+    return plugin_for_folder(source.folder, model)
+
+
+def plugin_for_folder(folder: Path, model: str) -> ModelPlugin:
+    try:
+        class_name = json.loads((folder / "model_index.json").read_text()).get("_class_name", "")
+    except (OSError, ValueError, AttributeError):
+        class_name = ""
+    for candidate in plugins().values():
+        if class_name in candidate.pipeline_classes:
+            return candidate
+    supported = sorted(name for candidate in plugins().values() for name in candidate.pipeline_classes)
+    raise ModelNotFoundError(
+        f"{model} holds a {class_name or 'unnamed'} pipeline, which i2v cannot run; supported: {', '.join(supported)}"
+    )
+
+
+def spec_for(model: str) -> ModelSpec:
+    """What a request may ask of `model` (never downloads: an unknown model is refused with what to do)."""
+    return plugin_for(model).spec
+
+
+def variant_for(model: str) -> str | None:
+    known = known_models().get(model)
+    return known[0].variant if known else None
+
+
+def load_backend(model: str, *, device: str | None = None, dtype: str | None = None, download: bool = True) -> Backend:
+    """Resolve `model` (name, hub id or folder), pick the backend that runs it, and load it."""
+    if model in built_in():
+        return known_models()[model][1].backend_class().load(None, device=device, dtype=dtype)
+    from i2v.models.loading import resolve_model
+
+    source = resolve_model(model, download=download, variant=variant_for(model))
+    return plugin_for_folder(source.folder, model).backend_class().load(source, device=device, dtype=dtype)
