@@ -12,10 +12,10 @@ from rich.console import Console
 
 from i2v.advisor import device as device_module
 from i2v.advisor.device import DeviceInfo, GiB, configure_allocator, parse_size, probe_device
-from i2v.advisor.memory import CACHE, predict_peak
 from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, unconstrained_plan
 from i2v.advisor.report import plan_report, render_plan_table
 from i2v.errors import InvalidInputError
+from i2v.models.i2vgenxl.cost import CACHE, predict_peak
 from i2v.request import GenerationRequest
 
 CARD_24 = DeviceInfo(kind="cuda", name="NVIDIA GeForce RTX 4090", total_bytes=24 * GiB, free_bytes=24 * GiB, bf16=True, source="given")
@@ -100,13 +100,13 @@ def test_seed_measurements_ordering_and_fit():
 def test_activations_match_the_independent_memtracker_traces():
     """docs/architecture.md (measured facts): FakeTensor + MemTracker, flash attention, minus 2.65 GiB of UNet weights."""
     for (width, height, frames), expected in [((512, 512, 16), 5.24 - 2.65), ((1024, 1024, 32), 23.3 - 2.65)]:
-        plan = ExecutionPlan(width=width, height=height, frames=frames, steps=50, budget_bytes=0)
+        plan = ExecutionPlan(backend="i2vgenxl", width=width, height=height, frames=frames, steps=50, budget_bytes=0)
         activations = predict_peak(plan).stages["denoise"].activation_bytes / GiB
         assert activations == pytest.approx(expected, rel=0.05)
 
 
 def test_each_rung_lowers_the_stage_it_targets():
-    base = ExecutionPlan(width=1408, height=768, frames=32, steps=100, budget_bytes=0)
+    base = ExecutionPlan(backend="i2vgenxl", width=1408, height=768, frames=32, steps=100, budget_bytes=0)
 
     def stage(plan, name):
         return predict_peak(plan).stages[name].total_bytes
@@ -153,12 +153,12 @@ def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(mo
     """A new shape is traced on the meta device; after that the same plan is answered from memory, and after a
     restart (cache cleared) from the JSON file, without tracing again and with the same prediction. (How long
     each takes is printed by bench/memory.py; here we count traces.)"""
-    from i2v.advisor import memory
+    from i2v.models.i2vgenxl import cost as memory
 
     traces = []
     real_trace = memory._run_trace
     monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: traces.append(kind) or real_trace(kind, **shape))
-    plan = ExecutionPlan(width=448, height=832, frames=24, steps=50, budget_bytes=0)
+    plan = ExecutionPlan(backend="i2vgenxl", width=448, height=832, frames=24, steps=50, budget_bytes=0)
     first = predict_peak(plan)
     assert traces, "a shape never seen must be traced"
     traced = len(traces)
@@ -176,7 +176,7 @@ def test_tracing_patches_leave_real_tensors_alone():
 
     from diffusers.models.attention import BasicTransformerBlock
 
-    from i2v.engine import architecture
+    from i2v.models.i2vgenxl import architecture
 
     torch.manual_seed(0)
     block = BasicTransformerBlock(dim=8, num_attention_heads=2, attention_head_dim=4).eval()
@@ -224,35 +224,159 @@ def test_bench_memory_prints_the_seed_comparison():
     assert "13.2 GB" in text and "OOM" in text and "no / no" in text
 
 
-# -- shipped traces (i2v.advisor.shipped): what a cold `i2v plan` at a preset reads instead of tracing ------------
+
+# -- other models: the plan asks the request's model's cost model, and offers only the rungs it lists ------------
+
+
+def test_a_camera_preview_plan_uses_its_own_cost_model_and_only_its_rungs(monkeypatch):
+    """camera-preview has no weights and one stage, render; its cost model lists only fewer frames and a lower
+    resolution, so on a budget far too small the plan changes those and nothing else (no offload, no tiling, no
+    split guidance), and I2VGen-XL's cost model is never asked."""
+    from i2v.advisor.plan import predict_peak as plan_peak
+    from i2v.models.camera_preview.cost import COST
+    from i2v.models.i2vgenxl import cost as memory
+
+    def not_asked(plan):
+        raise AssertionError(f"I2VGen-XL's cost model was asked about a {plan.backend} plan")
+
+    monkeypatch.setattr(memory, "predict_peak", not_asked)
+    assert COST.rungs == {"fewer_frames", "lower_resolution"}
+    wanted = request(model="camera-preview")
+    tiny = probe_device(vram="512MiB")
+    given = unconstrained_plan(wanted, WIDE_IMAGE, tiny)
+    assert given.backend == "camera-preview" and (given.width, given.height, given.frames) == (688, 384, 16)
+    estimate = plan_peak(given)
+    assert estimate == COST.predict_peak(given) == given.estimate()
+    assert set(estimate.stages) == set(estimate.flops) == {"render"} and estimate.peak_stage == "render"
+    assert estimate.stages["render"].weights_bytes == 0 and estimate.peak_bytes == given.predicted_peak_bytes
+    # Its memory is the frames themselves: 8 frames fewer is 8 RGB frames less.
+    fewer = plan_peak(given.model_copy(update=dict(frames=8))).stages["render"].activation_bytes
+    assert estimate.stages["render"].activation_bytes - fewer == 8 * 688 * 384 * 3
+
+    plan = make_plan(wanted, WIDE_IMAGE, tiny)
+    print(f"\ncamera-preview on 512 MiB: {plan.changes}")
+    assert plan.backend == "camera-preview" and plan.predicted_peak_bytes < given.predicted_peak_bytes
+    assert plan.changes and all(change.startswith(("fewer frames (", "lower resolution (")) for change in plan.changes)
+    assert any(change.startswith("fewer frames (") for change in plan.changes)
+    assert any(change.startswith("lower resolution (") for change in plan.changes)
+    assert (plan.offload, plan.cfg_mode, plan.decode_chunk, plan.vae_tiling, plan.ff_chunking, plan.dtype) == (
+        "none", "batch", 1, False, False, given.dtype)
+    assert plan.width * plan.height < given.width * given.height and plan.frames < given.frames
+    # During a run the same: the first rung for a render that ran out is fewer frames, and with frames and size
+    # both fixed by the user no rung is left at all (where I2VGen-XL would still offload, tile and split).
+    assert next_rung(given, stage="render").changes[-1].startswith("fewer frames (16 → 8)")
+    fixed = unconstrained_plan(request(model="camera-preview", num_frames=16, resolution="512p"), WIDE_IMAGE, tiny)
+    assert fixed.frames_fixed and fixed.size_fixed
+    assert next_rung(fixed) is None and next_rung(fixed, stage="render") is None
+
+
+def frames_down_the_ladder(plan: ExecutionPlan) -> list[int]:
+    """The frame counts next_rung steps through from `plan` until the ladder ends."""
+    counts = [plan.frames]
+    while (plan := next_rung(plan)) is not None:
+        if plan.frames != counts[-1]:
+            counts.append(plan.frames)
+    return counts
+
+
+def test_fewer_frames_keeps_to_the_models_frame_rule(monkeypatch):
+    """The "fewer frames" rung takes FRAME_STEP off, then snaps to a count the model allows, and never goes
+    under the model's minimum: 2 for camera-preview, 8 for I2VGen-XL, the next allowed count for a k-step rule."""
+    from i2v.advisor import plan as plan_module
+    from i2v.models.base import ModelPlugin
+    from i2v.models.camera_preview.spec import SPEC as PREVIEW
+    from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+    from i2v.models.spec import FrameRule
+
+    # camera-preview, size fixed: 16 → 8 → 2 (its minimum), then nothing left.
+    preview = unconstrained_plan(request(model="camera-preview", resolution="512p"), WIDE_IMAGE, CARD_24)
+    assert frames_down_the_ladder(preview) == [16, 8, PREVIEW.frames.min] == [16, 8, 2]
+    degraded = make_plan(request(model="camera-preview"), WIDE_IMAGE, probe_device(vram="512MiB"))
+    assert degraded.frames == PREVIEW.frames.min and "fewer frames (8 → 2)" in " ".join(degraded.changes)
+
+    # I2VGen-XL: 12 frames go to 8, not 4; at 8 the rung is spent and only the size can still go.
+    bottom = dict(offload="sequential", cfg_mode="split", ff_chunking=True, vae_tiling=True)
+    twelve = unconstrained_plan(request(resolution="512p", num_frames=12), WIDE_IMAGE, CARD_24, allow_degrade=True)
+    twelve = twelve.model_copy(update=dict(**bottom, size_fixed=True))
+    assert frames_down_the_ladder(twelve) == [12, I2VGENXL.frames.min] == [12, 8]
+    small = DeviceInfo(kind="cuda", name="small", total_bytes=1 * GiB, free_bytes=1 * GiB, source="given")
+    squeezed = make_plan(request(resolution="512p", num_frames=12), WIDE_IMAGE, small, allow_degrade=True)
+    assert not squeezed.fits and squeezed.frames == 8 and "fewer frames (12 → 8)" in " ".join(squeezed.changes)
+
+    # A model allowing only 5k+1 frames from 6 (a stand-in, on camera-preview's cost model): every count the
+    # rung picks is one the rule allows, the nearest below FRAME_STEP fewer, and the last is the minimum.
+    rule = FrameRule(min=6, max=81, default=31, step=5, offset=1)
+    stepped = ModelPlugin(
+        spec=PREVIEW.model_copy(update=dict(backend="stepped", frames=rule)),
+        backend="i2v.models.camera_preview.backend:CameraPreviewBackend", cost="i2v.models.camera_preview.cost:COST",
+    )
+    real_plugin = plan_module.plugin
+    monkeypatch.setattr(plan_module, "plugin", lambda name: stepped if name == "stepped" else real_plugin(name))
+    start = ExecutionPlan(backend="stepped", width=688, height=384, frames=31, steps=1, guided=False, device="cpu",
+                          budget_bytes=0, size_fixed=True)
+    counts = frames_down_the_ladder(start)
+    assert counts == [31, 21, 11, 6]  # 31-8=23 and 21-8=13 are not 5k+1; 11-8=3 is under the minimum
+    assert all(rule.allowed(count) for count in counts) and counts[-1] == rule.min
+
+
+def test_recommend_for_camera_preview_gives_settings_its_spec_accepts():
+    """The camera-preview tiers: its own presets and frame rule, and no steps, guidance, scheduler or motion fps
+    (settings it has none of), even where a tag would set them for a diffusion model."""
+    from helpers import make_photo
+
+    from i2v.advisor.recommend import recommend
+    from i2v.models.camera_preview.spec import SPEC as PREVIEW
+
+    photo = make_photo(1280, 704)
+    assert set(PREVIEW.tiers) == {"fast", "standard", "quality"}
+    for preset in PREVIEW.tiers:
+        for tags in ([], ["slow_motion"], ["static_camera"], ["fast_motion", "pan_left"]):
+            rec = recommend(photo, preset, tags, model="camera-preview")
+            assert rec.model == "camera-preview" and rec.resolution == PREVIEW.tiers[preset].resolution
+            assert (rec.steps, rec.guidance_scale, rec.scheduler, rec.motion_fps) == (None, None, None, None)
+            wanted = GenerationRequest(image="photo.png", prompt="a cat", model="camera-preview", **rec.request_fields())
+            applied = PREVIEW.apply(wanted)  # raises InvalidInputError on anything camera-preview cannot take
+            assert applied.steps is None and applied.guidance_scale is None and applied.negative_prompt is None
+            assert PREVIEW.frames.allowed(applied.num_frames) and applied.num_frames == rec.num_frames
+            assert PREVIEW.fps.min <= applied.fps <= PREVIEW.fps.max and applied.fps == rec.fps
+            assert applied.target_size(PREVIEW, 1280, 704) == (rec.width, rec.height)
+    slow = recommend(photo, "standard", ["slow_motion"], model="camera-preview")
+    assert (slow.num_frames, slow.fps) == (24, 8) and any("slow_motion" in reason for reason in slow.reasons)
+    # The same call for I2VGen-XL recommends steps, which camera-preview refuses: the check above can fail.
+    diffusion = recommend(photo, "standard")
+    assert diffusion.model != "camera-preview" and diffusion.steps is not None
+    with pytest.raises(InvalidInputError, match="steps"):
+        PREVIEW.apply(GenerationRequest(image="photo.png", prompt="a cat", model="camera-preview", **diffusion.request_fields()))
+
+# -- shipped traces (i2v.models.i2vgenxl.shipped): what a cold `i2v plan` at a preset reads instead of tracing ------------
 
 
 def shipped_or_skip() -> None:
     """The shipped traces serve only the library releases they were made with. After a dependency upgrade they
     are ignored (plans trace as before: right, but slow when cold), so these tests skip and say how to rebuild
     rather than fail the suite for an upstream release."""
-    from i2v.advisor import shipped
+    from i2v.models.i2vgenxl import shipped
 
     made, installed = shipped.shipped_versions(), shipped.current_versions()
     if made is None or not shipped.applies(made):
-        pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.advisor.shipped build`")
+        pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.i2vgenxl.shipped build`")
 
 
 def test_shipped_traces_equal_a_fresh_trace():
     """One entry of each variant (kind, batch, feed-forward chunking, tiling), re-traced now: a tracer, model or
     library change that moves any number fails here instead of shipping stale predictions."""
-    from i2v.advisor import shipped
+    from i2v.models.i2vgenxl import shipped
 
     shipped_or_skip()
     keys = shipped.sample()
     assert {key.split("|")[0] for key in keys} == {"weights", "encoders", "vae_encode", "vae_decode", "unet"}
-    assert shipped.check(keys) == [], "rebuild with `python -m i2v.advisor.shipped build`"
+    assert shipped.check(keys) == [], "rebuild with `python -m i2v.models.i2vgenxl.shipped build`"
 
 
 def test_shipped_traces_apply_only_to_the_releases_they_were_made_with():
     """Made with other torch/diffusers/transformers releases the file is ignored (plans stay right, but cold
     plans are slow again); a CUDA build of the same torch release is the same meta-device code."""
-    from i2v.advisor import shipped
+    from i2v.models.i2vgenxl import shipped
 
     shipped_or_skip()
     made = shipped.shipped_versions()
@@ -263,7 +387,7 @@ def test_shipped_traces_apply_only_to_the_releases_they_were_made_with():
 def test_a_plan_from_shipped_traces_equals_a_traced_plan(monkeypatch, tmp_path):
     """1024p/32 frames/100 steps of a 16:9 image on 24 GiB, down the ladder: from the shipped traces with no
     tracing at all, then traced afresh with the shipped traces off: the same plan, predictions and FLOPs."""
-    from i2v.advisor import memory
+    from i2v.models.i2vgenxl import cost as memory
 
     shipped_or_skip()
     traced = []

@@ -7,7 +7,8 @@ import pytest
 from helpers import make_photo
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from i2v.advisor.recommend import PRESETS, image_stats, image_warnings, recommend
+from i2v.advisor.recommend import image_stats, image_warnings, recommend
+from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
 PHOTO = make_photo(512, 384)
@@ -22,17 +23,17 @@ def page_of_text() -> Image.Image:
     return page
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("preset", list(SPEC.tiers))
 def test_sizes_follow_the_image_aspect_in_multiples_of_64(preset):
     wide = recommend(make_photo(1280, 704), preset)
     assert wide.width % 64 == 0 and wide.height % 64 == 0 and wide.width > wide.height
     assert wide.width / wide.height == pytest.approx(1280 / 704, rel=0.12)
-    request = GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields())
-    assert request.target_size(1280, 704) == (wide.width, wide.height)
+    request = SPEC.apply(GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields()))
+    assert request.target_size(SPEC, 1280, 704) == (wide.width, wide.height)
 
 
 def test_quality_is_near_the_training_shape_and_presets_scale_up():
-    sizes = {name: recommend(make_photo(1280, 704), name) for name in PRESETS}
+    sizes = {name: recommend(make_photo(1280, 704), name) for name in SPEC.tiers}
     assert (sizes["quality"].width, sizes["quality"].height) == (1408, 768)
     assert sizes["fast"].width < sizes["standard"].width < sizes["quality"].width
     assert sizes["fast"].steps < sizes["standard"].steps < sizes["quality"].steps
@@ -44,7 +45,7 @@ def test_tags_adjust_the_preset():
     assert (slow.num_frames, slow.fps, slow.motion_fps) == (24, 8, 8)
     assert any("slow_motion" in reason for reason in slow.reasons)
     assert recommend(PHOTO, "standard", ["static_camera"]).guidance_scale == 9.0
-    assert recommend(PHOTO, "standard", ["not_a_tag"]).num_frames == PRESETS["standard"].num_frames
+    assert recommend(PHOTO, "standard", ["not_a_tag"]).num_frames == SPEC.frames.default
     with pytest.raises(ValueError, match="preset must be one of"):
         recommend(PHOTO, "turbo")
 

@@ -19,7 +19,8 @@ from i2v.advisor.recovery import (
     is_out_of_memory,
     run_with_recovery,
 )
-from i2v.engine.base import RunOptions
+from i2v.models.base import Hooks, RunOptions
+from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
 PHOTO = make_photo(96, 64)
@@ -45,12 +46,13 @@ def one_thread():
 def tiny(backend):
     """The shared backend, with chunking and weight placement put back to the defaults afterwards."""
     yield backend
-    backend.generate(request(), PHOTO, RunOptions(64, 64, num_frames=8))
+    backend.generate(request(), PHOTO, RunOptions(64, 64, num_frames=8), Hooks())
 
 
 def request(**fields) -> GenerationRequest:
+    """Checked against I2VGen-XL's spec, its defaults filled in, as a backend is given it."""
     settings = dict(image="photo.png", prompt="a cat turning its head", width=64, height=64, num_frames=8, steps=2, fps=8, seed=7)
-    return GenerationRequest(**{**settings, **fields})
+    return SPEC.apply(GenerationRequest(**{**settings, **fields}))
 
 
 @contextmanager
@@ -75,12 +77,13 @@ def out_of_memory(module: torch.nn.Module, method: str, times: int = 1):
 def test_oom_in_the_unet_then_in_the_decode_finishes_two_rungs_down(tiny):
     plan = unconstrained_plan(request(), PHOTO.size, CPU)
     seen = []
+    hooks = Hooks()  # the backend reports its stages here; recovery reads where the run was when it failed
 
     def attempt(current):
-        return tiny.generate(request(), PHOTO, current.run_options())
+        return tiny.generate(request(), PHOTO, current.run_options(), hooks)
 
     with out_of_memory(tiny.pipeline.unet, "forward"), out_of_memory(tiny.pipeline.vae, "decode"):
-        output, retries = run_with_recovery(plan, attempt, on_retry=seen.append)
+        output, retries = run_with_recovery(plan, attempt, hooks=hooks, on_retry=seen.append)
     assert output.frames.shape == (8, 64, 64, 3) and output.frames.std() > 1
     assert retries == seen and [retry["stage"] for retry in retries] == ["denoise", "decode"]
     assert retries[0]["rung"].startswith("split guidance into two passes")
@@ -97,13 +100,15 @@ def test_ladder_exhausted_raises_a_clear_error_after_freeing(tiny, monkeypatch):
     freed = []
     monkeypatch.setattr(recovery, "free_memory", lambda *args: freed.append(len([r for r in held if r() is not None])))
 
+    hooks = Hooks()
+
     def attempt(current):
         activations = torch.ones(256, 1024)  # what a real failed attempt leaves in its frames
         held.append(weakref.ref(activations))
-        return tiny.generate(request(), PHOTO, current.run_options())
+        return tiny.generate(request(), PHOTO, current.run_options(), hooks)
 
     with out_of_memory(tiny.pipeline.unet, "forward", times=100), pytest.raises(MemoryExhaustedError) as info:
-        run_with_recovery(plan, attempt)
+        run_with_recovery(plan, attempt, hooks=hooks)
     message = str(info.value)
     print("\n" + message)
     assert "out of device memory while denoising" in message
@@ -165,10 +170,10 @@ def between_encoding_and_denoising(events):
 
 
 def test_backend_applies_plan_settings_and_undoes_them(tiny):
-    plain = tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames
+    plain = tiny.generate(request(), PHOTO, RunOptions(64, 64), Hooks()).frames
     options = RunOptions(64, 64, cfg_mode="split", ff_chunking=True, offload="encoders")
     with placements(tiny.pipeline) as events:
-        chunked = tiny.generate(request(), PHOTO, options).frames
+        chunked = tiny.generate(request(), PHOTO, options, Hooks()).frames
     assert np.abs(plain.astype(int) - chunked).max() <= 1  # same clip, other memory layout
     # offload="encoders": both encoders leave the device once encoding is done, before the first denoising step.
     moved = between_encoding_and_denoising(events)
@@ -178,10 +183,10 @@ def test_backend_applies_plan_settings_and_undoes_them(tiny):
     # The next run (offload="model" falls back to none on a CPU) brings them back to the device before they encode,
     # and leaves them there.
     with placements(tiny.pipeline) as events:
-        modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8))
+        modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8), Hooks())
     for name in ("text_encoder", "image_encoder"):
         assert events.index((name, f"to {tiny.device}")) < events.index((name, "forward")), events
     assert not [event for event in between_encoding_and_denoising(events) if event[1].startswith("to")], events
     assert modelled.frames.shape[0] == 8 and any("needs a CUDA device" in note for note in modelled.notes)
     assert all(block._chunk_size is None for block in blocks)
-    assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64)).frames, plain)
+    assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64), Hooks()).frames, plain)
