@@ -59,10 +59,13 @@ try:
     from i2v.advisor.plan import make_plan, unconstrained_plan
     from i2v.advisor.recovery import MemoryExhaustedError, describe_plan, run_with_recovery
     from i2v.advisor.report import DEFAULT_TFLOPS, UTILIZATION, device_tflops, predicted_seconds
-    from i2v.engine.architecture import real_size_components, unet_step_flops, unet_step_inputs
-    from i2v.engine.i2vgenxl import I2VGenXLBackend, I2VGenXLSampler, set_ff_chunking
-    from i2v.engine.loading import DTYPES, ModelSource, free_memory
-    from i2v.engine.tiny import tiny_components
+    from i2v.models.base import Hooks
+    from i2v.models.i2vgenxl import PLUGIN
+    from i2v.models.i2vgenxl.architecture import real_size_components, unet_step_flops, unet_step_inputs
+    from i2v.models.i2vgenxl.backend import I2VGenXLBackend
+    from i2v.models.i2vgenxl.sampler import I2VGenXLSampler, set_ff_chunking
+    from i2v.models.i2vgenxl.tiny import tiny_components
+    from i2v.models.loading import DTYPES, ModelSource, free_memory
     from i2v.request import GenerationRequest
 except ImportError as missing:  # say so before any device time is spent
     sys.exit(f"gpu_check: {missing}; install i2v's dependencies on this machine (pip install -e .), or on a lent "
@@ -70,6 +73,8 @@ except ImportError as missing:  # say so before any device time is spent
 
 NA = "n/a on CPU"
 PROMPT = "a cat turning its head"
+#: The model the requests name: the advisor plans with its spec and cost model, whatever I2V_MODEL says.
+MODEL = PLUGIN.known[0].model_id
 PARTS = ("device", "speed", "memory", "plan24", "soak")
 #: Share of the whole time budget each part may start new work in (checked between items: one item is seconds).
 PART_SHARE = {"device": 0.07, "speed": 0.30, "memory": 0.25, "plan24": 0.23, "soak": 0.15}
@@ -108,7 +113,7 @@ GPU = Setup(
     soak_shape=(512, 512, 16), soak_runs=10, soak_steps=2,
 )
 DRY = Setup(
-    device="cpu", dtype="bf16", model="tiny I2VGen-XL (i2v.engine.tiny), random weights", matmul_size=256,
+    device="cpu", dtype="bf16", model="tiny I2VGen-XL (i2v.models.i2vgenxl.tiny), random weights", matmul_size=256,
     matmul_inner=4, attention_query=(4, 2, 64, 8), step_repeats=2, speed_shapes=((64, 64, 8), (128, 64, 8)),
     run_shape=(64, 64, 8), run_steps=2, memory_shapes=((64, 64, 8), (128, 64, 8), (128, 128, 8)),
     plan_shape=(128, 128, 8), plan_vram="6GiB", soak_shape=(64, 64, 8), soak_runs=2, soak_steps=2,
@@ -175,20 +180,21 @@ class Check:
         return self._backend
 
     def request(self, shape: Shape, steps: int):
+        """The request checked against I2VGen-XL's spec with its defaults filled in, as the backend receives it."""
         width, height, frames = shape
-        return GenerationRequest(
-            image=Path("gpu-check.png"), prompt=PROMPT, width=width, height=height, num_frames=frames, steps=steps,
-            seed=0, refiner="none",
-        )
+        return PLUGIN.spec.apply(GenerationRequest(
+            image=Path("gpu-check.png"), prompt=PROMPT, model=MODEL, width=width, height=height, num_frames=frames,
+            steps=steps, seed=0, refiner="none",
+        ))
 
     def plan_as_given(self, request):
         """The request as the user gave it: no offload, guidance in one pass, one frame decoded at a time."""
         size = (request.width, request.height)
         return unconstrained_plan(request, size, self.info, margin=0.0, dtype=self.setup.dtype)
 
-    def generate(self, request, options, on_stage=None):
+    def generate(self, request, options, hooks=None):
         pixels = np.random.default_rng(0).integers(0, 256, (request.height, request.width, 3), dtype=np.uint8)
-        return self.backend.generate(request, Image.fromarray(pixels), options, on_stage=on_stage)
+        return self.backend.generate(request, Image.fromarray(pixels), options, hooks or Hooks())
 
     def sync(self) -> None:
         if self.cuda:
@@ -358,7 +364,7 @@ def part_speed(check: Check, guard: Guard, out: dict) -> None:
     plan = check.plan_as_given(request)
     meter = StageMeter(check)
     started = time.perf_counter()
-    check.generate(request, plan.run_options(), on_stage=meter)
+    check.generate(request, plan.run_options(), Hooks(on_stage=meter))
     meter.finish()
     seconds = round(time.perf_counter() - started, 3)
     out["run"] = dict(
@@ -415,7 +421,7 @@ def part_memory(check: Check, guard: Guard, out: dict) -> None:
         out["constants"] = _constants_used(estimate)
         check.free()
         meter = StageMeter(check)
-        check.generate(request, plan.run_options(), on_stage=meter)
+        check.generate(request, plan.run_options(), Hooks(on_stage=meter))
         meter.finish()
         outside = check.outside_allocator()
         stages = {stage: _compare(estimate.stages[stage], entry, outside) for stage, entry in meter.stages.items()}
@@ -498,11 +504,13 @@ def part_plan24(check: Check, guard: Guard, out: dict) -> None:
     for change in plan.changes:
         log(f"  • {change}")
     tried, meters = [plan], []
+    # One Hooks for every attempt: the stage it was in when memory ran out is the one the ladder steps down for.
+    hooks = Hooks(on_stage=lambda stage: meters[-1](stage))
 
     def attempt(rung):
         tried.append(rung)
         meters.append(StageMeter(check))
-        result = check.generate(request, rung.run_options(), on_stage=meters[-1])
+        result = check.generate(request, rung.run_options(), hooks)
         meters[-1].finish()
         return result
 
@@ -516,7 +524,7 @@ def part_plan24(check: Check, guard: Guard, out: dict) -> None:
     else:
         out["allocator_cap_bytes"] = NA
     try:
-        _, retries = run_with_recovery(plan, attempt)
+        _, retries = run_with_recovery(plan, attempt, hooks=hooks)
         out.update(ran=True, retries=retries)
     except MemoryExhaustedError as error:
         out.update(ran=False, retries=error.retries, error=str(error))
@@ -723,7 +731,7 @@ def _md_memory(part: dict) -> list[str]:
     lines.append(f"Constants used: overhead {_bytes(constants['runtime_overhead_bytes'])}, fragmentation "
                  f"{constants['fragmentation']}.")
     if isinstance(calibration, dict) and "code" in calibration:
-        lines += ["", "Calibrated (least squares over the denoising stages), for src/i2v/advisor/memory.py:", "",
+        lines += ["", "Calibrated (least squares over the denoising stages), for src/i2v/models/cost.py:", "",
                   "```python", calibration["code"], "```", "", f"or `{calibration['environment']}`.", ""]
     else:
         lines += ["", f"Calibration: {calibration}", ""]

@@ -21,9 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from i2v.advisor.device import GiB, format_bytes, probe_device
-from i2v.advisor.memory import CACHE, FRAGMENTATION, RUNTIME_OVERHEAD_BYTES, predict_peak
 from i2v.advisor.plan import ExecutionPlan, make_plan, unconstrained_plan
+from i2v.models.cost import FRAGMENTATION, RUNTIME_OVERHEAD_BYTES
+from i2v.models.i2vgenxl import PLUGIN
+from i2v.models.i2vgenxl.cost import CACHE, predict_peak
 from i2v.request import GenerationRequest
+
+#: The seed system's model, named in every request whatever I2V_MODEL says (its spec and cost model plan them).
+MODEL = PLUGIN.known[0].model_id
 
 #: (resolution, frames, steps, seed's measured peak in GB or None for out-of-memory)
 SEED = [("512p", 16, 50, 13.2), ("768p", 24, 80, 17.8), ("1024p", 32, 100, None)]
@@ -35,7 +40,9 @@ def seed_table(console: Console, vram: str) -> None:
     for column in ("config", "predicted", "seed measured", "pred − seed", "fits 24 GiB: predicted / seed", "peak stage: weights + activations"):
         table.add_column(column, justify="right")
     for resolution, frames, steps, measured in SEED:
-        request = GenerationRequest(image="seed.png", prompt="seed", resolution=resolution, num_frames=frames, steps=steps)
+        request = GenerationRequest(
+            image="seed.png", prompt="seed", model=MODEL, resolution=resolution, num_frames=frames, steps=steps
+        )
         plan = unconstrained_plan(request, (1, 1), device, margin=0.0, dtype="fp16")
         estimate = predict_peak(plan)
         stage = estimate.stages[estimate.peak_stage]
@@ -57,7 +64,7 @@ def seed_table(console: Console, vram: str) -> None:
 
 def ladder_table(console: Console, vram: str) -> None:
     device = probe_device(vram=vram)
-    request = GenerationRequest(image="seed.png", prompt="seed", resolution="1024p", num_frames=32, steps=100)
+    request = GenerationRequest(image="seed.png", prompt="seed", model=MODEL, resolution="1024p", num_frames=32, steps=100)
     plan = make_plan(request, (1280, 704), device)
     console.print(f"1024p/32/100 on a 1280×704 image, {vram}: {plan.width}×{plan.height}, "
                   f"{format_bytes(plan.predicted_peak_bytes)} of {format_bytes(plan.budget_bytes)}, fits={plan.fits}")
@@ -68,7 +75,7 @@ def ladder_table(console: Console, vram: str) -> None:
 def timing(console: Console) -> None:
     """A shape no earlier call traced, then the same one again (in-process cache), then a fresh process's view
     (in-process cache cleared, JSON file warm)."""
-    base = ExecutionPlan(width=576, height=320, frames=12, steps=50, budget_bytes=24 * GiB)
+    base = ExecutionPlan(backend=PLUGIN.name, width=576, height=320, frames=12, steps=50, budget_bytes=24 * GiB)
     predict_peak(base.model_copy(update=dict(width=640)))  # import and build the meta models first
     started = time.perf_counter()
     predict_peak(base)

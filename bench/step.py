@@ -20,8 +20,9 @@ from diffusers.utils import logging as diffusers_logging
 from rich.console import Console
 from rich.table import Table
 
-from i2v.engine.architecture import real_size_components, real_size_unet, unet_step_flops
-from i2v.engine.i2vgenxl import I2VGenXLSampler
+from i2v.models.base import Hooks
+from i2v.models.i2vgenxl.architecture import real_size_components, real_size_unet, unet_step_flops
+from i2v.models.i2vgenxl.sampler import I2VGenXLSampler
 
 SHAPES = [(256, 256, 8), (512, 512, 16), (1280, 704, 16), (1024, 1024, 32)]
 #: Dense bf16 tensor throughput, TFLOP/s, as sold; real UNet steps reach a fraction of it.
@@ -58,7 +59,7 @@ def cpu_step_times(console: Console, steps: int) -> None:
         stamps: list[float] = []
         output = pipeline(
             image, "a cat turning its head", "blurry", width=256, height=256, num_frames=8, target_fps=8,
-            num_inference_steps=steps, seed=0, on_step=lambda step, total, elapsed: stamps.append(elapsed),
+            num_inference_steps=steps, seed=0, hooks=Hooks(on_step=lambda step, total, elapsed: stamps.append(elapsed)),
         )
         per_step = np.diff([0.0, *stamps])
         steady = per_step[1:] if len(per_step) > 1 else per_step

@@ -71,7 +71,7 @@ def main() -> None:
               "num_frames": args.frames, "steps": args.steps, "fps": 8}
     console = Console()
 
-    from i2v.engine.tiny import make_tiny_model
+    from i2v.models.i2vgenxl.tiny import make_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="i2v-bench-") as temp:
         folder = Path(temp)

@@ -12,7 +12,7 @@ import torch
 from diffusers import DiffusionPipeline, I2VGenXLPipeline
 from helpers import make_photo
 
-from i2v.engine.i2vgenxl import I2VGenXLSampler
+from i2v.models.i2vgenxl.sampler import I2VGenXLSampler
 
 SEED = 11
 

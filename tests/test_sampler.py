@@ -5,20 +5,22 @@ import pytest
 import torch
 from helpers import make_photo
 
-from i2v.engine.base import RunOptions
 from i2v.errors import GenerationCancelled, NonFiniteOutputError
+from i2v.models.base import Hooks, RunOptions
+from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
 PHOTO = make_photo(96, 64)
 
 
 def request(**fields) -> GenerationRequest:
+    """A request checked against I2VGen-XL's spec, its defaults filled in, as the backend receives it."""
     settings = dict(image="photo.png", prompt="a cat turning its head", width=64, height=64, num_frames=8, steps=3, fps=8, seed=7)
-    return GenerationRequest(**{**settings, **fields})
+    return SPEC.apply(GenerationRequest(**{**settings, **fields}))
 
 
 def run(backend, options=None, **fields):
-    return backend.generate(request(**fields), PHOTO, options or RunOptions(64, 64))
+    return backend.generate(request(**fields), PHOTO, options or RunOptions(64, 64), Hooks())
 
 
 def test_same_seed_same_frames_different_seed_different_frames(backend):
@@ -38,7 +40,7 @@ def test_frames_are_not_constant(backend):
 
 def test_step_callback_fires_once_per_step(backend):
     calls = []
-    backend.generate(request(steps=5), PHOTO, RunOptions(64, 64), on_step=lambda *args: calls.append(args))
+    backend.generate(request(steps=5), PHOTO, RunOptions(64, 64), Hooks(on_step=lambda *args: calls.append(args)))
     assert [step for step, _, _ in calls] == [1, 2, 3, 4, 5]
     assert all(total == 5 for _, total, _ in calls)
     elapsed = [seconds for _, _, seconds in calls]
@@ -55,8 +57,7 @@ def test_cancel_at_step_2_of_10_stops_within_one_step(backend):
                 request(steps=10),
                 PHOTO,
                 RunOptions(64, 64),
-                on_step=lambda step, total, elapsed: steps.append(step),
-                cancelled=lambda: len(steps) >= 2,
+                Hooks(on_step=lambda step, total, elapsed: steps.append(step), cancelled=lambda: len(steps) >= 2),
             )
     finally:
         hook.remove()
@@ -70,7 +71,7 @@ def test_cancel_at_step_2_of_10_stops_within_one_step(backend):
 
 def test_stages_are_reported_in_order(backend):
     stages = []
-    backend.generate(request(), PHOTO, RunOptions(64, 64), on_stage=stages.append)
+    backend.generate(request(), PHOTO, RunOptions(64, 64), Hooks(on_stage=stages.append))
     assert stages == ["encode", "denoise", "decode"]
 
 
@@ -127,7 +128,7 @@ def test_guidance_one_skips_the_unconditional_pass(backend):
 
 
 def test_rectangular_sizes(backend):
-    frames = backend.generate(request(width=128, height=64), PHOTO, RunOptions(128, 64)).frames
+    frames = backend.generate(request(width=128, height=64), PHOTO, RunOptions(128, 64), Hooks()).frames
     assert frames.shape == (8, 64, 128, 3)
 
 
