@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from i2v.engine.tiny import make_tiny_model
+    from i2v.models.i2vgenxl.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
@@ -29,8 +29,8 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def backend(tiny_model):
     """The tiny model loaded once, in fp32 so comparisons are exact."""
-    from i2v.engine.i2vgenxl import I2VGenXLBackend
-    from i2v.engine.loading import resolve_model
+    from i2v.models.i2vgenxl.backend import I2VGenXLBackend
+    from i2v.models.loading import resolve_model
 
     return I2VGenXLBackend.load(resolve_model(str(tiny_model)), device="cpu", dtype="fp32")
 

@@ -323,6 +323,6 @@ class PretendGPU:
         self.device = "cuda:0"
         self.options = []
 
-    def generate(self, request, image, options, **callbacks):
+    def generate(self, request, image, options, hooks, **extra):
         self.options.append(options)
-        return self.inner.generate(request, image, options, **callbacks)
+        return self.inner.generate(request, image, options, hooks, **extra)

@@ -8,7 +8,8 @@ import pytest
 from helpers import PretendGPU
 
 from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, ModelNotFoundError, generate
-from i2v.engine.loading import pick_dtype, resolve_model
+from i2v.models.base import Hooks
+from i2v.models.loading import pick_dtype, resolve_model
 
 
 def request(photo_path, tiny_model, **fields):
@@ -21,7 +22,7 @@ def request(photo_path, tiny_model, **fields):
 
 def test_generate_returns_frames_fps_seed_metadata_and_saves(photo_path, tiny_model, tmp_path):
     steps = []
-    result = generate(request(photo_path, tiny_model), on_step=lambda *args: steps.append(args[0]), dtype="fp32")
+    result = generate(request(photo_path, tiny_model), Hooks(on_step=lambda *args: steps.append(args[0])), dtype="fp32")
     assert result.frames.shape == (8, 64, 64, 3) and result.frames.dtype == np.uint8
     assert (result.fps, result.seed) == (8, 7)
     assert steps == [1, 2, 3]
@@ -52,7 +53,7 @@ def test_same_request_same_frames_through_the_api(photo_path, tiny_model):
 
 def test_cancel_through_the_api(photo_path, tiny_model):
     with pytest.raises(GenerationCancelled):
-        generate(request(photo_path, tiny_model, steps=10), cancelled=lambda: True, dtype="fp32")
+        generate(request(photo_path, tiny_model, steps=10), Hooks(cancelled=lambda: True), dtype="fp32")
 
 
 def test_bad_image_fails_before_loading_a_model(tmp_path):

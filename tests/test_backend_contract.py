@@ -29,6 +29,9 @@ from pydantic import ValidationError
 import i2v
 from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, generate
 from i2v.errors import OutputWriteError
+from i2v.generation import get_backend
+from i2v.models.base import Hooks
+from i2v.models.registry import spec_for
 
 
 @dataclass(frozen=True)
@@ -86,16 +89,19 @@ def contract(request, contract_model) -> Contract:
 
 
 def make_request(photo_path: Path, model: str, **fields) -> GenerationRequest:
+    """The same small job for every backend: 3 denoising steps where the model denoises (its spec says so)."""
     settings = {
         "image": photo_path, "prompt": "镜头慢慢推近", "model": model, "width": 64, "height": 64, "num_frames": 8,
-        "steps": 3, "fps": 8, "seed": 7,
+        "fps": 8, "seed": 7,
     }
+    if spec_for(model).steps is not None:
+        settings["steps"] = 3
     return GenerationRequest(**{**settings, **fields})
 
 
 def run(request: GenerationRequest, **callbacks) -> i2v.GenerationResult:
     """generate() as a user calls it, in fp32 (exact comparisons; camera-preview ignores the dtype)."""
-    return generate(request, dtype="fp32", **callbacks)
+    return generate(request, Hooks(**callbacks), dtype="fp32")
 
 
 def total_steps(contract: Contract, request: GenerationRequest) -> int:
@@ -178,7 +184,13 @@ def test_metadata_complete_and_saved_as_is(contract_model, contract, photo_path,
     result = run(request)
     metadata = result.metadata
 
-    assert metadata["request"] == request.model_dump(mode="json")
+    # The request as run: the user's settings, and the model's defaults for the rest.
+    applied = spec_for(request.model).apply(request)
+    assert metadata["request"] == applied.model_dump(mode="json")
+    assert {key: value for key, value in metadata["request"].items() if key in request.model_fields_set} == request.model_dump(
+        mode="json", include=request.model_fields_set
+    )
+    assert None not in (metadata["request"]["num_frames"], metadata["request"]["fps"], metadata["request"]["resolution"])
     assert metadata["seed"] == result.seed == 7
     refined = metadata["refined_prompt"]
     assert isinstance(refined["prompt"], str) and refined["prompt"] and isinstance(refined["tags"], list)
@@ -239,9 +251,8 @@ def test_output_is_atomic(contract_model, photo_path, tmp_path):
 
 
 def test_cpu_run_records_no_plan(contract_model, photo_path):
-    """Today the advisor plans GPU runs only, and for both backends a CPU run records `plan: None` and no
-    retries. This clause tightens when the per-backend CostModel lands (issue 10): then every run, on any device
-    and for every backend, records the plan it ran, and this test asserts that plan instead."""
+    """The advisor plans device memory, so it runs for GPU runs only: a CPU run records `plan: None` and no
+    retries (planning the tiny test model would report the real model's memory, and tracing it costs seconds)."""
     metadata = run(make_request(photo_path, contract_model)).metadata
     assert "plan" in metadata, sorted(metadata)
     assert metadata["plan"] is None
@@ -249,18 +260,17 @@ def test_cpu_run_records_no_plan(contract_model, photo_path):
 
 
 def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request, monkeypatch):
-    """A GPU run records the plan the advisor made for it, and runs it."""
-    if contract.backend == "camera-preview":
-        pytest.skip("camera-preview always draws on the CPU (its device is 'cpu' whatever is asked), so generate() "
-                    "never plans it today; a pretend GPU would only plan I2VGen-XL's memory for it. Its trivial "
-                    "CostModel (issue 10) brings it a plan")
+    """A GPU run records the plan the advisor made for it with the backend's own cost model, and runs it."""
     monkeypatch.setenv("I2V_VRAM", "24GiB")
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)  # probe_device sets it; put it back after
-    gpu = PretendGPU(request.getfixturevalue("backend"))
-    result = generate(make_request(photo_path, contract_model), backend=gpu)
+    loaded = request.getfixturevalue("backend") if contract.backend == "i2vgenxl" else get_backend(contract_model)
+    gpu = PretendGPU(loaded)
+    job = make_request(photo_path, contract_model)
+    result = generate(job, backend=gpu)
     plan = result.metadata["plan"]
-    assert plan is not None
-    assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (64, 64, 8, 3)
+    assert plan is not None and plan["backend"] == contract.backend
+    steps = spec_for(contract_model).apply(job).steps or 1  # a model that does not denoise plans one pass
+    assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (64, 64, 8, steps)
     assert plan["fits"] is True and plan["device"] == "cuda"
     assert result.metadata["retries"] == [] and len(gpu.options) == 1
     assert result.metadata["runtime"]["device"] == "cuda:0"
@@ -291,3 +301,15 @@ def test_out_of_range_setting_refused_before_anything_runs(contract_model, photo
     assert "num_frames" in fields, f"the refusal does not name num_frames: {error}"
     assert "num_frames" in str(error)
     assert (stages, steps, polls) == ([], [], [])
+
+
+def test_setting_outside_the_models_own_rule_refused_naming_it(contract_model, photo_path):
+    """One frame past the model's own maximum (within what the request accepts for any model) is refused by the
+    model's spec, naming the field and the model's range, before anything runs."""
+    rule = spec_for(contract_model).frames
+    stages = []
+    with pytest.raises(InvalidInputError) as refused:
+        run(make_request(photo_path, contract_model, num_frames=rule.max + 1), on_stage=stages.append)
+    assert refused.value.problems and refused.value.problems[0][0] == "num_frames"
+    assert f"between {rule.min} and {rule.max}" in str(refused.value) and f"got {rule.max + 1}" in str(refused.value)
+    assert stages == []

@@ -10,6 +10,7 @@ import pytest
 from helpers import run_cli
 
 from i2v import GenerationCancelled, GenerationRequest, generate
+from i2v.models.base import Hooks
 
 
 def request(photo_path, **fields):
@@ -19,7 +20,7 @@ def request(photo_path, **fields):
 
 def test_the_refiners_camera_tags_drive_the_frames(photo_path):
     steps, stages = [], []
-    result = generate(request(photo_path), on_step=lambda step, total, elapsed: steps.append((step, total)), on_stage=stages.append)
+    result = generate(request(photo_path), Hooks(on_step=lambda step, total, elapsed: steps.append((step, total)), on_stage=stages.append))
     assert result.frames.shape == (8, 64, 96, 3) and result.frames.dtype == np.uint8
     assert result.metadata["refined_prompt"]["tags"] == ["pan_left"]
     assert result.metadata["model"] == {"id": "camera-preview", "revision": None, "backend": "camera-preview"}
@@ -37,7 +38,7 @@ def test_same_seed_same_frames_and_cancel_within_one_frame(photo_path):
     assert not np.array_equal(generate(shaky).frames, generate(shaky.model_copy(update={"seed": 12})).frames)
     polls = []
     with pytest.raises(GenerationCancelled) as cancelled:
-        generate(request(photo_path), cancelled=lambda: polls.append(1) or len(polls) > 3)
+        generate(request(photo_path), Hooks(cancelled=lambda: polls.append(1) or len(polls) > 3))
     assert cancelled.value.step == 3 and cancelled.value.total == 8
 
 

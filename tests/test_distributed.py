@@ -222,7 +222,7 @@ def test_models_no_worker_holds_are_refused_and_queues_are_per_model(cluster):
 
 
 def test_a_job_whose_message_left_with_a_killed_worker_is_sent_again(cluster):
-    from i2v.service.distributed import model_queue
+    from i2v.jobs.redis_shared import model_queue
 
     client = redis.Redis.from_url(cluster.redis.url)
     with busy(cluster):
@@ -322,9 +322,9 @@ def test_with_no_worker_connected_a_job_is_accepted_and_says_what_it_waits_for(c
 def test_a_forged_result_cannot_point_a_job_at_a_file_of_the_serve_node(tmp_path):
     """Anyone who can write to Redis can publish events; a `finished` event's values must never set file paths
     on the serve node (which would then serve /etc/hostname as the job's video)."""
-    from i2v.service.dispatch import RedisJobQueue
-    from i2v.service.distributed import Event
-    from i2v.service.store import JobStore
+    from i2v.jobs.redis_dispatch import RedisJobQueue
+    from i2v.jobs.redis_shared import Event
+    from i2v.jobs.store import JobStore
 
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
     job = store.create({"prompt": "x", "steps": 3}, str(tmp_path / "in.png"))

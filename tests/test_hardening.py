@@ -78,7 +78,7 @@ def file_data(path) -> dict:
 
 def ui_inputs(fn: str, image: dict, model: str) -> list:
     if fn == "plan_preview":
-        return [image, "512p", 16, 50, 9.0, True]
+        return [image, model, "512p", 16, 16, 50, 9.0, True]
     return [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", "rules", True]
 
 
@@ -122,7 +122,7 @@ def test_ui_refine_has_the_prompt_limit(client):
 def test_ui_accepts_what_the_client_uploaded(client, server):
     uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")})
     assert uploaded.status_code == 200, uploaded.text
-    event, stream = gradio_call(client, "plan_preview", ui_inputs("plan_preview", file_data(uploaded.json()[0]), ""))
+    event, stream = gradio_call(client, "plan_preview", ui_inputs("plan_preview", file_data(uploaded.json()[0]), str(server.model)))
     assert event == "complete" and "Plan" in stream, stream
 
 

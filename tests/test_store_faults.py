@@ -17,7 +17,7 @@ OLD_JOBS = 120  # about ten leaf pages of the jobs table: the oldest ones can br
 def make_job_db(home, model) -> str:
     """A real job database, as a server that ran for a while leaves it: OLD_JOBS finished jobs and one still queued
     (returned)."""
-    from i2v.service.store import JobStore
+    from i2v.jobs.store import JobStore
 
     uploads = home / "uploads"
     uploads.mkdir(parents=True)

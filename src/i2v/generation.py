@@ -98,7 +98,7 @@ def generate(
 ) -> GenerationResult:
     """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
 
-    1. check the request against the model's spec (its defaults fill what the request leaves out);
+    1. read the image; check the request against the model's spec (its defaults fill what it leaves out);
     2. load the model (a missing model fails before any LLM call);
     3. refine the prompt through `request.refiner` (never blocking: the LLM falls back to the rules), to the
        model's prompt budget; the model sees the refined text, the metadata keeps both;
@@ -110,9 +110,9 @@ def generate(
     from i2v.refine import make_refiner
 
     hooks = hooks or Hooks()
+    loaded = load_image(request.image)
     spec = spec_for(request.model)
     request = spec.apply(request).with_seed()
-    loaded = load_image(request.image)
     width, height = request.target_size(spec, *loaded.image.size)
     timings: dict[str, float] = {}
 

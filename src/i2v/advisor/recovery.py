@@ -64,6 +64,8 @@ def run_with_recovery(
     """
     retries: list[Retry] = []
     while True:
+        if hooks is not None:
+            hooks.stage_now = None  # a failure before the attempt reports a stage must not blame the last one's
         try:
             return attempt(plan), retries
         except Exception as error:  # noqa: BLE001 - anything but out-of-memory is re-raised untouched

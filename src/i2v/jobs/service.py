@@ -256,6 +256,16 @@ class JobService:
                 parse_size(vram)
             except InvalidInputError as error:
                 raise InvalidInputError(str(error), field="vram") from None
+        self.check_model(request.model)
+        try:
+            from i2v.models.registry import spec_for
+
+            spec_for(request.model)
+        except ModelNotFoundError:
+            raise InvalidInputError(
+                f"model {echo(request.model)} is only on the workers' disks; this server cannot plan it", field="model"
+            ) from None
+        request = self.check_settings(request)
         loaded = self._load_upload(image_bytes, filename)
         report = plan_report(request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
         report["warnings"] = list(dict.fromkeys([*loaded.warnings, *report["warnings"]]))

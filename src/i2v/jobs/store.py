@@ -115,7 +115,7 @@ class JobStore:
                 state="queued",
                 request=request,
                 image_path=image_path,
-                progress={"stage": "queued", "step": 0, "total": request.get("steps", 0)},
+                progress={"stage": "queued", "step": 0, "total": request.get("steps") or 0},
                 attempts=0,
                 cancel_requested=False,
                 warnings=warnings or None,

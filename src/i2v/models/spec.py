@@ -171,11 +171,11 @@ class ModelSpec(_Frozen):
     def apply(self, request: GenerationRequest, model: str | None = None) -> GenerationRequest:
         """`request` checked against this spec, with the model's defaults filled in.
 
-        Raises InvalidInputError naming every bad field. The returned request remembers which fields the user set
-        (`model_fields_set`): the advisor may lower frames or size the user left to the model, never ones they set.
+        Raises InvalidInputError naming every bad field and the model by its label (a local folder's path is
+        never echoed). The returned request remembers which fields the user set (`model_fields_set`): the advisor
+        may lower frames or size the user left to the model, never ones they set.
         """
-        name = model or request.model
-        problems = self.problems(request, name)
+        problems = self.problems(request, model or self.label)
         if problems:
             raise InvalidInputError(
                 "; ".join(f"{field}: {message}" for field, message in problems), problems=problems,
@@ -187,7 +187,9 @@ class ModelSpec(_Frozen):
         if not missing:
             return request
         resolved = request.model_copy(update=missing)
-        object.__setattr__(resolved, "__pydantic_fields_set__", set(request.model_fields_set))
+        # A field sent as null is the model's default too, not a choice the advisor must keep.
+        chosen = {field for field in request.model_fields_set if getattr(request, field) is not None}
+        object.__setattr__(resolved, "__pydantic_fields_set__", chosen)
         return resolved
 
     def problems(self, request: GenerationRequest, model: str) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from i2v.models.cost import MemoryEstimate, stage_totals
+from i2v.models.cost import MemoryEstimate, StagePeak
 
 if TYPE_CHECKING:
     from i2v.advisor.plan import ExecutionPlan
@@ -21,10 +21,15 @@ class CameraPreviewCost:
     rungs = frozenset({"fewer_frames", "lower_resolution"})
 
     def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
+        """Host memory, whatever device was planned for: it draws on the CPU and starts no GPU runtime, so no
+        runtime overhead is added either."""
         pixels = plan.width * plan.height
         frames = plan.frames * pixels * 3 + pixels * _WORK_BYTES_PER_PIXEL
-        stages = stage_totals({"render": 0}, {"render": frames}, plan.device)
-        return MemoryEstimate.of(stages, {"render": plan.frames * pixels * _FLOPS_PER_PIXEL}, plan.device)
+        render = StagePeak(weights_bytes=0, activation_bytes=frames, total_bytes=frames)
+        return MemoryEstimate(
+            peak_bytes=frames, peak_stage="render", overhead_bytes=0, stages={"render": render},
+            flops={"render": plan.frames * pixels * _FLOPS_PER_PIXEL},
+        )
 
     def copy_bytes(self, plan: ExecutionPlan) -> int:
         return 0
