@@ -1,4 +1,4 @@
-"""i2v: image-to-video with I2VGen-XL.
+"""i2v: image-to-video with diffusion models (the default one named by i2v.models.registry) behind one interface.
 
     from i2v import GenerationRequest, generate
     result = generate(GenerationRequest(image="cat.png", prompt="a cat turning its head"))

@@ -98,7 +98,7 @@ class GenerationCancelled(I2VError):
 
 
 class NonFiniteOutputError(I2VError):
-    """The sampler produced NaN/inf values (a known fp16 failure of I2VGen-XL)."""
+    """The sampler produced NaN/inf values (a known fp16 failure of video diffusion models)."""
 
     code = "non_finite_output"
 

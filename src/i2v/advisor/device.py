@@ -14,7 +14,7 @@ from i2v.units import GiB, format_bytes, parse_size
 __all__ = ["GiB", "format_bytes", "parse_size"]  # re-exported: the advisor's callers read them here
 
 DeviceKind = Literal["cuda", "mps", "cpu"]
-#: Less fragmentation for the big, shape-varying activations of a video UNet (PyTorch's own advice for OOMs).
+#: Less fragmentation for the big, shape-varying activations of a video denoiser (PyTorch's own advice for OOMs).
 ALLOCATOR_SETTING = "expandable_segments:True"
 _ALLOCATOR_VARIABLES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
 

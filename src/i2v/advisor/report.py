@@ -29,7 +29,7 @@ PEAK_TFLOPS = {
     "RTX 4070": 58, "RTX 3090": 71, "RTX 3080": 60,
 }
 DEFAULT_TFLOPS = {"cuda": 100.0, "mps": 10.0}
-#: Share of peak a video UNet step sustains (convolutions, norms, attention at these shapes): a guess to
+#: Share of peak a video denoiser step sustains (convolutions, norms, attention at these shapes): a guess to
 #: calibrate against a measured run.
 UTILIZATION = 0.4
 #: Measured on our 2-core dev machine: a 4.95 TFLOP step (256²×8, batch 2) in 16 s in bf16 (docs/architecture.md).

@@ -121,7 +121,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scale `image` to cover `size` (box filter), then crop the centre: I2VGen-XL's "wide crop".
+    """Scale `image` to cover `size` (box filter), then crop the centre: the reference pipelines' "wide crop".
 
     The arithmetic follows the original implementation, so our conditioning matches the reference, with one
     deliberate difference: where the reference's floor rounding leaves the scaled image a pixel short of the

@@ -144,7 +144,7 @@ class TraceCache:
 
 
 def trace_key(kind: str, **shape) -> str:
-    """The cache key of one trace, less the versions: 'unet|attention=efficient|batch=2|dtype=half|…'."""
+    """The cache key of one trace, less the versions: 'vae_decode|attention=efficient|chunk=1|dtype=half|…'."""
     return kind + "|" + "|".join(f"{name}={value}" for name, value in sorted(shape.items()))
 
 
