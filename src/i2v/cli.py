@@ -64,8 +64,8 @@ def _per_model(text: str, describe: Callable[[ModelSpec], str | None]) -> str:
     from i2v.models.registry import known_models
 
     rules = []
-    for name, (_, plugin) in known_models().items():
-        rule = describe(plugin.spec)
+    for _, plugin in known_models().values():
+        rule, name = describe(plugin.spec), plugin.spec.label.split(" (")[0]
         rules.append(f"{name}: {rule}" if rule else f"{name}: not used")
     return f"{text} Per model — " + "; ".join(rules) + "."
 
@@ -91,6 +91,15 @@ HELP = {
     "scheduler": _per_model("Sampler.", lambda spec: f"{' or '.join(spec.schedulers)} (default {spec.default_scheduler})" if spec.schedulers else None),
     "negative_prompt": _per_model("What to avoid.", lambda spec: "taken, with a default of its own" if spec.negative_prompt is not None else None),
 }
+
+#: The settings `generate` and `plan` share, each with every model's own rule in its help.
+ResolutionOption = Annotated[str | None, typer.Option(help=HELP["resolution"])]
+WidthOption = Annotated[int | None, typer.Option(help=HELP["size"])]
+HeightOption = Annotated[int | None, typer.Option(help="Explicit height; needs --width.")]
+FramesOption = Annotated[int | None, typer.Option(help=HELP["frames"])]
+FpsOption = Annotated[int | None, typer.Option(help=HELP["fps"])]
+StepsOption = Annotated[int | None, typer.Option(help=HELP["steps"])]
+GuidanceOption = Annotated[float | None, typer.Option(help=HELP["guidance"])]
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -131,14 +140,14 @@ def generate(
     image: Annotated[Path, typer.Argument(help="Still image to animate (PNG, JPEG, WebP, BMP).")],
     prompt: Annotated[str, typer.Argument(help="The motion you want, e.g. 'a cat turning its head'.")],
     negative_prompt: Annotated[str | None, typer.Option(help=HELP["negative_prompt"])] = None,
-    resolution: Annotated[str | None, typer.Option(help=HELP["resolution"])] = None,
-    width: Annotated[int | None, typer.Option(help=HELP["size"])] = None,
-    height: Annotated[int | None, typer.Option(help="Explicit height; needs --width.")] = None,
-    frames: Annotated[int | None, typer.Option(help=HELP["frames"])] = None,
-    fps: Annotated[int | None, typer.Option(help=HELP["fps"])] = None,
+    resolution: ResolutionOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    frames: FramesOption = None,
+    fps: FpsOption = None,
     motion_fps: Annotated[int | None, typer.Option(help=HELP["motion_fps"])] = None,
-    steps: Annotated[int | None, typer.Option(help=HELP["steps"])] = None,
-    guidance: Annotated[float | None, typer.Option(help=HELP["guidance"])] = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
     seed: Annotated[int | None, typer.Option(help="Seed; random when absent, always recorded.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name (see `i2v models list`), hub id or local folder; default $I2V_MODEL, else the registry's default.")] = None,
     scheduler: Annotated[str | None, typer.Option(help=HELP["scheduler"])] = None,
@@ -263,13 +272,13 @@ def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **opt
 def plan(
     ctx: typer.Context,
     image: Annotated[Path, typer.Argument(help="The image you will animate (its aspect ratio decides the size).")],
-    resolution: Annotated[str | None, typer.Option(help=HELP["resolution"])] = None,
-    width: Annotated[int | None, typer.Option(help=HELP["size"])] = None,
-    height: Annotated[int | None, typer.Option(help="Explicit height; needs --width.")] = None,
-    frames: Annotated[int | None, typer.Option(help=HELP["frames"])] = None,
-    fps: Annotated[int | None, typer.Option(help=HELP["fps"])] = None,
-    steps: Annotated[int | None, typer.Option(help=HELP["steps"])] = None,
-    guidance: Annotated[float | None, typer.Option(help=HELP["guidance"])] = None,
+    resolution: ResolutionOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    frames: FramesOption = None,
+    fps: FpsOption = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
     model: Annotated[str | None, typer.Option(help="Model to plan for (see `i2v models list`).")] = None,
     vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB [env I2V_VRAM].")] = None,
     device: Annotated[str | None, typer.Option(help="Device to probe [default: best available].")] = None,
