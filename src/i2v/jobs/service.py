@@ -35,6 +35,7 @@ from i2v.jobs.config import ServiceSettings
 from i2v.jobs.queue import Queue
 from i2v.jobs.store import ACTIVE, Job, JobStore
 from i2v.media.images import load_image
+from i2v.models.base import STAGES
 from i2v.models.spec import ModelSpec
 from i2v.request import GenerationRequest, default_model, echo, validation_messages
 
@@ -51,7 +52,10 @@ class Progress(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    stage: str | None = Field(default=None, description="queued, starting, load, refine, encode (the image), denoise, decode, encode_video, done, cancelled")
+    stage: str | None = Field(
+        default=None,
+        description="queued, starting, then the run's stages (" + ", ".join(STAGES) + "), then done, failed or cancelled",
+    )
     step: int = 0
     total: int = 0
     eta_seconds: float | None = None

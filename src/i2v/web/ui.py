@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from i2v.errors import I2VError
 from i2v.jobs.service import JobService, JobView
+from i2v.models.base import STAGE_VERBS
 from i2v.models.registry import built_in, spec_for
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
@@ -332,7 +333,7 @@ def status_text(view: JobView) -> str:
     if view.queue_position:
         parts.append(f"queue position {view.queue_position}")
     if view.state == "running":
-        parts.append(str(progress.stage or ""))
+        parts.append(STAGE_VERBS.get(progress.stage or "", progress.stage or ""))
         if progress.total:
             parts.append(f"step {progress.step}/{progress.total}")
         if progress.eta_seconds is not None:
