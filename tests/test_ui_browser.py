@@ -88,3 +88,56 @@ def test_generate_from_a_chinese_prompt_and_find_it_in_history(server, browser, 
     page.wait_for_selector("#history img", timeout=60_000)
     assert page.locator("#history img").count() >= 1
     page.close()
+
+
+def test_settings_follow_the_chosen_models_spec(server, browser, tiny_model):
+    """Each model's own limits on the page: the frames range, and only the controls the model takes."""
+    from playwright.sync_api import expect
+
+    from i2v.models.camera_preview.spec import SPEC as CAMERA
+    from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+
+    def expect_slider(element_id, rule):
+        box = page.locator(f"#{element_id} input[type=range]")
+        expect(box).to_have_attribute("min", f"{rule.min:g}")
+        expect(box).to_have_attribute("max", f"{rule.max:g}")
+        expect(box).to_have_value(f"{rule.default:g}")
+        if element_id == "frames":
+            expect(box).to_have_attribute("step", str(rule.step))
+
+    def expect_i2vgenxl():
+        expect_slider("frames", I2VGENXL.frames)
+        expect_slider("steps", I2VGENXL.steps)
+        expect_slider("guidance", I2VGENXL.guidance)
+        for field in ("#steps", "#guidance", "#scheduler", "#negative"):
+            expect(page.locator(field)).to_be_visible()
+        expect(page.locator("#scheduler input[type=radio]")).to_have_count(len(I2VGENXL.schedulers))
+        assert [radio.get_attribute("value") for radio in page.locator("#scheduler input[type=radio]").all()] == list(I2VGENXL.schedulers)
+        expect(page.locator("#scheduler input[type=radio]:checked")).to_have_value(I2VGENXL.default_scheduler)
+        expect(page.locator("#negative textarea")).to_have_value(I2VGENXL.negative_prompt)
+
+    def pick_model(name):
+        page.locator("#model input").click()
+        page.get_by_role("option", name=name).click()
+
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1100})
+    page.goto(server.url + "/", wait_until="load")
+    page.wait_for_selector("#prompt textarea", timeout=60_000)
+    page.get_by_text("Advanced settings").click()
+    page.wait_for_selector("#frames input[type=range]", timeout=30_000)
+    assert str(tiny_model) in page.input_value("#model input")  # the default model: the tiny I2VGen-XL folder
+    expect_i2vgenxl()
+
+    pick_model(CAMERA.backend)
+    expect_slider("frames", CAMERA.frames)
+    for field in ("#steps", "#guidance", "#scheduler", "#negative"):
+        expect(page.locator(field)).to_be_hidden()
+    # A length only camera-preview allows, so the way back must put I2VGen-XL's own default in its place.
+    frames = page.locator("#frames input[type=number]")
+    frames.fill(str(CAMERA.frames.max))
+    frames.press("Enter")
+    expect(page.locator("#frames input[type=range]")).to_have_value(str(CAMERA.frames.max))
+
+    pick_model(str(tiny_model))
+    expect_i2vgenxl()
+    page.close()
