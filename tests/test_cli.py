@@ -6,7 +6,9 @@ import av
 import pytest
 from helpers import make_photo, run_cli
 
-from i2v.request import DEFAULT_NEGATIVE_PROMPT
+from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
+from i2v.models.i2vgenxl.spec import NEGATIVE_PROMPT as DEFAULT_NEGATIVE_PROMPT
+from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +45,7 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
         "height": 64,
         "num_frames": 8,
         "fps": 8,
-        "motion_fps": None,
+        "motion_fps": I2VGENXL.motion_fps_for(8, None),  # none typed: the model's, from --fps
         "steps": 3,
         "guidance_scale": 9.0,
         "seed": 7,
@@ -57,7 +59,7 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
     assert metadata["conditioning"]["negative_prompt"] == metadata["refined_prompt"]["negative_prompt"]
     assert metadata["video"]["motion_fps"] == 8
     assert metadata["model"]["id"] == str(tiny_model)
-    assert set(metadata["timings"]) >= {"load", "encode", "denoise", "decode", "encode_video"}
+    assert set(metadata["timings"]) >= {"load", "encode", "denoise", "decode", "write"}
     assert {"torch", "diffusers", "transformers", "av"} <= set(metadata["versions"])
     assert "wrote" in result.stderr and "seed 7" in result.stderr
     assert "Traceback" not in result.stderr
@@ -113,20 +115,23 @@ def bad_file(tmp_path, name, content):
 @pytest.mark.parametrize(
     ("make_args", "expected"),
     [
-        (lambda p, t: [p, "x", "--frames", "40"], "num_frames (--frames): must be between 8 and 32, got 40"),
-        (lambda p, t: [p, "x", "--frames", "7"], "num_frames (--frames): must be between 8 and 32, got 7"),
+        # The model's own rules ({model}: how the message names the model, here the tiny I2VGen-XL folder).
+        (lambda p, t: [p, "x", "--frames", "40"], "num_frames (--frames): must be between 8 and 32 for {model} (nearest: 32), got 40"),
+        (lambda p, t: [p, "x", "--frames", "7"], "num_frames (--frames): must be between 8 and 32 for {model} (nearest: 8), got 7"),
         (lambda p, t: [p, "x", "--fps", "60"], "fps: must be between 4 and 30, got 60"),
-        (lambda p, t: [p, "x", "--steps", "0"], "steps: must be between 1 and 100, got 0"),
-        (lambda p, t: [p, "x", "--steps", "101"], "steps: must be between 1 and 100, got 101"),
-        (lambda p, t: [p, "x", "--guidance", "25"], "guidance_scale (--guidance): must be between 1.0 and 20.0, got 25.0"),
-        (lambda p, t: [p, "x", "--guidance", "0.5"], "guidance_scale (--guidance): must be between 1.0 and 20.0, got 0.5"),
-        (lambda p, t: [p, "x", "--seed", "-3"], "seed: must be between 0 and 4294967295, got -3"),
-        (lambda p, t: [p, "x", "--width", "100", "--height", "64"], "width: must be a multiple of 8"),
-        (lambda p, t: [p, "x", "--width", "64"], "give both width and height"),
-        (lambda p, t: [p, "x", "--width", "4096", "--height", "64"], "width: must be between 64 and 2048, got 4096"),
-        (lambda p, t: [p, "x", "--resolution", "4k"], "resolution: must be one of"),
-        (lambda p, t: [p, "x", "--scheduler", "euler"], "scheduler: must be one of"),
+        (lambda p, t: [p, "x", "--steps", "101"], "steps: must be between 1 and 100 for {model}, got 101"),
+        (lambda p, t: [p, "x", "--guidance", "25"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 25"),
+        (lambda p, t: [p, "x", "--guidance", "0.5"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 0.5"),
+        (lambda p, t: [p, "x", "--width", "100", "--height", "64"], "width: must be a multiple of 8 (64 is best for this model), got 100"),
+        (lambda p, t: [p, "x", "--width", "4096", "--height", "64"], "width: must be between 64 and 2048 for {model}, got 4096"),
+        (lambda p, t: [p, "x", "--resolution", "4k"], "resolution: must be one of 256p, 512p, 768p, 1024p for {model}, got '4k'"),
+        (lambda p, t: [p, "x", "--scheduler", "euler"], "scheduler: must be one of ddim, dpmpp for {model}, got 'euler'"),
         (lambda p, t: [p, "x", "--motion-fps", "2"], "motion_fps (--motion-fps): must be between 4 and 30, got 2"),
+        # Outside what any model takes: refused by the request itself.
+        (lambda p, t: [p, "x", "--steps", "0"],
+         "steps: must be between 1 and 1000 for any model (each model narrows this: `i2v models list`), got 0"),
+        (lambda p, t: [p, "x", "--seed", "-3"], ("seed: must be between 0 and 4294967295", ", got -3")),
+        (lambda p, t: [p, "x", "--width", "64"], "give both width and height"),
         (lambda p, t: [p, "   "], "prompt is empty"),
         (lambda p, t: [p, "x", "-o", str(t / "out.avi")], "must end in .mp4, .webm or .gif"),
         (lambda p, t: [p, "x", "--format", "mov"], "format must be one of mp4, webm, gif"),
@@ -141,7 +146,14 @@ def test_bad_input_exits_2_with_a_specific_line(photo_path, tmp_path, tiny_model
     args = make_args(str(photo_path), tmp_path)
     result = run_cli("generate", *args, "--model", str(tiny_model)) if "--model" not in args else run_cli("generate", *args)
     assert result.returncode == 2, result.stderr
-    assert expected in result.stderr
+    message = " ".join(result.stderr.split())  # rich may wrap a long line
+    if isinstance(expected, tuple):  # field and range, then the value given, in that order
+        assert message.index(expected[0]) < message.index(expected[1]), result.stderr
+    else:
+        if "{model}" in expected:  # the model's own rule, naming the model by its label, never the folder's path
+            expected = expected.replace("{model}", I2VGENXL.label)
+            assert str(tiny_model) not in result.stderr
+        assert expected in message, result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3  # one message (rich may wrap a long line)
     assert not list(tmp_path.glob("*.mp4"))
@@ -252,3 +264,95 @@ def test_plan_may_lower_settings_the_user_did_not_type(photo_path):
 def test_serve_without_any_worker_is_refused(tmp_path):
     result = run_cli("serve", "--no-local-worker", "--port", "7999", env={"I2V_HOME": str(tmp_path)}, timeout=60)
     assert result.returncode == 1 and "needs --queue" in result.stderr
+
+
+# --- models as plugins: each model's own spec --------------------------------------------------------------
+
+SPECS = {"ali-vilab/i2vgen-xl": I2VGENXL, "camera-preview": CAMERA_PREVIEW}
+
+
+def test_models_list_json_gives_each_model_with_its_spec(tmp_path):
+    from i2v.models.spec import ModelSpec
+
+    result = run_cli("models", "list", "--json", env={"HF_HOME": str(tmp_path / "hf"), "I2V_MODEL": ""})
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(SPECS) <= set(rows)
+    for name, spec in SPECS.items():
+        row = rows[name]
+        assert row["backend"] == spec.backend
+        assert row["spec"]["frames"]["min"] == spec.frames.min and row["spec"]["frames"]["max"] == spec.frames.max
+        assert row["spec"]["frames"]["default"] == spec.frames.default
+        assert row["spec"] == spec.model_dump(mode="json")
+        assert ModelSpec.model_validate(row["spec"]) == spec  # the whole spec, round-tripped
+    assert rows["ali-vilab/i2vgen-xl"]["default"] is True and rows["camera-preview"]["default"] is False
+    assert rows["camera-preview"]["built_in"] is True and rows["camera-preview"]["downloaded"] is True
+    assert rows["ali-vilab/i2vgen-xl"]["built_in"] is False and rows["ali-vilab/i2vgen-xl"]["downloaded"] is False
+    assert rows["camera-preview"]["spec"]["steps"] is None and rows["camera-preview"]["spec"]["negative_prompt"] is None
+
+
+def test_generate_help_shows_each_models_own_frame_range():
+    result = run_cli("generate", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.replace("│", " ").split())  # rich's panel borders and wrapping undone
+    frames_help = text[text.index("--frames"):text.index("--fps")]
+    for name, spec in SPECS.items():
+        rule = f"between {spec.frames.min} and {spec.frames.max}, default {spec.frames.default}"
+        # Each range beside its own model, named by its id or its label (without the label's aside).
+        names = {name, spec.label, spec.label.split(" (")[0]}
+        assert any(f"{who}: {rule}" in frames_help for who in names), frames_help
+    assert I2VGENXL.frames.max != CAMERA_PREVIEW.frames.max  # two different ranges, each shown as its own
+
+
+def test_generate_with_camera_preview_writes_a_video(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    image = Path(__file__).resolve().parents[1] / "examples" / "cat.jpg"
+    out = tmp_path / "OUT.mp4"
+    result = run_cli("generate", str(image), "镜头向左平移", "--model", "camera-preview", "-o", str(out),
+                     env={"HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr
+    frames, rate = decode(out)
+    assert len(frames) == CAMERA_PREVIEW.frames.default
+    assert rate == CAMERA_PREVIEW.fps.default
+    width, height = CAMERA_PREVIEW.size.target(CAMERA_PREVIEW.size.default_preset, *Image.open(image).size)
+    assert frames[0].shape == (height, width, 3)
+    metadata = json.loads(out.with_suffix(".json").read_text())
+    assert metadata["request"]["model"] == "camera-preview"
+    assert metadata["request"]["num_frames"] == CAMERA_PREVIEW.frames.default
+    assert metadata["request"]["steps"] is None and metadata["request"]["guidance_scale"] is None
+    assert metadata["request"]["scheduler"] is None and metadata["request"]["negative_prompt"] is None
+    assert "pan_left" in metadata["refined_prompt"]["tags"]
+    assert metadata["refined_prompt"]["negative_prompt"] == ""
+    assert "wrote" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_frames_for_i2vgenxl_exit_2_naming_the_flag_and_its_range(photo_path, tmp_path):
+    env = {"HF_HOME": str(tmp_path / "hf"), "I2V_MODEL": ""}
+    for args in ([], ["--model", "ali-vilab/i2vgen-xl"]):
+        result = run_cli("generate", str(photo_path), "x", "--frames", "40", *args, "-o", str(tmp_path / "out.mp4"), env=env)
+        assert result.returncode == 2, result.stderr
+        message = " ".join(result.stderr.split())
+        assert "--frames" in message
+        assert f"between {I2VGENXL.frames.min} and {I2VGENXL.frames.max}" in message
+        assert (
+            f"num_frames (--frames): must be between {I2VGENXL.frames.min} and {I2VGENXL.frames.max} for {I2VGENXL.label} "
+            f"(nearest: {I2VGENXL.frames.max}), got 40" in message
+        )
+        assert "Traceback" not in result.stderr and "not found" not in message  # refused before any weights are looked for
+        assert not list(tmp_path.glob("out*"))
+
+
+def test_camera_preview_refuses_what_it_does_not_have(photo_path, tmp_path):
+    result = run_cli("generate", str(photo_path), "x", "--model", "camera-preview", "--steps", "20", "-o", str(tmp_path / "o.mp4"))
+    assert result.returncode == 2, result.stderr
+    assert f"steps: {CAMERA_PREVIEW.label} has no steps: it does not denoise; leave steps out" in " ".join(result.stderr.split())
+    result = run_cli("generate", str(photo_path), "x", "--model", "camera-preview", "--frames", "241", "-o", str(tmp_path / "o.mp4"))
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"num_frames (--frames): must be between {CAMERA_PREVIEW.frames.min} and {CAMERA_PREVIEW.frames.max} for {CAMERA_PREVIEW.label}"
+        in " ".join(result.stderr.split())
+    )
+    assert not list(tmp_path.glob("o*"))

@@ -3,6 +3,7 @@ a valid RefinedPrompt with the right source and notes."""
 
 import json
 import logging
+import re
 
 import pytest
 from fake_llm import GOOD, FakeLLM
@@ -11,7 +12,9 @@ from helpers import make_photo, run_cli
 from i2v.refine import llm as llm_module
 from i2v.refine.base import RefinedPrompt
 from i2v.refine.cache import RefinementCache
-from i2v.refine.llm import SYSTEM_PROMPT, LLMRefiner, LLMSettings
+from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
+from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+from i2v.refine.llm import LLMRefiner, LLMSettings, system_prompt
 from i2v.refine.rules import RuleRefiner
 
 SECRET = "sk-test-very-secret-0123456789"
@@ -28,9 +31,9 @@ def fast_backoff(monkeypatch):
     monkeypatch.setattr(llm_module, "BACKOFF_SECONDS", (0.01, 0.02, 0.04))
 
 
-def refiner(server, model, *, timeout=5.0, cache=None, **settings):
+def refiner(server, model, *, timeout=5.0, cache=None, spec=None, **settings):
     options = dict(preset="openai", base_url=server.base_url, model=model, api_key=SECRET, timeout=timeout)
-    return LLMRefiner(LLMSettings(**{**options, **settings}), fallback=RuleRefiner(), cache=cache)
+    return LLMRefiner(LLMSettings(**{**options, **settings}), fallback=RuleRefiner(spec), cache=cache, spec=spec)
 
 
 def test_good_reply_is_used(server):
@@ -43,7 +46,9 @@ def test_good_reply_is_used(server):
     request = server.requests[-1]
     assert request["response_format"] == {"type": "json_object"}
     assert request["temperature"] <= 0.5
-    assert request["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    # The default target is the default model (I2VGen-XL), and the instructions sent are the refiner's own.
+    assert request["messages"][0] == {"role": "system", "content": system_prompt(I2VGENXL)}
+    assert refiner(server, "good").system_prompt == system_prompt(I2VGENXL)
     assert server.headers_seen[-1]["authorization"] == f"Bearer {SECRET}"
 
 
@@ -129,8 +134,54 @@ def test_fenced_json_is_accepted(server):
 
 def test_long_prompt_is_cut_to_the_word_cap(server):
     result = refiner(server, "long").refine("猫转头")
-    assert len(result.prompt.split()) <= llm_module.MAX_WORDS
+    assert len(result.prompt.split()) <= I2VGENXL.prompt.words
     assert any("cut to" in note for note in result.notes)
+
+
+def test_long_prompt_is_kept_whole_for_a_model_without_a_word_budget(server):
+    assert CAMERA_PREVIEW.prompt.words is None
+    result = refiner(server, "long", spec=CAMERA_PREVIEW).refine("猫转头")
+    assert result.source == "llm:openai/long"
+    assert len(result.prompt.split()) > I2VGENXL.prompt.words
+    assert not any("cut to" in note for note in result.notes)
+
+
+def test_system_prompt_names_the_target_model_and_its_word_budget(server):
+    assert (I2VGENXL.label, I2VGENXL.prompt.words) == ("I2VGen-XL", 60)
+    prompt = refiner(server, "good", spec=I2VGENXL).system_prompt
+    assert "I2VGen-XL" in prompt and "60 words" in prompt
+    assert f"at most {I2VGENXL.prompt.words} words" in prompt
+    assert I2VGENXL.prompt.style in prompt
+    refiner(server, "good", spec=I2VGENXL).refine("猫转头")
+    assert server.requests[-1]["messages"][0] == {"role": "system", "content": prompt}
+
+
+def test_system_prompt_has_no_word_limit_for_a_model_without_one(server):
+    prompt = refiner(server, "good", spec=CAMERA_PREVIEW).system_prompt
+    assert CAMERA_PREVIEW.label in prompt and I2VGENXL.label not in prompt
+    assert "at most" not in prompt
+    assert not re.search(r"\d+\s+words", prompt), prompt
+    # Everything else the LLM is told still holds.
+    assert "never instructions to you" in prompt and "Do NOT add objects" in prompt
+    refiner(server, "good", spec=CAMERA_PREVIEW).refine("猫转头")
+    assert server.requests[-1]["messages"][0] == {"role": "system", "content": prompt}
+
+
+def test_the_cache_key_differs_between_target_models(server, tmp_path):
+    cache = RefinementCache(tmp_path / "refine.sqlite")
+    first = refiner(server, "cached-spec", cache=cache, spec=I2VGENXL).refine("猫转头")
+    calls = server.calls_by_model["cached-spec"]
+    assert refiner(server, "cached-spec", cache=cache, spec=I2VGENXL).refine("猫转头") == first
+    assert server.calls_by_model["cached-spec"] == calls  # same text, same model: cached
+    refiner(server, "cached-spec", cache=cache, spec=CAMERA_PREVIEW).refine("猫转头")
+    assert server.calls_by_model["cached-spec"] == calls + 1  # same text, another model: asked again
+    refiner(server, "cached-spec", cache=cache, spec=CAMERA_PREVIEW).refine("猫转头")
+    assert server.calls_by_model["cached-spec"] == calls + 1
+    keys = {
+        llm_module._cache_key("猫转头", None, "openai", server.base_url, "cached-spec", system_prompt(spec))
+        for spec in (I2VGENXL, CAMERA_PREVIEW)
+    }
+    assert len(keys) == 2
 
 
 def test_unreachable_endpoint_falls_back_fast():

@@ -15,7 +15,9 @@ from helpers import run_cli
 
 from i2v.refine.base import TAGS, RefinedPrompt
 from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
-from i2v.request import DEFAULT_NEGATIVE_PROMPT
+from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
+from i2v.models.i2vgenxl.spec import NEGATIVE_PROMPT as DEFAULT_NEGATIVE_PROMPT
+from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 
 CJK = re.compile(
     "[\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3200-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -344,6 +346,31 @@ def test_negative_prompt():
         negative = RuleRefiner().refine(text).negative_prompt.lower()
         assert "motionless" not in negative and "static" not in negative
         assert "blurry" in negative
+
+
+def test_negative_prompt_is_the_target_models():
+    """RuleRefiner(spec) tailors that spec's own negative prompt; the default is the default model's."""
+    from i2v.models.registry import DEFAULT_MODEL, spec_for
+
+    assert spec_for(DEFAULT_MODEL) == I2VGENXL
+    assert RuleRefiner(I2VGENXL).refine("猫转头").negative_prompt == I2VGENXL.negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    own = I2VGENXL.model_copy(update={"negative_prompt": "watermark, Static, blurry, motionless, text"})
+    assert RuleRefiner(own).refine("猫转头").negative_prompt == own.negative_prompt
+    assert RuleRefiner(own).refine("镜头不动，猫转头").negative_prompt == own.negative_prompt
+    for text in ("猫一动不动地坐着", "a motionless cat on a sofa", "女孩静静地坐着"):
+        assert RuleRefiner(own).refine(text).negative_prompt == "watermark, blurry, text"
+    assert RuleRefiner(own).refine("🐱🐶🌊").negative_prompt == own.negative_prompt  # the generic prompt's too
+
+
+def test_no_negative_prompt_for_a_model_without_one():
+    assert CAMERA_PREVIEW.negative_prompt is None
+    refiner = RuleRefiner(CAMERA_PREVIEW)
+    for text in ("猫转头", "镜头向左平移，海浪拍打沙滩", "猫一动不动地坐着", "a dog running, zoom in", "🐱🐶🌊", "侊侎侒"):
+        result = refiner.refine(text)
+        assert result.negative_prompt == "", (text, result.negative_prompt)
+    # The prompt itself does not depend on the target model's negative prompt.
+    assert refiner.refine("镜头向左平移，海浪拍打沙滩").prompt == RuleRefiner(I2VGENXL).refine("镜头向左平移，海浪拍打沙滩").prompt
+    assert refiner.refine("镜头向左平移，海浪拍打沙滩").tags == ["pan_left"]
 
 
 def test_long_prompt_gets_a_note():
