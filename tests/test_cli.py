@@ -118,7 +118,7 @@ def bad_file(tmp_path, name, content):
         # The model's own rules ({model}: how the message names the model, here the tiny I2VGen-XL folder).
         (lambda p, t: [p, "x", "--frames", "40"], "num_frames (--frames): must be between 8 and 32 for {model} (nearest: 32), got 40"),
         (lambda p, t: [p, "x", "--frames", "7"], "num_frames (--frames): must be between 8 and 32 for {model} (nearest: 8), got 7"),
-        (lambda p, t: [p, "x", "--fps", "60"], "fps: must be between 4 and 30, got 60"),
+        (lambda p, t: [p, "x", "--fps", "60"], "fps: must be between 4 and 30 for {model}, got 60"),
         (lambda p, t: [p, "x", "--steps", "101"], "steps: must be between 1 and 100 for {model}, got 101"),
         (lambda p, t: [p, "x", "--guidance", "25"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 25"),
         (lambda p, t: [p, "x", "--guidance", "0.5"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 0.5"),
@@ -126,11 +126,11 @@ def bad_file(tmp_path, name, content):
         (lambda p, t: [p, "x", "--width", "4096", "--height", "64"], "width: must be between 64 and 2048 for {model}, got 4096"),
         (lambda p, t: [p, "x", "--resolution", "4k"], "resolution: must be one of 256p, 512p, 768p, 1024p for {model}, got '4k'"),
         (lambda p, t: [p, "x", "--scheduler", "euler"], "scheduler: must be one of ddim, dpmpp for {model}, got 'euler'"),
-        (lambda p, t: [p, "x", "--motion-fps", "2"], "motion_fps (--motion-fps): must be between 4 and 30, got 2"),
+        (lambda p, t: [p, "x", "--motion-fps", "2"], "motion_fps (--motion-fps): must be between 4 and 30 for {model}, got 2"),
         # Outside what any model takes: refused by the request itself.
         (lambda p, t: [p, "x", "--steps", "0"],
          "steps: must be between 1 and 1000 for any model (each model narrows this: `i2v models list`), got 0"),
-        (lambda p, t: [p, "x", "--seed", "-3"], ("seed: must be between 0 and 4294967295", ", got -3")),
+        (lambda p, t: [p, "x", "--seed", "-3"], "seed: must be between 0 and 4294967295, got -3"),
         (lambda p, t: [p, "x", "--width", "64"], "give both width and height"),
         (lambda p, t: [p, "   "], "prompt is empty"),
         (lambda p, t: [p, "x", "-o", str(t / "out.avi")], "must end in .mp4, .webm or .gif"),

@@ -252,3 +252,15 @@ def test_cli_refine_llm_good_server(server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["source"] == "llm:openai/good"
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_model_without_a_negative_prompt_gets_none_from_the_llm(server):
+    """camera-preview takes no negative prompt: the instructions say so, and one the LLM writes anyway is
+    dropped, as the rules refiner does, so `i2v refine --json` and the metadata never show one."""
+    preview = refiner(server, "good", spec=CAMERA_PREVIEW)
+    assert '"negative_prompt": "" (this model takes none)' in preview.system_prompt
+    assert "artefacts to avoid" not in preview.system_prompt and "artefacts to avoid" in system_prompt(I2VGENXL)
+    result = preview.refine("猫转头")
+    assert result.source == "llm:openai/good" and result.prompt == GOOD["prompt"]
+    assert GOOD["negative_prompt"] and result.negative_prompt == ""
+    assert refiner(server, "good", spec=I2VGENXL).refine("猫转头").negative_prompt == GOOD["negative_prompt"]

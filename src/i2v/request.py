@@ -26,6 +26,10 @@ MAX_PROMPT_CHARS = 2000
 ECHO_CHARS = 80
 
 Refiner = Literal["rules", "llm", "none"]
+#: Fields whose allowed values and default each model's spec decides; the request only bounds them loosely.
+MODEL_FIELDS = frozenset(
+    {"negative_prompt", "resolution", "width", "height", "num_frames", "fps", "motion_fps", "steps", "guidance_scale", "scheduler"}
+)
 
 
 def default_model() -> str:
@@ -125,10 +129,12 @@ def validation_messages(error: ValidationError) -> list[tuple[str, str]]:
         kind = item["type"]
         if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
             low, high = _field_range(field)
-            message = (
-                f"must be between {low} and {high} for any model (each model narrows this: `i2v models list`), got {echo(value)}"
-                if low is not None else f"{message}, got {echo(value)}"
-            )
+            if low is None:
+                message = f"{message}, got {echo(value)}"
+            elif field in MODEL_FIELDS:
+                message = f"must be between {low} and {high} for any model (each model narrows this: `i2v models list`), got {echo(value)}"
+            else:
+                message = f"must be between {low} and {high}, got {echo(value)}"
         elif kind == "literal_error":
             message = f"must be one of {ctx.get('expected')}, got {echo(value)}"
         elif kind == "extra_forbidden":

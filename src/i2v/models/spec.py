@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from i2v.errors import InvalidInputError
 
@@ -47,6 +47,12 @@ class FrameRule(_Frozen):
     offset: int = 0
     #: Frames the model was trained or validated at; more may lose motion (a warning, not an error).
     validated: int | None = None
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> FrameRule:
+        if not self.allowed(self.default):
+            raise ValueError(f"the default {self.default} frames is not a count this rule allows ({self.describe()})")
+        return self
 
     def allowed(self, frames: int) -> bool:
         return self.min <= frames <= self.max and (frames - self.offset) % self.step == 0
@@ -213,7 +219,7 @@ class ModelSpec(_Frozen):
                 hint = f" ({self.size.hint})" if self.size.hint else ""
                 found.append((field, f"must be a multiple of {self.size.multiple}{hint}, got {value}"))
         if request.fps is not None and not self.fps.min <= request.fps <= self.fps.max:
-            found.append(("fps", f"must be between {self.fps.min} and {self.fps.max}, got {request.fps}"))
+            found.append(("fps", f"must be between {self.fps.min} and {self.fps.max} for {model}, got {request.fps}"))
         found += self._optional("steps", request.steps, self.steps, model, "it does not denoise")
         found += self._optional("guidance_scale", request.guidance_scale, self.guidance, model, "it takes no guidance")
         if request.scheduler is not None:
@@ -227,7 +233,7 @@ class ModelSpec(_Frozen):
             if self.motion_fps is None:
                 found.append(("motion_fps", f"{model} has no motion-speed conditioning; leave motion_fps out"))
             elif not self.motion_fps.min <= request.motion_fps <= self.motion_fps.max:
-                found.append(("motion_fps", f"must be between {self.motion_fps.min} and {self.motion_fps.max}, got {request.motion_fps}"))
+                found.append(("motion_fps", f"must be between {self.motion_fps.min} and {self.motion_fps.max} for {model}, got {request.motion_fps}"))
         return found
 
     @staticmethod

@@ -1569,8 +1569,8 @@ def _assemble(reading: _Reading, spec: ModelSpec) -> RefinedPrompt:
         prompt += "."
     words, budget = len(prompt.split()), spec.prompt
     if budget.words and (words > budget.words or len(prompt) > budget.words * 7):
-        notes.append(f"prompt is {words} words / {len(prompt)} characters: {spec.label} reads {budget.tokens} tokens, "
-                     "so the end may be cut off")
+        read = f"reads {budget.tokens} tokens" if budget.tokens else f"is written for at most {budget.words} words"
+        notes.append(f"prompt is {words} words / {len(prompt)} characters: {spec.label} {read}, so the end may be cut off")
 
     negative = spec.negative_prompt or ""
     if reading.still and negative:
