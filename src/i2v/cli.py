@@ -472,11 +472,10 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{na
 
 def _downloaded(model: str) -> bool:
     from i2v.errors import ModelNotFoundError
-    from i2v.models.loading import resolve_model
-    from i2v.models.registry import variant_for
+    from i2v.models.registry import resolve
 
     try:
-        resolve_model(model, download=False, variant=variant_for(model))
+        resolve(model, download=False)
     except ModelNotFoundError:
         return False
     return True
@@ -486,13 +485,12 @@ def _downloaded(model: str) -> bool:
 @user_errors
 def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i2v models list`) [default: $I2V_MODEL, else the registry's default].")] = None) -> None:
     """Download a model's weights into the Hugging Face cache."""
-    from i2v.models.loading import resolve_model
-    from i2v.models.registry import built_in, variant_for
+    from i2v.models.registry import built_in, resolve
 
     name = model or default_model()
     if name in built_in():
         _fail(f"{name} is built in: there is nothing to download")
-    source = resolve_model(name, download=True, variant=variant_for(name))
+    source = resolve(name, download=True)
     console.print(f"{source.model_id} is ready at {source.folder}", highlight=False)
 
 

@@ -114,7 +114,7 @@ def offered_models(settings: ServiceSettings, workers: list[dict[str, Any]] | No
     """
     from huggingface_hub import try_to_load_from_cache
 
-    from i2v.models.registry import built_in, known_models
+    from i2v.models.registry import built_in, known_models, repository_for
 
     offered: dict[str, str] = {}
     for model in dict.fromkeys([default_model(), *settings.model_list]):
@@ -123,7 +123,7 @@ def offered_models(settings: ServiceSettings, workers: list[dict[str, Any]] | No
     for model in known_models():
         if model in built_in():
             offered.setdefault(model, "built in")
-        elif model not in offered and isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        elif model not in offered and isinstance(try_to_load_from_cache(repository_for(model), "model_index.json"), str):
             offered[model] = "downloaded"
     for worker in workers or []:
         for model in worker.get("models") or []:

@@ -103,6 +103,12 @@ class RunOptions:
     ff_chunking: bool = False
     #: Frames to generate when the advisor lowered them; None keeps the request's.
     num_frames: int | None = None
+    #: Stream the denoiser's blocks to the device group by group (diffusers' group offload), overlapping copies
+    #: with compute where the device has streams: near-model-offload memory at a smaller cost in time.
+    group_offload: bool = False
+    #: Keep the denoiser's weights in FP8 and compute in the run's dtype (diffusers' layerwise casting): half
+    #: the weight memory, a small loss of precision.
+    fp8_weights: bool = False
 
 
 @dataclass
@@ -158,11 +164,18 @@ class CostModel(Protocol):
 class KnownModel:
     """A model the registry can fetch or run by name."""
 
+    #: The name users pass (`--model`, the API's `model`): a hub id, or a short alias of one.
     model_id: str
     summary: str
     download_size: str
     #: The weights' file variant on the hub ("fp16" for `*.fp16.safetensors`), None for the default files.
     variant: str | None = None
+    #: The hub repository when `model_id` is an alias ("wan2.2-ti2v-5b" → "Wan-AI/Wan2.2-TI2V-5B-Diffusers").
+    hub_id: str | None = None
+
+    @property
+    def repository(self) -> str:
+        return self.hub_id or self.model_id
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 #: The model a request gets when it names none (`I2V_MODEL` overrides it).
 DEFAULT_MODEL = "ali-vilab/i2vgen-xl"
-PLUGIN_MODULES = ("i2v.models.i2vgenxl", "i2v.models.camera_preview")
+PLUGIN_MODULES = ("i2v.models.i2vgenxl", "i2v.models.wan22", "i2v.models.camera_preview")
 ENTRY_POINT_GROUP = "i2v.models"
 
 
@@ -94,11 +94,23 @@ def variant_for(model: str) -> str | None:
     return known[0].variant if known else None
 
 
+def repository_for(model: str) -> str:
+    """Where `model`'s weights come from: its hub repository when it is a registry name or alias, else itself
+    (a hub id or a folder)."""
+    known = known_models().get(model)
+    return known[0].repository if known else model
+
+
+def resolve(model: str, *, download: bool = False):
+    """`model` found on disk (ModelSource), through its alias and weight variant when the registry knows it."""
+    from i2v.models.loading import resolve_model
+
+    return resolve_model(repository_for(model), download=download, variant=variant_for(model))
+
+
 def load_backend(model: str, *, device: str | None = None, dtype: str | None = None, download: bool = True) -> Backend:
     """Resolve `model` (name, hub id or folder), pick the backend that runs it, and load it."""
     if model in built_in():
         return known_models()[model][1].backend_class().load(None, device=device, dtype=dtype)
-    from i2v.models.loading import resolve_model
-
-    source = resolve_model(model, download=download, variant=variant_for(model))
+    source = resolve(model, download=download)
     return plugin_for_folder(source.folder, model).backend_class().load(source, device=device, dtype=dtype)

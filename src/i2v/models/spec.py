@@ -11,7 +11,7 @@ This module imports nothing heavy (no torch, no diffusers): validating a request
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -119,6 +119,9 @@ class PromptBudget(_Frozen):
     languages: str = "en"
     #: How the refiner should write for it, for the LLM's system prompt.
     style: str = ""
+    #: "short": one or two sentences (a 77-token CLIP reads no more); "detailed": a structured paragraph
+    #: (subject, motion, camera, then the look the image already has), for text encoders that read hundreds.
+    form: Literal["short", "detailed"] = "short"
 
 
 class Tier(_Frozen):
