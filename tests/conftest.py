@@ -27,6 +27,14 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def wan_tiny_model(tmp_path_factory) -> Path:
+    """A tiny random-weight Wan 2.2 TI2V-5B in the hub's layout (about 0.4 MB)."""
+    from i2v.models.wan22.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "wan-tiny")
+
+
+@pytest.fixture(scope="session")
 def backend(tiny_model):
     """The tiny model loaded once, in fp32 so comparisons are exact."""
     from i2v.models.i2vgenxl.backend import I2VGenXLBackend

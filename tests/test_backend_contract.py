@@ -64,6 +64,15 @@ BACKENDS = {
         step_unit="steps",
         dtype="fp32",
     ),
+    "tiny Wan 2.2": Contract(
+        model=lambda request: str(request.getfixturevalue("wan_tiny_model")),
+        backend="wan22",
+        model_id=lambda model: str(Path(model).resolve()),
+        stages=("encode", "denoise", "decode"),
+        stepping_stage="denoise",
+        step_unit="steps",
+        dtype="fp32",
+    ),
     "camera-preview": Contract(
         model=lambda request: "camera-preview",
         backend="camera-preview",
@@ -88,11 +97,16 @@ def contract(request, contract_model) -> Contract:
     return BACKENDS[request.node.callspec.params["contract_model"]]
 
 
+def frames_for(model: str) -> int:
+    """The same small job's frame count for every backend: 8, or the model's nearest count below (Wan: 5)."""
+    return spec_for(model).frames.nearest(8)[0]
+
+
 def make_request(photo_path: Path, model: str, **fields) -> GenerationRequest:
     """The same small job for every backend: 3 denoising steps where the model denoises (its spec says so)."""
     settings = {
-        "image": photo_path, "prompt": "镜头慢慢推近", "model": model, "width": 64, "height": 64, "num_frames": 8,
-        "fps": 8, "seed": 7,
+        "image": photo_path, "prompt": "镜头慢慢推近", "model": model, "width": 64, "height": 64,
+        "num_frames": frames_for(model), "fps": 8, "seed": 7,
     }
     if spec_for(model).steps is not None:
         settings["steps"] = 3
@@ -115,7 +129,7 @@ def test_same_seed_same_frames_other_seed_other_frames(contract_model, photo_pat
     """A handheld camera (手持镜头), so the seed matters to camera-preview too (it seeds only the sway)."""
     shaky = make_request(photo_path, contract_model, prompt="手持镜头", seed=11)
     first, again = run(shaky), run(shaky)
-    assert first.frames.shape == (8, 64, 64, 3) and first.frames.dtype == np.uint8
+    assert first.frames.shape == (frames_for(contract_model), 64, 64, 3) and first.frames.dtype == np.uint8
     assert first.seed == again.seed == first.metadata["seed"] == 11
     assert np.array_equal(first.frames, again.frames)
     other = run(shaky.model_copy(update={"seed": 12}))
@@ -199,7 +213,7 @@ def test_metadata_complete_and_saved_as_is(contract_model, contract, photo_path,
         "sha256": hashlib.sha256(photo_path.read_bytes()).hexdigest(), "format": "PNG", "size": [96, 64],
     }
     video = metadata["video"]
-    assert (video["width"], video["height"], video["num_frames"], video["fps"]) == (64, 64, 8, 8)
+    assert (video["width"], video["height"], video["num_frames"], video["fps"]) == (64, 64, frames_for(contract_model), 8)
     assert result.frames.shape == (video["num_frames"], video["height"], video["width"], 3) and result.fps == video["fps"]
     assert metadata["model"] == {"id": contract.model_id(contract_model), "revision": None, "backend": contract.backend}
     assert metadata["runtime"]["device"] == "cpu" and metadata["runtime"]["dtype"] == contract.dtype
@@ -230,7 +244,7 @@ def test_output_is_atomic(contract_model, photo_path, tmp_path):
     assert not [name for name in names if name.startswith(".") or ".partial" in name], names
     assert names == ["clip.json", "clip.mp4"]
     with av.open(str(path)) as container:
-        assert sum(1 for _ in container.decode(video=0)) == 8
+        assert sum(1 for _ in container.decode(video=0)) == frames_for(contract_model)
 
     blocker = tmp_path / "blocker"  # a file where the output folder would have to be
     blocker.write_text("not a folder")
@@ -263,19 +277,19 @@ def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request,
     """A GPU run records the plan the advisor made for it with the backend's own cost model, and runs it."""
     monkeypatch.setenv("I2V_VRAM", "24GiB")
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)  # probe_device sets it; put it back after
-    loaded = request.getfixturevalue("backend") if contract.backend == "i2vgenxl" else get_backend(contract_model)
+    loaded = request.getfixturevalue("backend") if contract.backend == "i2vgenxl" else get_backend(contract_model, dtype="fp32")
     gpu = PretendGPU(loaded)
     job = make_request(photo_path, contract_model)
     result = generate(job, backend=gpu)
     plan = result.metadata["plan"]
     assert plan is not None and plan["backend"] == contract.backend
     steps = spec_for(contract_model).apply(job).steps or 1  # a model that does not denoise plans one pass
-    assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (64, 64, 8, steps)
+    assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (64, 64, frames_for(contract_model), steps)
     assert plan["fits"] is True and plan["device"] == "cuda"
     assert result.metadata["retries"] == [] and len(gpu.options) == 1
     assert result.metadata["runtime"]["device"] == "cuda:0"
     assert result.metadata["runtime"]["cfg_mode"] == gpu.options[0].cfg_mode == plan["cfg_mode"]
-    assert result.frames.shape == (8, 64, 64, 3)
+    assert result.frames.shape == (frames_for(contract_model), 64, 64, 3)
 
 
 # 7. Validation before anything runs.

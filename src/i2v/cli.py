@@ -431,8 +431,10 @@ def make_tiny_model(
     if builder is None:
         _fail(f"{name} has no weights to make a tiny copy of; it runs as it is")
     path = builder(folder, seed=seed)
+    spec = plugin_for(name).spec
+    frames = spec.frames.nearest(8)[0]
     console.print(f"wrote a tiny random-weight pipeline to {path}; try: i2v generate examples/cat.jpg 'a cat' --model {path} "
-                  "--width 64 --height 64 --frames 8 --steps 3", highlight=False)
+                  f"--width 64 --height 64 --frames {frames} --steps 3", highlight=False)
 
 
 @models_app.command("list")

@@ -170,7 +170,7 @@ class KnownModel:
     download_size: str
     #: The weights' file variant on the hub ("fp16" for `*.fp16.safetensors`), None for the default files.
     variant: str | None = None
-    #: The hub repository when `model_id` is an alias ("wan2.2-ti2v-5b" → "Wan-AI/Wan2.2-TI2V-5B-Diffusers").
+    #: The hub repository when `model_id` is a short alias of it ("a-model" → "Some-Org/A-Model-Diffusers").
     hub_id: str | None = None
 
     @property

@@ -119,7 +119,7 @@ class PromptBudget(_Frozen):
     languages: str = "en"
     #: How the refiner should write for it, for the LLM's system prompt.
     style: str = ""
-    #: "short": one or two sentences (a 77-token CLIP reads no more); "detailed": a structured paragraph
+    #: "short": one or two sentences (for text encoders that read few tokens); "detailed": a structured paragraph
     #: (subject, motion, camera, then the look the image already has), for text encoders that read hundreds.
     form: Literal["short", "detailed"] = "short"
 
