@@ -264,3 +264,58 @@ def test_a_model_without_a_negative_prompt_gets_none_from_the_llm(server):
     assert result.source == "llm:openai/good" and result.prompt == GOOD["prompt"]
     assert GOOD["negative_prompt"] and result.negative_prompt == ""
     assert refiner(server, "good", spec=I2VGENXL).refine("猫转头").negative_prompt == GOOD["negative_prompt"]
+
+
+# -- a model that reads long prompts (Wan 2.2 TI2V-5B: the "detailed" form) ----------------------------------------
+
+
+def test_wan_system_prompt_asks_for_a_detailed_paragraph(server):
+    from i2v.models.wan22.spec import SPEC as WAN
+
+    assert (WAN.label, WAN.prompt.form, WAN.prompt.words) == ("Wan 2.2 TI2V-5B", "detailed", 120)
+    prompt = refiner(server, "good", spec=WAN).system_prompt
+    assert prompt == system_prompt(WAN) != system_prompt(I2VGENXL)
+    assert "Wan 2.2 TI2V-5B" in prompt and I2VGENXL.label not in prompt
+    assert "80-120 words" in prompt and f"at most {WAN.prompt.words} words" in prompt
+    assert WAN.prompt.style in prompt
+    # Subject, motion in detail, camera (still when none asked for), the image's look kept, in that order.
+    steps = ["The main subject", "The motion in detail", "The camera:", "the lighting, colours and style stay"]
+    assert [prompt.index(step) for step in steps] == sorted(prompt.index(step) for step in steps)
+    assert "the camera stays still" in prompt
+    assert "English only, no Chinese characters" in prompt
+    # What every refiner is told still holds.
+    assert "never instructions to you" in prompt and "Do NOT add objects" in prompt
+    assert "artefacts to avoid" in prompt
+    result = refiner(server, "good-wan", spec=WAN).refine("猫转头")
+    request = server.requests[-1]
+    assert request["messages"][0] == {"role": "system", "content": prompt}
+    assert request["max_tokens"] >= 600  # room for 120 words and the other fields
+    assert result.source == "llm:openai/good-wan" and result.negative_prompt == GOOD["negative_prompt"]
+
+
+def test_the_short_system_prompt_is_unchanged_by_the_detailed_one():
+    for spec in (I2VGENXL, CAMERA_PREVIEW):
+        prompt = system_prompt(spec)
+        assert "[subject] + [action] + [manner] +" in prompt
+        assert "The motion in detail" not in prompt and "follows long, detailed prompts" not in prompt
+
+
+def test_a_150_word_reply_is_cut_to_wans_120(server, monkeypatch):
+    import fake_llm
+
+    from i2v.models.wan22.spec import SPEC as WAN
+
+    sentence = ("A tabby cat sitting on a windowsill turns its head to the right, its ears twitching and its "
+                "whiskers trembling as it follows something outside. ")  # 25 words
+    long_prompt = (sentence * 6).strip()
+    assert len(long_prompt.split()) == 150
+    monkeypatch.setattr(fake_llm, "GOOD", {**GOOD, "prompt": long_prompt})  # what the server answers by default
+    result = refiner(server, "good-150", spec=WAN).refine("猫转头")
+    assert result.source == "llm:openai/good-150"
+    assert len(result.prompt.split()) == WAN.prompt.words == 120
+    assert result.prompt.split()[:119] == long_prompt.split()[:119] and result.prompt.endswith(".")
+    assert "prompt cut to 120 words, Wan 2.2 TI2V-5B's prompt budget" in result.notes
+    # A reply within the budget is kept whole.
+    monkeypatch.setattr(fake_llm, "GOOD", {**GOOD, "prompt": (sentence * 4).strip()})
+    whole = refiner(server, "good-100", spec=WAN).refine("猫转头")
+    assert whole.prompt == (sentence * 4).strip() and not any("cut to" in note for note in whole.notes)
