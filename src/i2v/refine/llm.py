@@ -124,12 +124,11 @@ Rules:
 
 
 def detailed_system_prompt(spec: ModelSpec) -> str:
-    """Instructions for a model that reads a long prompt (Wan 2.2: 512 tokens, 80-120 words).
+    """Instructions for a model that reads a long prompt (hundreds of tokens, 80-120 words).
 
-    Written in the spirit of Wan's own image-to-video prompt extension (Wan-Video/Wan2.2,
-    wan/utils/system_prompt.py, the English I2V prompt): the image already fixes what things look like, so the
-    words go to what moves, how, and what the camera does; camera moves the user named are kept. Unlike Wan's, the
-    answer is English only (Wan reads Chinese too, but our tags and checks are English) and is JSON with our tags,
+    Written in the spirit of the image-to-video prompt extensions such models ship with: the image already fixes
+    what things look like, so the words go to what moves, how, and what the camera does; camera moves the user
+    named are kept. Unlike theirs, the answer is English only (our tags and checks are English) and is JSON with our tags,
     and the look of the image is kept in one closing sentence rather than left out, as the spec's style asks."""
     budget = spec.prompt
     style = budget.style or "one detailed paragraph"

@@ -14,8 +14,8 @@ input and answers in a few milliseconds. The method is deliberately simple and p
    and `notes` lists what it translated. Only words neither knows are left out, and `dropped` names them.
 4. Append the camera phrases: "..., camera panning to the left, slow motion."
 
-That is the "short" form, for CLIP-read models (I2VGen-XL: 77 tokens). A model whose spec asks for the
-"detailed" form (Wan 2.2 reads 512 tokens and follows 80-120-word prompts) gets the same reading written out as
+That is the "short" form, for models whose text encoder reads a few dozen tokens. A model whose spec asks for the
+"detailed" form (a text encoder that reads hundreds of tokens and follows 80-120-word prompts) gets the same reading written out as
 a structured paragraph: the subject and its action, the manner and tempo of the motion (from the tempo tags), the
 camera (from the camera tags; "the camera stays still" when none was asked for), then a sentence keeping the look
 of the image. Same tags, same content words, within the spec's word budget.
