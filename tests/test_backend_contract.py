@@ -31,7 +31,7 @@ from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, gener
 from i2v.errors import OutputWriteError
 from i2v.generation import get_backend
 from i2v.models.base import Hooks
-from i2v.models.registry import spec_for
+from i2v.models.registry import load_backend, plugins, spec_for
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Contract:
     step_unit: str
     #: `metadata["runtime"]["dtype"]` when the run asks for fp32.
     dtype: str
+    #: Runs on a GPU when there is one (and so is planned by the advisor); False: draws on the CPU always.
+    uses_gpu: bool = True
 
 
 BACKENDS = {
@@ -81,8 +83,14 @@ BACKENDS = {
         stepping_stage="render",
         step_unit="frames",
         dtype="uint8",
+        uses_gpu=False,
     ),
 }
+
+
+def test_the_suite_covers_every_registered_backend():
+    """A new model folder is not done until it is in BACKENDS: the registry and this table name the same ones."""
+    assert {contract.backend for contract in BACKENDS.values()} == set(plugins())
 
 
 @pytest.fixture(scope="module", params=list(BACKENDS))
@@ -274,7 +282,12 @@ def test_cpu_run_records_no_plan(contract_model, photo_path):
 
 
 def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request, monkeypatch):
-    """A GPU run records the plan the advisor made for it with the backend's own cost model, and runs it."""
+    """A GPU run records the plan the advisor made for it with the backend's own cost model, and runs it. A
+    backend that never uses a GPU says so by its device, whatever device is asked for, so it is never planned."""
+    if not contract.uses_gpu:
+        assert load_backend(contract_model, device="cuda", dtype="fp16").device == "cpu"
+        assert generate(make_request(photo_path, contract_model), device="cuda").metadata["plan"] is None
+        return
     monkeypatch.setenv("I2V_VRAM", "24GiB")
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)  # probe_device sets it; put it back after
     loaded = request.getfixturevalue("backend") if contract.backend == "i2vgenxl" else get_backend(contract_model, dtype="fp32")
@@ -295,25 +308,22 @@ def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request,
 # 7. Validation before anything runs.
 
 
-@pytest.mark.parametrize("num_frames", [0, 1000])
-def test_out_of_range_setting_refused_before_anything_runs(contract_model, photo_path, num_frames):
-    """Out of range for any model (0 frames, or more than any backend renders), refused with the field named,
-    before a stage starts or a step runs. The range itself is each model's own (its ModelSpec), so the test does
-    not restate it: whether the request model or the model's spec refuses it, the refusal names num_frames.
-    `cancelled` answers True, so a run that wrongly starts stops at once and fails here as GenerationCancelled."""
+def test_out_of_any_models_range_refused_by_the_request_itself(contract_model, photo_path):
+    """0 frames is no model's: the request refuses it when it is built, naming the field."""
+    with pytest.raises(ValidationError) as refused:
+        make_request(photo_path, contract_model, num_frames=0)
+    assert {str(part) for item in refused.value.errors() for part in item["loc"]} == {"num_frames"}
+
+
+def test_out_of_range_setting_refused_before_anything_runs(contract_model, photo_path):
+    """More frames than any backend renders (but within what the request accepts for any model) is refused by the
+    model's spec with the field named, before a stage starts or a step runs. `cancelled` answers True, so a run
+    that wrongly starts stops at once and fails here as GenerationCancelled."""
     stages, steps, polls = [], [], []
-    with pytest.raises((InvalidInputError, ValidationError)) as refused:
-        run(
-            make_request(photo_path, contract_model, num_frames=num_frames),
-            on_step=lambda *args: steps.append(args), on_stage=stages.append, cancelled=lambda: polls.append(1) or True,
-        )
-    error = refused.value
-    if isinstance(error, ValidationError):
-        fields = {str(part) for item in error.errors() for part in item["loc"]}
-    else:
-        fields = {error.field, *(field for field, _ in error.problems)}
-    assert "num_frames" in fields, f"the refusal does not name num_frames: {error}"
-    assert "num_frames" in str(error)
+    request = make_request(photo_path, contract_model, num_frames=1000)
+    with pytest.raises(InvalidInputError) as refused:
+        run(request, on_step=lambda *args: steps.append(args), on_stage=stages.append, cancelled=lambda: polls.append(1) or True)
+    assert refused.value.problems[0][0] == "num_frames" and "num_frames" in str(refused.value)
     assert (stages, steps, polls) == ([], [], [])
 
 

@@ -19,7 +19,7 @@ from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 from i2v.models.wan22.spec import SPEC as WAN
 from i2v.refine import make_refiner
-from i2v.refine.base import CAMERA_TAGS
+from i2v.refine.base import CAMERA_TAGS, settings_hint_for
 from i2v.refine.rules import (
     DETAILED_CAMERA,
     DETAILED_LOOK,
@@ -101,9 +101,12 @@ def test_same_reading_longer_prompt(text):
     missing = content_words(short.prompt) - content_words(detailed.prompt)
     assert not missing, (missing, short.prompt, detailed.prompt)
     assert detailed.tags == short.tags
-    # Everything but the prompt (and the negative prompt, each model's own) is the reading itself, and so the same.
-    same = ("tags", "subject", "motion", "camera", "settings_hint", "dropped", "from_dictionary", "notes")
+    # Everything but the prompt, the negative prompt and the settings hint (each model's own) is the reading
+    # itself, and so the same; the hint is the same tags read through each model's rules.
+    same = ("tags", "subject", "motion", "camera", "dropped", "from_dictionary", "notes")
     assert {f: getattr(detailed, f) for f in same} == {f: getattr(short, f) for f in same}
+    assert detailed.settings_hint == settings_hint_for(detailed.tags, WAN)
+    assert short.settings_hint == settings_hint_for(short.tags, I2VGENXL)
     assert detailed.negative_prompt == WAN.negative_prompt
     assert len(detailed.prompt.split()) > len(short.prompt.split())
     assert 45 <= len(detailed.prompt.split()) <= WAN.prompt.words, detailed.prompt

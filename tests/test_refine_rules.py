@@ -18,6 +18,8 @@ from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
 from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
 from i2v.models.i2vgenxl.spec import NEGATIVE_PROMPT as DEFAULT_NEGATIVE_PROMPT
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+from i2v.models.wan22.spec import SPEC as WAN_SPEC
+from i2v.request import GenerationRequest
 
 CJK = re.compile(
     "[\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3200-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -444,3 +446,24 @@ if __name__ == "__main__":
         got = tags_of(text)
         if got != expected:
             print(f"  {text!r}: expected {sorted(expected)}, got {sorted(got)} -> {RuleRefiner().refine(text).prompt}")
+
+
+@pytest.mark.parametrize("spec", [I2VGENXL, WAN_SPEC, CAMERA_PREVIEW], ids=lambda spec: spec.backend)
+@pytest.mark.parametrize("text", ["慢动作，一个女孩在雨中跳舞", "延时摄影，云在天空中飘", "快动作，汽车驶过", "循环，火焰跳动", "镜头不动，猫转头"])
+def test_settings_hint_is_within_the_target_models_rules(spec, text):
+    """The hint suggests only settings the model takes, each one its spec accepts; a still camera suggests the
+    model's own guidance, and nothing to a model that takes none."""
+    result = RuleRefiner(spec).refine(text)
+    hint = result.settings_hint
+    if result.tags == ["static_camera"] and spec.guidance is None:
+        assert hint is None
+        return
+    assert hint is not None, (text, result.tags)
+    fields = hint.model_dump(exclude_none=True, exclude={"reason"})
+    assert fields and hint.reason
+    request = GenerationRequest(image="x.png", prompt="x", model="m", **fields)
+    spec.apply(request, "m")  # raises if the hint asked for something this model cannot do
+    if spec.motion_fps is None:
+        assert hint.motion_fps is None
+    if "slow_motion" in result.tags:
+        assert hint.num_frames >= spec.frames.default and hint.fps < spec.fps.default

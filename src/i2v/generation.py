@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import threading
 import time
@@ -59,6 +60,10 @@ def get_backend(model: str, *, device: str | None = None, dtype: str | None = No
     release brings the previous model back, so one bad job never leaves a worker without the model it served.
     """
     global _backend, _backend_key
+    from i2v.models.registry import built_in
+
+    if model in built_in():
+        return _built_in(model)  # no weights: it never takes the loaded model's place
     key = (model, device, dtype)
     with _backend_lock:
         if _backend is None or _backend_key != key:
@@ -78,6 +83,13 @@ def get_backend(model: str, *, device: str | None = None, dtype: str | None = No
                 raise
             _backend_key = key
         return _backend
+
+
+@functools.cache
+def _built_in(model: str) -> Backend:
+    from i2v.models.registry import load_backend
+
+    return load_backend(model)
 
 
 def loaded_backend() -> Backend | None:
@@ -111,7 +123,7 @@ def generate(
 
     hooks = hooks or Hooks()
     loaded = load_image(request.image)
-    spec = spec_for(request.model)
+    spec = spec_for(request.model, download=True)
     request = spec.apply(request).with_seed()
     width, height = request.target_size(spec, *loaded.image.size)
     timings: dict[str, float] = {}

@@ -75,7 +75,7 @@ def recommend(
     fields: dict = {key: value for key, value in spec.defaults().items() if key != "negative_prompt"}
     fields.update(tier.model_dump(exclude_none=True, exclude={"note"}))
     reasons = [f"{preset} preset: {tier.resolution}" + (f", {tier.note}" if tier.note else "")]
-    hint = settings_hint_for(list(tags or []))
+    hint = settings_hint_for(list(tags or []), spec)
     if hint is not None:
         wanted = hint.model_dump(exclude_none=True, exclude={"reason"})
         if spec.motion_fps is None:

@@ -30,13 +30,16 @@ ENTRY_POINT_GROUP = "i2v.models"
 def plugins() -> dict[str, ModelPlugin]:
     """Every model family by backend name: ours first, then any installed through the entry-point group."""
     found = [importlib.import_module(name).PLUGIN for name in PLUGIN_MODULES]
+    ours = {plugin.name for plugin in found}
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             plugin = entry.load()
         except Exception as error:  # noqa: BLE001 - a broken third-party plugin must not take i2v down
             log.warning("model plugin %s could not be loaded: %s", entry.value, error)
             continue
-        if isinstance(plugin, ModelPlugin):
+        if isinstance(plugin, ModelPlugin) and plugin.name in ours:
+            log.warning("model plugin %s is named %r like a built-in one; ignored", entry.value, plugin.name)
+        elif isinstance(plugin, ModelPlugin):
             found.append(plugin)
     return {plugin.name: plugin for plugin in found}
 
@@ -64,10 +67,7 @@ def plugin_for(model: str, *, download: bool = False) -> ModelPlugin:
     known = known_models().get(model)
     if known is not None:
         return known[1]
-    from i2v.models.loading import resolve_model
-
-    source = resolve_model(model, download=download)
-    return plugin_for_folder(source.folder, model)
+    return plugin_for_folder(resolve(model, download=download).folder, model)
 
 
 def plugin_for_folder(folder: Path, model: str) -> ModelPlugin:
@@ -84,9 +84,10 @@ def plugin_for_folder(folder: Path, model: str) -> ModelPlugin:
     )
 
 
-def spec_for(model: str) -> ModelSpec:
-    """What a request may ask of `model` (never downloads: an unknown model is refused with what to do)."""
-    return plugin_for(model).spec
+def spec_for(model: str, *, download: bool = False) -> ModelSpec:
+    """What a request may ask of `model`. A hub id the registry does not know is read from its downloaded
+    model_index.json; with `download` (the CLI and the Python API, never the server) it is fetched first."""
+    return plugin_for(model, download=download).spec
 
 
 def variant_for(model: str) -> str | None:

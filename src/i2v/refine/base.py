@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from i2v.models.spec import ModelSpec
     from PIL import Image
 
 Tag = Literal[
@@ -23,10 +24,10 @@ class SettingsHint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_frames: int | None = Field(default=None, ge=8, le=32)
-    fps: int | None = Field(default=None, ge=4, le=30)
-    motion_fps: int | None = Field(default=None, ge=4, le=30)
-    guidance_scale: float | None = Field(default=None, ge=1, le=20)
+    num_frames: int | None = None
+    fps: int | None = None
+    motion_fps: int | None = None
+    guidance_scale: float | None = None
     reason: str = ""
 
 
@@ -67,16 +68,27 @@ class Refiner(Protocol):
     def refine(self, text: str, image: Image.Image | None = None) -> RefinedPrompt: ...
 
 
-def settings_hint_for(tags: list[str]) -> SettingsHint | None:
-    """Map tempo and camera tags to settings: slow motion wants more frames played slower, and so on."""
+def settings_hint_for(tags: list[str], spec: ModelSpec) -> SettingsHint | None:
+    """Tempo and camera tags to settings, within the target model's own rules: slow motion wants more frames
+    played slower, fast motion or a time-lapse the fastest motion conditioning the model was trained with, a loop
+    the length the model was validated at."""
+    frames, fps, motion = spec.frames, spec.fps, spec.motion_fps
     if "slow_motion" in tags:
-        return SettingsHint(num_frames=24, fps=8, motion_fps=8, reason="slow_motion: more frames, played at 8 fps")
-    if "timelapse" in tags:
-        return SettingsHint(num_frames=16, fps=16, motion_fps=16, reason="timelapse: fast motion condition")
-    if "fast_motion" in tags:
-        return SettingsHint(num_frames=16, fps=16, motion_fps=16, reason="fast_motion: high motion fps")
-    if "static_camera" in tags:
-        return SettingsHint(guidance_scale=9.0, reason="static_camera: keep the reference guidance")
+        more = frames.nearest(round(frames.default * 1.5))[-1]
+        slower = max(fps.min, fps.default // 2)
+        return SettingsHint(
+            num_frames=more, fps=slower, motion_fps=motion.trained[0] if motion else None,
+            reason=f"slow_motion: more frames ({more}), played at {slower} fps",
+        )
+    for tag in ("timelapse", "fast_motion"):
+        if tag in tags:
+            return SettingsHint(
+                num_frames=frames.default, fps=fps.default, motion_fps=motion.trained[1] if motion else None,
+                reason=f"{tag}: the model's default length and rate" + (", the fastest motion condition" if motion else ""),
+            )
+    if "static_camera" in tags and spec.guidance is not None:
+        return SettingsHint(guidance_scale=spec.guidance.default, reason="static_camera: keep the model's default guidance")
     if "loop" in tags:
-        return SettingsHint(num_frames=16, reason="loop: the validated 16-frame length loops most cleanly")
+        length = frames.validated or frames.default
+        return SettingsHint(num_frames=length, reason=f"loop: the {length}-frame length the model was validated at loops most cleanly")
     return None

@@ -289,7 +289,7 @@ class LLMRefiner:
                 camera=fields["camera"],
                 source=source,
                 notes=notes,
-                settings_hint=settings_hint_for(tags),
+                settings_hint=settings_hint_for(tags, self.spec),
             )
         except ValidationError as error:
             raise RefinerFailure(f"the reply did not fit the schema ({error.error_count()} errors)") from None

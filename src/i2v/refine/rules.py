@@ -1595,7 +1595,7 @@ def _assemble(reading: _Reading, spec: ModelSpec) -> RefinedPrompt:
     return RefinedPrompt(
         prompt=prompt if len(prompt) > 1 else GENERIC_PROMPT, negative_prompt=negative, tags=tags,
         subject=reading.subject, motion=reading.motion, camera=", ".join(camera), source="rules", notes=notes,
-        settings_hint=settings_hint_for(tags), dropped=dropped, from_dictionary=looked_up,
+        settings_hint=settings_hint_for(tags, spec), dropped=dropped, from_dictionary=looked_up,
     )
 
 
