@@ -14,6 +14,7 @@ from i2v.errors import (
     ModelNotFoundError,
 )
 from i2v.generation import GenerationResult, generate
+from i2v.models.base import Hooks
 from i2v.refine import RefinedPrompt
 from i2v.refine import (
     refine as refine,  # `i2v.refine("猫转头")`; the subpackage stays importable by its full name
@@ -24,6 +25,7 @@ __all__ = [
     "GenerationCancelled",
     "GenerationRequest",
     "GenerationResult",
+    "Hooks",
     "I2VError",
     "InvalidInputError",
     "ModelNotFoundError",
