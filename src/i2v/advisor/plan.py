@@ -1,8 +1,9 @@
 """From a request, an image size and a device to an ExecutionPlan: the fastest settings predicted to fit.
 
 The ladder goes from cheap to costly: half precision, encoders off the GPU after encoding, tiled one-frame VAE
-decode, guidance in two passes, feed-forward chunking, model CPU offload, sequential offload, then (only for
-settings the user did not fix, or with allow_degrade) fewer frames and a lower resolution. Planning applies the
+decode, guidance in two passes, feed-forward chunking, model CPU offload, group offload of the denoiser, FP8
+storage of the denoiser's weights, sequential offload, then (only for settings the user did not fix, or with
+allow_degrade) fewer frames and a lower resolution. Each model's cost model lists the rungs its backend takes. Planning applies the
 cheapest rung that lowers the predicted peak until it fits; `next_rung` is the same ladder for a run that
 ran out of memory anyway.
 """
@@ -45,6 +46,10 @@ class ExecutionPlan(BaseModel):
     decode_chunk: int = Field(default=1, ge=1)
     vae_tiling: bool = False
     ff_chunking: bool = False
+    #: The denoiser's blocks streamed to the device one group at a time (diffusers' group offload).
+    group_offload: bool = False
+    #: The denoiser's weights stored in FP8, computed in `dtype` (diffusers' layerwise casting).
+    fp8_weights: bool = False
     attention: Attention = "efficient"
     device: DeviceKind = "cuda"
     budget_bytes: int = Field(ge=0)
@@ -62,6 +67,7 @@ class ExecutionPlan(BaseModel):
         return RunOptions(
             width=self.width, height=self.height, decode_chunk_size=self.decode_chunk, vae_tiling=self.vae_tiling,
             cfg_mode=self.cfg_mode, offload=self.offload, ff_chunking=self.ff_chunking, num_frames=self.frames,
+            group_offload=self.group_offload, fp8_weights=self.fp8_weights,
         )
 
     def estimate(self) -> MemoryEstimate:
@@ -134,8 +140,21 @@ LADDER: tuple[Rung, ...] = (
         lambda p: dict(offload="model") if p.offload in ("none", "encoders") and p.device == "cuda" else None,
     ),
     Rung(
+        "group_offload", _fixed("stream the denoiser's blocks to the GPU one at a time (group offload)"),
+        # diffusers refuses model offload beside group offload; with the denoiser streamed, moving the encoders off
+        # after encoding leaves the same weights resident.
+        lambda p: dict(group_offload=True, offload="encoders" if p.offload == "model" else p.offload)
+        if not p.group_offload and p.offload != "sequential" and p.device == "cuda" else None,
+    ),
+    Rung(
+        "fp8_weights", _fixed("store the denoiser's weights in FP8, computed in half precision"),
+        lambda p: dict(fp8_weights=True) if not p.fp8_weights and p.device == "cuda" else None,
+    ),
+    Rung(
         "sequential_offload", _fixed("stream the weights layer by layer (sequential CPU offload, much slower)"),
-        lambda p: dict(offload="sequential") if p.offload != "sequential" and p.device == "cuda" else None,
+        # Sequential offload streams every layer: it replaces group offload (diffusers refuses both at once).
+        lambda p: dict(offload="sequential", group_offload=False)
+        if p.offload != "sequential" and p.device == "cuda" else None,
     ),
     Rung(
         "fewer_frames", lambda before, after: f"fewer frames ({before.frames} → {after.frames})",
@@ -160,17 +179,20 @@ def unconstrained_plan(
     attention: Attention | None = None,
     decode_chunk: int = 1,
 ) -> ExecutionPlan:
-    """The request exactly as given (device-default dtype, no offload, guidance in one pass), with its prediction.
-    Settings the request leaves out take its model's defaults."""
+    """The request exactly as given (device-default dtype, no offload, guidance in one pass where the model can
+    batch it), with its prediction. Settings the request leaves out take its model's defaults."""
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     spec = spec_for(request.model)
     request = spec.apply(request)
     width, height = request.target_size(spec, *image_size)
     explicit = request.model_fields_set
+    guided = (request.guidance_scale or 0) > 1
+    # A cost model may say how its pipeline runs guidance (some always run two batch-1 passes, nothing to split).
+    cfg_mode = getattr(plugin(spec.backend).cost_model(), "cfg_mode", "batch") if guided else "batch"
     plan = ExecutionPlan(
         backend=spec.backend, width=width, height=height, frames=request.num_frames, steps=request.steps or 1,
-        guided=(request.guidance_scale or 0) > 1, dtype=dtype or _default_dtype(device),
+        guided=guided, cfg_mode=cfg_mode, dtype=dtype or _default_dtype(device),
         decode_chunk=max(1, min(decode_chunk, request.num_frames)),
         attention=attention or ("math" if device.kind == "mps" else "efficient"),
         device=device.kind, budget_bytes=int(device.free_bytes * (1 - margin)),

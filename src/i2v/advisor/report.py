@@ -73,7 +73,7 @@ def plan_report(
         plan=plan.model_dump(
             include={
                 "backend", "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
-                "ff_chunking", "attention",
+                "ff_chunking", "group_offload", "fp8_weights", "attention",
             }
         ),
         stages={stage: peak.model_dump() for stage, peak in estimate.stages.items()},
@@ -112,10 +112,13 @@ def render_plan_table(report: dict[str, Any]) -> Table:
     table.add_column("")
     table.add_row("size", f"{plan['width']}×{plan['height']}, {plan['frames']} frames, {plan['steps']} steps")
     table.add_row("precision / attention", f"{plan['dtype']} / {plan['attention']}")
-    table.add_row("offload", plan["offload"])
+    streamed = ", the denoiser's blocks streamed (group offload)" if plan.get("group_offload") else ""
+    table.add_row("offload", plan["offload"] + streamed)
     table.add_row("guidance", "one batch-2 pass" if plan["cfg_mode"] == "batch" else "two batch-1 passes")
     table.add_row("VAE decode", f"{plan['decode_chunk']} frame(s) at a time{', tiled' if plan['vae_tiling'] else ''}")
     table.add_row("feed-forward chunking", "on" if plan["ff_chunking"] else "off")
+    if plan.get("fp8_weights"):
+        table.add_row("denoiser weights", f"FP8, computed in {plan['dtype']}")
     table.add_row(
         "predicted peak",
         f"{format_bytes(report['predicted_peak_bytes'])} of {format_bytes(report['budget_bytes'])} budget "

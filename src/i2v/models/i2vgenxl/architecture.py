@@ -5,26 +5,17 @@ plus OpenCLIP ViT-H/14 encoders, so FLOPs and activation sizes can be traced on 
 second, and per-step time measured on random weights.
 
 `trace_*` run one real forward on the meta device and report the peak bytes of the tensors it creates (what
-the advisor's memory model is built from) and its FLOPs. Attention is counted as the kernel that would run on a
-GPU: "efficient" (flash / memory-efficient SDPA: only the output is stored) or "math" (the full score matrix).
+the advisor's memory model is built from) and its FLOPs, with the tracer every model shares
+(`i2v.models.tracing`). Attention is counted as the kernel that would run on a GPU: "efficient" (flash /
+memory-efficient SDPA: only the output is stored) or "math" (the full score matrix).
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
-import diffusers.models.attention as diffusers_attention
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
-from diffusers.utils import logging as diffusers_logging
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     CLIPImageProcessor,
@@ -38,6 +29,14 @@ from transformers import (
 from i2v.models.base import Attention
 from i2v.models.i2vgenxl.sampler import set_ff_chunking
 from i2v.models.i2vgenxl.tiny import SCHEDULER_CONFIG, tiny_vocab
+from i2v.models.tracing import TRACE_LOCK as _TRACE_LOCK
+from i2v.models.tracing import (
+    Trace,
+    _efficient_attention,  # noqa: F401  (the tracer's tests look for it here)
+    quiet_diffusers,
+    trace_call,
+    weight_sizes,
+)
 
 TEXT_CONFIG = dict(
     hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23, projection_dim=1024,
@@ -103,134 +102,25 @@ def unet_step_flops(width: int, height: int, frames: int, batch: int = 2, unet: 
     return counter.get_total_flops()
 
 
-# -- tracing cost on the meta device ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Trace:
-    """One traced call: peak bytes of the tensors it created (inputs built inside count) and its FLOPs."""
-
-    peak_bytes: int
-    flops: int
-
-
-class _LiveBytes(TorchDispatchMode):
-    """Counts every storage an op creates until the last tensor viewing it dies (a weakref finalizer on the
-    storage), so the peak is what a caching allocator would have had to hold, before fragmentation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._sizes: dict[int, int] = {}
-
-    def _release(self, key: int) -> None:
-        self.live -= self._sizes.pop(key, 0)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        aliases = [r.alias_info is not None for r in func._schema.returns]
-        outputs = out if isinstance(out, (tuple, list)) else (out,)
-        for index, value in enumerate(outputs):
-            if index < len(aliases) and aliases[index]:
-                continue  # a view or in-place result: no new memory
-            for tensor in tree_leaves(value):
-                if not isinstance(tensor, torch.Tensor):
-                    continue
-                storage = tensor.untyped_storage()
-                key = storage._cdata
-                if key in self._sizes:
-                    continue
-                self._sizes[key] = storage.nbytes()
-                self.live += self._sizes[key]
-                weakref.finalize(storage, self._release, key)
-        self.peak = max(self.peak, self.live)
-        return out
-
-
-#: Traces share the meta models and swap two library functions for their duration: one at a time. The swapped-in
-#: versions act only in the tracing thread, so a model running for real on another thread is unaffected.
-_TRACE_LOCK = threading.RLock()
-_tracing = threading.local()
-_SDPA = F.scaled_dot_product_attention
-_CHUNKED_FEED_FORWARD = diffusers_attention._chunked_feed_forward
-
-
-def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
-    """What flash / memory-efficient SDPA stores: the output (and a small log-sum-exp), never the scores."""
-    if getattr(_tracing, "attention", None) != "efficient":
-        return _SDPA(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **kwargs)
-    if attn_mask is not None and attn_mask.dtype == torch.bool:
-        attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype, device=query.device)
-    if attn_mask is not None:
-        attn_mask = attn_mask.expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
-    return torch.ops.aten._scaled_dot_product_efficient_attention(
-        query, key, value, attn_mask, False, dropout_p, is_causal, scale=scale
-    )[0]
-
-
-def _chunked_feed_forward_peak(ff, hidden_states: torch.Tensor, chunk_dim: int, chunk_size: int) -> torch.Tensor:
-    """Same memory as diffusers' chunked feed-forward at its worst moment (every other chunk's output held,
-    one chunk in flight, then the concatenation) for one chunk's worth of ops instead of thousands."""
-    if getattr(_tracing, "attention", None) is None:
-        return _CHUNKED_FEED_FORWARD(ff, hidden_states, chunk_dim, chunk_size)
-    chunk = ff(hidden_states.narrow(chunk_dim, 0, chunk_size))
-    rest_shape = list(chunk.shape)
-    rest_shape[chunk_dim] = hidden_states.shape[chunk_dim] - chunk_size
-    rest = chunk.new_empty(rest_shape)
-    return torch.cat([chunk, rest], dim=chunk_dim)
-
-
-@contextmanager
-def _tracing_as(attention: Attention) -> Iterator[None]:
-    with _TRACE_LOCK:
-        F.scaled_dot_product_attention = _efficient_attention
-        diffusers_attention._chunked_feed_forward = _chunked_feed_forward_peak
-        _tracing.attention = attention
-        try:
-            yield
-        finally:
-            _tracing.attention = None
-            F.scaled_dot_product_attention = _SDPA
-            diffusers_attention._chunked_feed_forward = _CHUNKED_FEED_FORWARD
-
-
-def trace_call(call: Callable[[], object], attention: Attention = "efficient") -> Trace:
-    """Run `call` (on meta tensors) once and measure it; whatever it returns is dropped before the end."""
-    flops = FlopCounterMode(display=False)
-    live = _LiveBytes()
-    with _tracing_as(attention), torch.no_grad(), flops, live:
-        result = call()
-        del result
-    return Trace(peak_bytes=live.peak, flops=flops.get_total_flops())
+# -- tracing cost on the meta device (the tracer itself is shared: i2v.models.tracing) ----------------------
 
 
 @functools.lru_cache(maxsize=4)
 def meta_components(dtype: torch.dtype = torch.float16) -> dict[str, torch.nn.Module]:
     """The four real-size models on the meta device (no memory): for weight counts and traces."""
-    verbosity = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # "modules that should be kept in float32: []" on every cast
-    try:
-        with torch.device("meta"):
-            return dict(
-                text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).to(dtype).eval(),
-                image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG)).to(dtype).eval(),
-                unet=I2VGenXLUNet().to(dtype).eval(),
-                vae=AutoencoderKL(**VAE_CONFIG).to(dtype).eval(),
-            )
-    finally:
-        diffusers_logging.set_verbosity(verbosity)
+    with quiet_diffusers(), torch.device("meta"):  # "modules that should be kept in float32: []" on every cast
+        return dict(
+            text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).to(dtype).eval(),
+            image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG)).to(dtype).eval(),
+            unet=I2VGenXLUNet().to(dtype).eval(),
+            vae=AutoencoderKL(**VAE_CONFIG).to(dtype).eval(),
+        )
 
 
 def weight_bytes(dtype: torch.dtype = torch.float16) -> dict[str, dict[str, int]]:
     """Per component: bytes of all parameters and buffers, and of the largest single layer's own parameters
     (what sequential offload holds on the device at once)."""
-    sizes = {}
-    for name, model in meta_components(dtype).items():
-        largest = max(sum(t.nbytes for t in module.parameters(recurse=False)) for module in model.modules())
-        total = sum(t.nbytes for t in model.parameters()) + sum(t.nbytes for t in model.buffers())
-        sizes[name] = dict(total=total, largest_leaf=largest)
-    return sizes
+    return {name: weight_sizes(model) for name, model in meta_components(dtype).items()}
 
 
 def trace_unet_step(

@@ -1,0 +1,232 @@
+"""Wan 2.2 TI2V-5B's cost model: peak device memory of one run under an ExecutionPlan, computed rather than guessed.
+
+A run has three stages, each holding the weights its placement keeps on the device plus that stage's
+activations:
+
+- encode: the UMT5 text encoder on the prompt and the negative prompt (512 tokens each, one after the other),
+  then the VAE encoding the image (the first-frame condition). The two steps hold different weights (an
+  "encoders" run has moved the text encoder off before the image is encoded), so the stage's peak is the larger
+  of the two;
+- denoise: one transformer call at batch 1 (guidance is always two such calls, one after the other: there is
+  no batch-2 pass to split, so `cfg_mode` is "split" in every guided plan);
+- decode: the VAE decoding every latent frame, tiled or not, with the post-processing on the device.
+
+Activation peaks come from the real-size models traced on the meta device (`architecture.trace_*`), cached per
+shape in memory and in `advisor-traces-wan22.json`; the preset shapes ship already traced (`shipped.py`,
+`traces.json`), so a plan at a preset imports neither diffusers nor transformers. The VAE runs in float32 in
+every plan (the backend loads it so, as Wan's authors run it): 2.8 GB of weights and float32 activations.
+Tensors carried between steps (latents, embeddings, the first pass's prediction) are a few MiB and left out.
+
+Where the weights are, per placement (what the backend does):
+
+| placement | text encoding | image encoding | denoise | decode |
+|---|---|---|---|---|
+| offload none | all three | all three | all three | all three |
+| "encoders": the text encoder leaves after encoding | all three | transformer + VAE | transformer + VAE | transformer + VAE |
+| "model": accelerate's model offload, chain text encoder → transformer → VAE | text encoder | text encoder + VAE | transformer + VAE | VAE |
+| "sequential": one layer at a time | its largest layer | the VAE's | the transformer's | the VAE's |
+
+Group offload streams the transformer's blocks (one block a group, the next one prefetched on a side stream): it
+holds what lies outside the blocks and two blocks while it runs, nothing otherwise. diffusers refuses model
+offload beside it, so the ladder pairs it with "encoders", which with the transformer streamed leaves the same
+weights resident as model offload. FP8 weights store the transformer's layers (not its embedders, norms and
+float32 modules) in float8 and cast one layer at a time to the compute dtype: that layer's copy is added to the
+denoise activations.
+
+On top come the runtime overhead and allocator fragmentation shared by every model (`i2v.models.cost`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from i2v.models.cost import (
+    MemoryEstimate,
+    StagePeak,
+    TraceCache,
+    library_versions,
+    stage_totals,
+    trace_key,
+)
+
+if TYPE_CHECKING:
+    from i2v.advisor.plan import ExecutionPlan
+
+STAGES = ("encode", "denoise", "decode")
+#: Bump when the tracer changes what it measures (`architecture.py`, the shapes it is given, the keys below):
+#: entries cached or shipped under another version are ignored. Then rebuild the shipped traces:
+#: `python -m i2v.models.wan22.shipped build`.
+TRACE_VERSION = 1
+#: The libraries whose code a trace runs: torch's meta kernels, diffusers' transformer and VAE, transformers' UMT5.
+TRACED_LIBRARIES = ("torch", "diffusers", "transformers")
+#: The prompt length every prompt is padded to (the pipeline's max_sequence_length; the spec's token budget).
+TOKENS = 512
+#: The dtype the backend keeps the VAE in, whatever the run's dtype.
+VAE_DTYPE = "fp32"
+#: Group offload holds the block running and the next one, prefetched.
+GROUP_BLOCKS_RESIDENT = 2
+
+
+def versions() -> str:
+    return f"v{TRACE_VERSION}|" + "|".join(f"{name}={version}" for name, version in library_versions(TRACED_LIBRARIES).items())
+
+
+def _shipped(key: str) -> dict | None:
+    from i2v.models.wan22 import shipped
+
+    return shipped.lookup(key)
+
+
+class _LazyCache(TraceCache):
+    """The versions are read on first use, not at import (package metadata costs a few milliseconds)."""
+
+    def __init__(self) -> None:
+        super().__init__("advisor-traces-wan22.json", "", _shipped)
+
+    def get(self, key: str, compute) -> dict:
+        if not self._version:
+            self._version = versions()
+        return super().get(key, compute)
+
+
+CACHE = _LazyCache()
+
+
+class WanCost:
+    """Stages encode (UMT5 text encoder, VAE encode of the image), denoise (one batch-1 transformer call, twice
+    a step with guidance) and decode (the VAE on every latent frame)."""
+
+    rungs = frozenset({
+        "half_precision", "offload_encoders", "tiled_decode", "model_offload", "group_offload", "fp8_weights",
+        "sequential_offload", "fewer_frames", "lower_resolution",
+    })
+    #: How guidance runs: the pipeline's conditional and unconditional passes are two batch-1 calls.
+    cfg_mode = "split"
+
+    def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
+        """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
+        return predict_peak(plan)
+
+    def copy_bytes(self, plan: ExecutionPlan) -> int:
+        """Weights copied to the device per job: the text encoder back after an "encoders" job, every model once
+        with model offload, the streamed transformer once per transformer call with group or sequential offload."""
+        if plan.device == "cpu" or (plan.offload == "none" and not plan.group_offload):
+            return 0
+        sizes = weight_bytes(plan.dtype)
+        text, vae = sizes["text_encoder"]["total"], sizes["vae"]["total"]
+        transformer = _transformer(sizes, plan.fp8_weights)["total"]
+        calls = plan.steps * _passes(plan)
+        if plan.offload == "sequential":
+            return calls * transformer + text + vae
+        streamed = calls * transformer if plan.group_offload else 0
+        if plan.offload == "model":
+            return text + vae + (streamed or transformer)
+        if plan.offload == "encoders":
+            return text + streamed
+        return streamed
+
+
+COST = WanCost()
+
+
+def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
+    """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
+    half = _trace_dtype(plan.dtype)
+    weights = weight_bytes(plan.dtype)
+    text = _trace("text_encoder", tokens=TOKENS, dtype=half, attention=plan.attention)
+    image = _trace("vae_encode", width=plan.width, height=plan.height, dtype=VAE_DTYPE, attention=plan.attention)
+    step = _trace(
+        "transformer", width=plan.width, height=plan.height, frames=plan.frames, dtype=half, attention=plan.attention
+    )
+    decode = _trace(
+        "vae_decode", width=plan.width, height=plan.height, frames=plan.frames, tiling=plan.vae_tiling,
+        dtype=VAE_DTYPE, attention=plan.attention,
+    )
+    resident = resident_weights(plan, weights)
+    upcast = _transformer(weights, True)["upcast"] if plan.fp8_weights else 0
+    steps = stage_totals(
+        resident,
+        {
+            "text": text["peak_bytes"], "image": image["peak_bytes"], "denoise": step["peak_bytes"] + upcast,
+            "decode": decode["peak_bytes"],
+        },
+        plan.device,
+    )
+    encode = max(steps["text"], steps["image"], key=lambda peak: peak.total_bytes)
+    stages: dict[str, StagePeak] = {"encode": encode, "denoise": steps["denoise"], "decode": steps["decode"]}
+    flops = {
+        "encode": text["flops"] * _passes(plan) + image["flops"],
+        "denoise": plan.steps * _passes(plan) * step["flops"],
+        "decode": decode["flops"],
+    }
+    return MemoryEstimate.of(stages, flops, plan.device)
+
+
+def resident_weights(plan: ExecutionPlan, weights: dict[str, dict]) -> dict[str, int]:
+    """Weight bytes on the device during each step of a run: "text" and "image" (the encode stage's two steps),
+    "denoise" and "decode" (see the table in the module's docstring)."""
+    transformer = _transformer(weights, plan.fp8_weights)
+    if plan.offload == "sequential":
+        return {
+            "text": weights["text_encoder"]["largest_leaf"], "image": weights["vae"]["largest_leaf"],
+            "denoise": transformer["largest_leaf"], "decode": weights["vae"]["largest_leaf"],
+        }
+    text, vae = weights["text_encoder"]["total"], weights["vae"]["total"]
+    if plan.group_offload:
+        running, idle = transformer["outside_blocks"] + GROUP_BLOCKS_RESIDENT * transformer["largest_block"], 0
+    else:
+        running = idle = transformer["total"]
+    if plan.offload == "model":
+        return {"text": text, "image": text + vae, "denoise": running + vae, "decode": vae}
+    if plan.offload == "encoders":
+        return {"text": text + idle + vae, "image": idle + vae, "denoise": running + vae, "decode": idle + vae}
+    return {"text": text + idle + vae, "image": text + idle + vae, "denoise": text + running + vae, "decode": text + idle + vae}
+
+
+def _transformer(weights: dict[str, dict], fp8: bool) -> dict[str, int]:
+    return weights["transformer"]["fp8"] if fp8 else weights["transformer"]
+
+
+def _passes(plan: ExecutionPlan) -> int:
+    return 2 if plan.guided else 1
+
+
+def _trace(kind: str, **shape) -> dict:
+    return CACHE.get(trace_key(kind, **shape), lambda: _run_trace(kind, **shape))
+
+
+def weight_bytes(dtype: str) -> dict[str, dict]:
+    """Per component ("text_encoder", "transformer", "vae"): {"total", "largest_leaf"} bytes; the transformer's
+    also {"blocks", "largest_block", "outside_blocks"} and "fp8", the same stored in FP8 plus "upcast"."""
+
+    def compute() -> dict:
+        from i2v.models.wan22 import architecture
+
+        return architecture.weight_bytes(_torch_dtype(dtype), _torch_dtype(VAE_DTYPE))
+
+    return CACHE.get(trace_key("weights", dtype=dtype), compute)
+
+
+def _trace_dtype(dtype: str) -> str:
+    return "fp32" if dtype == "fp32" else "half"  # fp16 and bf16: same sizes, same ops
+
+
+def _run_trace(kind: str, *, dtype: str, attention: str, **shape) -> dict:
+    from i2v.models.wan22 import architecture
+
+    torch_dtype = _torch_dtype(dtype)
+    if kind == "text_encoder":
+        trace = architecture.trace_text_encoder(torch_dtype, attention, shape["tokens"])
+    elif kind == "vae_encode":
+        trace = architecture.trace_vae_encode(shape["width"], shape["height"], torch_dtype, attention)
+    elif kind == "transformer":
+        trace = architecture.trace_transformer(dtype=torch_dtype, attention=attention, **shape)
+    else:
+        trace = architecture.trace_vae_decode(dtype=torch_dtype, attention=attention, **shape)
+    return {"peak_bytes": trace.peak_bytes, "flops": trace.flops}
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16}.get(dtype, torch.bfloat16)
