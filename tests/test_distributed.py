@@ -35,6 +35,7 @@ pytestmark = pytest.mark.skipif(
 SMALL = {"prompt": "猫转头", "width": 64, "height": 64, "num_frames": 8, "steps": 3, "fps": 8}
 MEDIUM = {"prompt": "waves", "width": 128, "height": 128, "num_frames": 16, "steps": 60, "fps": 8}  # ≈6 s, 1 thread
 LONG = {"prompt": "waves", "width": 256, "height": 256, "num_frames": 32, "steps": 100, "fps": 8}  # ≈90 s
+BUILT_IN = {"camera-preview"}
 LEASE_SECONDS = 3
 QUEUE_LIMIT = 10
 PASSWORD = "pw-only-in-a-file"
@@ -72,8 +73,9 @@ class Cluster(JobClient):
         return self.wait(job_id, lambda job: job["state"] == "running" and job["progress"].get("step", 0) > 0)
 
     def workers_listed(self) -> dict[str, dict]:
+        """The GPU pool's workers (the serve node's own model-free ones, e.g. camera-preview, left out)."""
         listed = self.http.get(self.server.url + "/api/v1/workers").json()["workers"]
-        return {worker["name"]: worker for worker in listed}
+        return {worker["name"]: worker for worker in listed if not set(worker["models"]) <= BUILT_IN}
 
     def wait_listed(self, names: set[str], timeout: float = 90) -> dict[str, dict]:
         deadline = time.monotonic() + timeout
@@ -302,6 +304,21 @@ def test_redis_restart_mid_run_serve_and_workers_reconnect_and_continue(cluster)
     after = cluster.submit(SMALL).json()
     assert cluster.wait_done(after["id"])["state"] == "succeeded"
     cluster.wait_listed(alive, timeout=10)
+
+
+def test_camera_preview_runs_on_the_serve_node_with_no_worker_holding_it(cluster):
+    """A model-free preview needs no GPU worker: the serve node draws it itself, under its own worker entry."""
+    listed = cluster.http.get(cluster.server.url + "/api/v1/workers").json()["workers"]
+    own = [worker for worker in listed if worker["models"] == ["camera-preview"]]
+    assert len(own) == 1 and own[0]["name"].endswith("/camera-preview"), listed
+    fields = {key: value for key, value in SMALL.items() if key != "steps"}
+    job = cluster.submit({**fields, "prompt": "镜头向左平移", "model": "camera-preview"})
+    assert job.status_code == 202 and job.json()["warnings"] == [], job.text
+    done = cluster.wait_done(job.json()["id"])
+    assert done["state"] == "succeeded" and done["worker"] == own[0]["name"], done
+    assert done["refined_prompt"]["tags"] == ["pan_left"]
+    with av.open(io.BytesIO(cluster.http.get(cluster.server.url + done["video_url"]).content)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == SMALL["num_frames"]
 
 
 def test_with_no_worker_connected_a_job_is_accepted_and_says_what_it_waits_for(cluster):

@@ -67,6 +67,15 @@ class RedisJobQueue:
             from i2v.request import default_model
 
             self.local = RedisWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
+        # Model-free built-in backends (camera-preview) need no GPU and no weights: this node draws them itself,
+        # so they work with any pool of workers, each on its own queue under its own name.
+        from i2v.jobs.runner import worker_name
+        from i2v.models.registry import built_in
+
+        self.built_in = [
+            RedisWorker(connect(settings.queue_url), model, name=f"{worker_name()}/{model}", lease_seconds=settings.lease_seconds)
+            for model in sorted(built_in())
+        ]
         self._queues: dict[str, tuple[RedisHuey, TaskWrapper]] = {}
         self._unsent: set[str] = set()
         self._missing_since: dict[tuple[str, int], float] = {}
@@ -129,15 +138,15 @@ class RedisJobQueue:
         except redis.RedisError as error:
             log.warning("Redis unreachable at start-up (%s); jobs are sent when it is back", error)
         self._thread.start()
-        if self.local is not None:
-            from i2v.jobs.queue import EmbeddedConsumer
+        from i2v.jobs.queue import EmbeddedConsumer
 
-            self.local.start_embedded(EmbeddedConsumer)
+        for worker in [*([self.local] if self.local is not None else []), *self.built_in]:
+            worker.start_embedded(EmbeddedConsumer)
 
     def stop(self) -> None:
         self._stop.set()
-        if self.local is not None:
-            self.local.stop()
+        for worker in [*([self.local] if self.local is not None else []), *self.built_in]:
+            worker.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 

@@ -307,6 +307,9 @@ class JobService:
         held = self.queue.held_models()
         if held is None or model in held:
             return []
+        from i2v.models.registry import built_in
+
+        held -= built_in()  # the serve node's own model-free workers say nothing about the GPU pool
         if held:
             raise ModelNotServedError(
                 f"no live worker holds model {model!r}; the workers connected hold: {', '.join(sorted(held))} "
