@@ -51,6 +51,7 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
         "seed": 7,
         "model": str(tiny_model),
         "scheduler": "ddim",
+        "cache": None,  # I2VGen-XL has no step cache
         "allow_degrade": False,
         "refiner": "rules",
     }

@@ -89,6 +89,11 @@ HELP = {
     "steps": _per_model("Denoising steps.", lambda spec: _range(spec.steps)),
     "guidance": _per_model("Guidance scale.", lambda spec: _range(spec.guidance)),
     "scheduler": _per_model("Sampler.", lambda spec: f"{' or '.join(spec.schedulers)} (default {spec.default_scheduler})" if spec.schedulers else None),
+    "cache": _per_model(
+        "Step cache: reuses or extrapolates work from earlier steps; faster, frames slightly different from the "
+        "uncached run (a warning says so).",
+        lambda spec: f"{', '.join(spec.caches)} (default {spec.default_cache})" if spec.caches else None,
+    ),
     "negative_prompt": _per_model("What to avoid.", lambda spec: "taken, with a default of its own" if spec.negative_prompt is not None else None),
 }
 
@@ -151,6 +156,7 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed; random when absent, always recorded.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name (see `i2v models list`), hub id or local folder; default $I2V_MODEL, else the registry's default.")] = None,
     scheduler: Annotated[str | None, typer.Option(help=HELP["scheduler"])] = None,
+    cache: Annotated[str | None, typer.Option(help=HELP["cache"])] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="mp4, webm or gif [default: from -o, else mp4].")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Video path; metadata goes beside it as .json.")] = None,
     crf: Annotated[int, typer.Option(help="Quality for mp4/webm: lower is better and larger.", min=0, max=51)] = 18,
@@ -173,7 +179,8 @@ def generate(
     request = _request_from_options(
         ctx, image=image, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, width=width,
         height=height, frames=frames, fps=fps, motion_fps=motion_fps, steps=steps, guidance=guidance, seed=seed,
-        model=model, scheduler=scheduler, refiner="none" if no_refine else refiner, allow_degrade=allow_degrade,
+        model=model, scheduler=scheduler, cache=cache, refiner="none" if no_refine else refiner,
+        allow_degrade=allow_degrade,
     )
     spec = spec_for(request.model)
     request = spec.apply(request).with_seed()

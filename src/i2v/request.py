@@ -28,7 +28,10 @@ ECHO_CHARS = 80
 Refiner = Literal["rules", "llm", "none"]
 #: Fields whose allowed values and default each model's spec decides; the request only bounds them loosely.
 MODEL_FIELDS = frozenset(
-    {"negative_prompt", "resolution", "width", "height", "num_frames", "fps", "motion_fps", "steps", "guidance_scale", "scheduler"}
+    {
+        "negative_prompt", "resolution", "width", "height", "num_frames", "fps", "motion_fps", "steps", "guidance_scale",
+        "scheduler", "cache",
+    }
 )
 
 
@@ -66,6 +69,10 @@ class GenerationRequest(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=1000, description="Denoising steps.")
     guidance_scale: float | None = Field(default=None, ge=0.0, le=100.0, description="Classifier-free guidance strength.")
     scheduler: str | None = Field(default=None, max_length=32, description="Sampler, one the model offers.")
+    cache: str | None = Field(
+        default=None, max_length=32,
+        description="Step cache, one the model offers (off by default): faster, with frames slightly different from an uncached run.",
+    )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Random when absent; always recorded.")
     allow_degrade: bool = Field(
         default=False,

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from i2v.request import GenerationRequest
 
 
+#: The step-cache setting every model with caches offers, and its default: no cache, the reference frames.
+CACHE_OFF = "off"
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -145,6 +149,11 @@ class ModelSpec(_Frozen):
     steps: IntRange | None = Field(description="Denoising steps; None: the model does not denoise")
     guidance: FloatRange | None = Field(description="Classifier-free guidance; None: the model takes none")
     schedulers: tuple[str, ...] = ()
+    caches: tuple[str, ...] = Field(
+        default=(),
+        description="Step caches the model offers, \"off\" (the default) among them; empty: none to choose. A cache "
+        "reuses or extrapolates work from earlier steps: faster, frames slightly different from an uncached run",
+    )
     negative_prompt: str | None = Field(description="Default negative prompt; None: the model takes none")
     motion_fps: MotionRule | None = None
     prompt: PromptBudget
@@ -153,9 +162,21 @@ class ModelSpec(_Frozen):
     #: "fast", "standard", "quality": what the advisor recommends at each.
     tiers: dict[str, Tier] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _caches_can_be_off(self) -> ModelSpec:
+        if self.caches and CACHE_OFF not in self.caches:
+            raise ValueError(f"a model with step caches must offer {CACHE_OFF!r} (the default), got {self.caches}")
+        return self
+
     @property
     def default_scheduler(self) -> str | None:
         return self.schedulers[0] if self.schedulers else None
+
+    @property
+    def default_cache(self) -> str | None:
+        """The default cache: off for a model with step caches (a cache changes the frames, so one is only ever
+        asked for), None for a model without."""
+        return CACHE_OFF if self.caches else None
 
     def defaults(self) -> dict[str, object]:
         """The value each model-dependent request field takes when the user leaves it out."""
@@ -189,7 +210,9 @@ class ModelSpec(_Frozen):
             raise InvalidInputError(
                 "; ".join(f"{field}: {message}" for field, message in problems), problems=problems,
             )
-        missing = {field: value for field, value in self.defaults().items() if getattr(request, field) is None}
+        # The cache is filled here rather than in defaults(), whose keys the advisor's Recommendation takes as fields.
+        defaults = {**self.defaults(), "cache": self.default_cache}
+        missing = {field: value for field, value in defaults.items() if getattr(request, field) is None}
         motion = self.motion_fps_for(missing.get("fps", request.fps), request.motion_fps)
         if motion is not None and request.motion_fps is None:
             missing["motion_fps"] = motion
@@ -230,6 +253,11 @@ class ModelSpec(_Frozen):
                 found.append(("scheduler", f"{model} has no scheduler to choose; leave scheduler out"))
             elif request.scheduler not in self.schedulers:
                 found.append(("scheduler", f"must be one of {', '.join(self.schedulers)} for {model}, got {echo(request.scheduler)}"))
+        if request.cache is not None:
+            if not self.caches:
+                found.append(("cache", f"{model} has no step cache to choose; leave cache out"))
+            elif request.cache not in self.caches:
+                found.append(("cache", f"must be one of {', '.join(self.caches)} for {model}, got {echo(request.cache)}"))
         if request.negative_prompt and self.negative_prompt is None:
             found.append(("negative_prompt", f"{model} takes no negative prompt; leave it out"))
         if request.motion_fps is not None:

@@ -42,6 +42,7 @@ STRINGS = {
         "seed": "Seed (-1 = random)",
         "model": "Model",
         "scheduler": "Scheduler",
+        "cache": "Step cache (faster; frames differ slightly from off)",
         "refiner": "Prompt refiner",
         "generate": "Generate",
         "cancel": "Cancel",
@@ -71,6 +72,7 @@ STRINGS = {
         "seed": "随机种子（-1 为随机）",
         "model": "模型",
         "scheduler": "采样器",
+        "cache": "步骤缓存（更快；画面与关闭时略有不同）",
         "refiner": "提示词优化",
         "generate": "生成",
         "cancel": "取消",
@@ -114,7 +116,7 @@ def spec_of(model: str | None) -> ModelSpec | None:
 
 
 def spec_fields(spec: ModelSpec | None, negative: str | None, resolution: str | None, frames: Any, fps: Any,
-                steps: Any, guidance: Any, scheduler: str | None) -> dict[str, Any]:
+                steps: Any, guidance: Any, scheduler: str | None, cache: str | None = None) -> dict[str, Any]:
     """The form's settings as request fields, keeping only what the model takes; the negative prompt only when the
     user changed the model's default (so the refiner may tailor the default)."""
     fields: dict[str, Any] = dict(resolution=resolution, num_frames=int(frames), fps=int(fps))
@@ -124,6 +126,8 @@ def spec_fields(spec: ModelSpec | None, negative: str | None, resolution: str | 
         fields["guidance_scale"] = float(guidance)
     if scheduler and (spec is None or spec.schedulers):
         fields["scheduler"] = scheduler
+    if cache and (spec is None or spec.caches):
+        fields["cache"] = cache
     text = (negative or "").strip()
     if text and (spec is None or (spec.negative_prompt is not None and text != spec.negative_prompt)):
         fields["negative_prompt"] = text
@@ -132,7 +136,8 @@ def spec_fields(spec: ModelSpec | None, negative: str | None, resolution: str | 
 
 def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
     """The settings controls for a model, as keyword arguments: its ranges, steps, choices and defaults; controls
-    for what it does not take are hidden. Order: negative, resolution, frames, fps, steps, guidance, scheduler."""
+    for what it does not take are hidden. Order: negative, resolution, frames, fps, steps, guidance, scheduler,
+    cache."""
     return [
         dict(value=spec.negative_prompt or "", visible=spec.negative_prompt is not None),
         dict(choices=list(spec.size.presets), value=spec.size.default_preset),
@@ -141,13 +146,14 @@ def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
         dict(**_slider(spec.steps), visible=spec.steps is not None),
         dict(**_slider(spec.guidance), visible=spec.guidance is not None),
         dict(choices=list(spec.schedulers), value=spec.default_scheduler, visible=bool(spec.schedulers)),
+        dict(choices=list(spec.caches), value=spec.default_cache, visible=bool(spec.caches)),
     ]
 
 
 def spec_updates(spec: ModelSpec | None) -> tuple[Any, ...]:
     """The controls redrawn when the model changes (left as they are for a model whose spec is not known here)."""
     if spec is None:
-        return tuple(gr.update() for _ in range(7))
+        return tuple(gr.update() for _ in range(8))
     return tuple(gr.update(**controls) for controls in spec_controls(spec))
 
 
@@ -183,7 +189,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         except I2VError as error:
             raise gr.Error(str(error)) from None
 
-    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
+    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
         if not image_path:
             raise gr.Error("upload an image first")
         edited = (refined or "").strip()
@@ -194,15 +200,15 @@ def build_ui(service: JobService) -> gr.Blocks:
         fields: dict[str, Any] = dict(
             prompt=text, seed=None if seed is None or int(seed) < 0 else int(seed), model=model,
             refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
-            **spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler),
+            **spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler, cache),
         )
         yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
 
-    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade):
+    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
         """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes."""
         if camera_preview is None:
             raise gr.Error("camera-preview is not installed")
-        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, camera_preview, scheduler, refiner, allow_degrade)
+        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, camera_preview, scheduler, cache, refiner, allow_degrade)
 
     def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
@@ -283,10 +289,11 @@ def build_ui(service: JobService) -> gr.Blocks:
                     guidance = gr.Slider(step=0.5, label=t("guidance"), elem_id="guidance", **initial[5])
                     seed = gr.Number(value=-1, precision=0, label=t("seed"))
                     scheduler = gr.Radio(label=t("scheduler"), elem_id="scheduler", **initial[6])
+                    cache = gr.Radio(label=t("cache"), elem_id="cache", **initial[7])
                     allow_degrade = gr.Checkbox(
                         value=GenerationRequest.model_fields["allow_degrade"].default, label=t("degrade"), elem_id="allow_degrade"
                     )
-                    settings = [negative, resolution, frames, fps, steps, guidance, scheduler]
+                    settings = [negative, resolution, frames, fps, steps, guidance, scheduler, cache]
                 plan_button = gr.Button(t("plan"), size="sm", elem_id="plan")
                 plan_box = gr.Markdown(elem_id="plan_box")
                 with gr.Row():
@@ -310,7 +317,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         refresh_workers.click(lambda: workers_markdown(service.workers()), None, workers_box)
         demo.load(lambda: workers_markdown(service.workers()), None, workers_box)
 
-        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, refiner, allow_degrade]
+        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade]
         model.change(lambda name: spec_updates(spec_of(name)), model, settings)
         plan_button.click(plan_preview, [image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box)
         refine_button.click(refine_preview, [prompt, refiner], [refined, tags, refine_words])

@@ -8,7 +8,9 @@ takes over the parts our promises need:
 2. noise: the initial latents drawn from a CPU generator seeded by the request, the same on every device (the
    pipeline draws nothing else: the image is encoded with the VAE's mode, and UniPC adds no noise);
 3. denoise: the pipeline's loop with `output_type="latent"`; its step callback reports each step and, when a
-   cancel is asked for, stops before the next step by raising, so a cancelled run skips the VAE decode;
+   cancel is asked for, stops before the next step by raising, so a cancelled run skips the VAE decode. A step
+   cache the request asks for (`CACHE_CONFIGS`) is put on the transformer for this stage only and taken off
+   after it, cancelled or not: "off" never touches the transformer, so it is the uncached pipeline exactly;
 4. decode: the latents through the VAE exactly as the pipeline does, as a stage of its own.
 
 The image is cover-cropped to the target size first (the pipeline would stretch it).
@@ -17,11 +19,18 @@ The image is cover-cropped to the target size first (the pipeline would stretch 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
+from diffusers import (
+    AutoencoderKLWan,
+    FirstBlockCacheConfig,
+    PyramidAttentionBroadcastConfig,
+    TaylorSeerCacheConfig,
+    WanImageToVideoPipeline,
+)
 from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
@@ -31,8 +40,36 @@ from i2v.errors import GenerationCancelled, ModelNotFoundError, NonFiniteOutputE
 from i2v.media.images import cover_crop
 from i2v.models.base import BackendOutput, Hooks, RunOptions
 from i2v.models.loading import ModelSource, dtype_name, free_memory, pick_device, pick_dtype
+from i2v.models.spec import CACHE_OFF
 from i2v.models.wan22.spec import SPEC
 from i2v.request import GenerationRequest
+
+
+#: The spec's step caches (all but "off") -> their diffusers config for a pipeline, built per run. Measured side
+#: by side on this CPU in bench/wan_cache.py. Each has been checked to change what Wan computes: diffusers' own
+#: defaults do not always reach Wan's module names.
+CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline], Any]] = {
+    # While the first block's residual changes by under 10% (relative mean) from the last step that ran every
+    # block, the other blocks are skipped and their last residual reused. Separate state per guidance branch.
+    "first-block": lambda pipeline: FirstBlockCacheConfig(threshold=0.1),
+    # TaylorSeer, with Wan's own module names: diffusers' default patterns ("^blocks.*attn", full match) match
+    # none of Wan's `blocks.N.attn1`/`attn2`, so the default config silently caches nothing. After 3 full steps,
+    # 2 of every 3 steps skip all blocks (`blocks.N`, returning placeholders) and extrapolate the output
+    # projection (`proj_out`) to first order. Not the per-module form (`blocks.N.attn1|attn2|ffn`): its Taylor
+    # factors are two full-width tensors per module per branch, about 60 GB in bf16 at 720p × 121 frames.
+    "taylorseer": lambda pipeline: TaylorSeerCacheConfig(
+        cache_interval=3, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
+        skip_predict_identifiers=[r"blocks\.\d+"], cache_identifiers=[r"proj_out"],
+    ),
+    # Pyramid attention broadcast: self-attention (`attn1`) computed every other call while the timestep is in
+    # 100-800 (the middle of the schedule), reused otherwise. Its state is not kept per guidance branch, and Wan
+    # runs the two branches as separate calls, so with guidance the unconditional pass reuses the conditional
+    # pass's self-attention of the same step; without guidance, every other step reuses the last one's.
+    "pab": lambda pipeline: PyramidAttentionBroadcastConfig(
+        spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+        current_timestep_callback=lambda: pipeline.current_timestep,
+    ),
+}
 
 
 class _Stop(Exception):
@@ -121,6 +158,10 @@ class WanBackend:
             total = request.steps
             if hooks.stop_requested():
                 raise _Stop(0, total)
+            cache = request.cache or CACHE_OFF
+            if cache != CACHE_OFF:
+                pipeline.transformer.enable_cache(CACHE_CONFIGS[cache](pipeline))
+                notes.append(f"{cache} cache: faster, slightly different frames from the uncached run")
 
             def on_step_end(pipe, index: int, timestep, kwargs: dict) -> dict:
                 hooks.step(index + 1, total)
@@ -151,7 +192,10 @@ class WanBackend:
         except _Stop as stop:
             raise GenerationCancelled(stop.step, stop.total) from None
         finally:
-            # After a cancel or an error too: step caches and offload hooks start clean for the next job.
+            # After a cancel or an error too: the step cache comes off (the next job starts uncached, or with
+            # fresh cache state), and offload hooks start clean.
+            if pipeline.transformer.is_cache_enabled:
+                pipeline.transformer.disable_cache()
             pipeline.maybe_free_model_hooks()
             free_memory(device)
         frames_out = (np.clip(video[0], 0.0, 1.0) * 255).round().astype(np.uint8)

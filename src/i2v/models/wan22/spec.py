@@ -29,6 +29,12 @@ SPEC = ModelSpec(
     guidance=FloatRange(min=1.0, max=20.0, default=5.0),
     # Flow-matching UniPC (shift 5.0), as the model was released with.
     schedulers=("unipc",),
+    # diffusers' step caches on the transformer, configured in backend.py (CACHE_CONFIGS): "first-block" skips the
+    # other blocks while the first block's output barely changes; "taylorseer" extrapolates the output on 2 of
+    # every 3 steps; "pab" (pyramid attention broadcast) reuses self-attention in the middle of the schedule.
+    # No "magcache": it needs per-step magnitude ratios, diffusers ships them for Flux only, and calibrating them
+    # for Wan needs the real weights (a calibration run at the step count used).
+    caches=("off", "first-block", "taylorseer", "pab"),
     negative_prompt=NEGATIVE_PROMPT,
     motion_fps=None,
     prompt=PromptBudget(
