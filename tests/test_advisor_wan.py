@@ -1,0 +1,220 @@
+"""The advisor for Wan 2.2 TI2V-5B: its cost model on the real-size architecture traced on the meta device, its rungs
+(group offload and FP8 weights among them), and the plans for 720p × 121 frames on 24, 16 and 12 GiB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from i2v.advisor.device import GiB, probe_device
+from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, unconstrained_plan
+from i2v.advisor.report import plan_report
+from i2v.request import GenerationRequest
+
+MODEL = "wan2.2-ti2v-5b"
+#: A 3:2 photo (examples/cat.jpg is 451×300): 720p is 1152×768 at that aspect.
+PHOTO = (451, 300)
+#: Parameters counted on the meta device at the released configs (/tmp/notes/wan.md, section 4), and the size of
+#: the hub repository's text_encoder folder (three shards: 4.94 + 4.98 + 1.44 GB, bf16).
+TRANSFORMER_PARAMETERS = 5.000e9
+VAE_PARAMETERS = 704.7e6
+TEXT_ENCODER_BF16_BYTES = 4.94e9 + 4.98e9 + 1.44e9
+
+
+@pytest.fixture(autouse=True)
+def i2v_home(tmp_path_factory, monkeypatch):
+    """Trace cache in a temporary folder, shared by this module's tests (the in-process cache is shared anyway)."""
+    monkeypatch.setenv("I2V_HOME", str(tmp_path_factory.getbasetemp() / "advisor-wan-home"))
+    monkeypatch.delenv("I2V_VRAM", raising=False)
+
+
+def request(**fields) -> GenerationRequest:
+    return GenerationRequest(image="photo.png", prompt="a cat turning its head", model=MODEL, **fields)
+
+
+def reference(**fields) -> GenerationRequest:
+    """The model's reference run: 720p, 121 frames, 50 steps (frames and size fixed by the user)."""
+    return request(resolution="720p", num_frames=121, steps=50, **fields)
+
+
+# -- weights ----------------------------------------------------------------------------------------------
+
+
+def test_weight_bytes_match_the_published_parameter_counts():
+    """bf16 transformer ≈ 5.000 B × 2 bytes, fp32 VAE (as the backend loads it) ≈ 704.7 M × 4, UMT5 in bf16 ≈ the
+    hub's 11.4 GB; fp32 doubles the transformer; FP8 storage halves it (embedders, norms and float32 modules stay)."""
+    from i2v.models.wan22.cost import weight_bytes
+
+    bf16, fp32 = weight_bytes("bf16"), weight_bytes("fp32")
+    assert bf16["transformer"]["total"] == pytest.approx(TRANSFORMER_PARAMETERS * 2, rel=0.02)
+    assert fp32["transformer"]["total"] == pytest.approx(TRANSFORMER_PARAMETERS * 4, rel=0.02)
+    assert bf16["vae"]["total"] == fp32["vae"]["total"] == pytest.approx(VAE_PARAMETERS * 4, rel=0.02)
+    assert bf16["text_encoder"]["total"] == pytest.approx(TEXT_ENCODER_BF16_BYTES, rel=0.02)
+    # fp16: transformers keeps UMT5's `wo` projections in float32 (24 layers × 10240 × 4096 × 2 more bytes).
+    fp16 = weight_bytes("fp16")
+    assert fp16["text_encoder"]["total"] - bf16["text_encoder"]["total"] == 24 * 10240 * 4096 * 2
+    fp8 = bf16["transformer"]["fp8"]
+    assert 0.49 < fp8["total"] / bf16["transformer"]["total"] < 0.53
+    assert fp8["largest_block"] * 2 == pytest.approx(bf16["transformer"]["largest_block"], rel=0.01)  # its norms stay
+    assert bf16["transformer"]["blocks"] + bf16["transformer"]["outside_blocks"] == bf16["transformer"]["total"]
+
+
+# -- the plans ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vram", ["24GiB", "16GiB", "12GiB"])
+def test_720p_121_frames_fits_24_16_and_12_gib_naming_its_changes(vram):
+    report = plan_report(reference(), PHOTO, vram=vram)
+    plan = report["plan"]
+    print(f"\n{vram}: as requested {report['unconstrained_peak_bytes'] / GiB:.2f} GiB, planned "
+          f"{report['predicted_peak_bytes'] / GiB:.2f} of {report['budget_bytes'] / GiB:.2f} GiB: {report['changes']}")
+    assert report["fits"] and report["predicted_peak_bytes"] <= report["budget_bytes"]
+    assert not report["unconstrained_fits"]
+    assert report["unconstrained_peak_bytes"] > report["predicted_peak_bytes"]
+    # Frames and size were fixed by the user: the memory came from placement, tiling and storage.
+    assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (1152, 768, 121, 50)
+    assert plan["backend"] == "wan22" and plan["cfg_mode"] == "split"  # guidance is two batch-1 passes
+    assert report["changes"] and all(": −" in change for change in report["changes"])
+    assert {"group_offload", "fp8_weights"} <= set(plan)
+    assert set(report["stages"]) == {"encode", "denoise", "decode"}
+
+
+def test_a_smaller_card_goes_further_down_the_ladder():
+    plans = {vram: make_plan(reference(), PHOTO, probe_device(vram=vram)) for vram in ("24GiB", "16GiB", "12GiB")}
+    assert len(plans["24GiB"].changes) < len(plans["16GiB"].changes) <= len(plans["12GiB"].changes)
+    assert plans["24GiB"].predicted_peak_bytes > plans["16GiB"].predicted_peak_bytes > plans["12GiB"].predicted_peak_bytes
+    # The text encoder leaving after encoding is the first and largest win (≈ its 10.6 GiB of bf16 weights).
+    first = plans["24GiB"].changes[0]
+    assert first.startswith("move the text and image encoders off the GPU after encoding: −")
+    assert float(first.split("−")[1].split()[0]) > 10
+    # Whatever the card, a plan never asks diffusers for model or sequential offload beside group offload.
+    for plan in plans.values():
+        assert not (plan.group_offload and plan.offload in ("model", "sequential"))
+        options = plan.run_options()
+        assert (options.group_offload, options.fp8_weights, options.offload) == (plan.group_offload, plan.fp8_weights, plan.offload)
+
+
+def test_each_rung_lowers_the_stage_it_targets():
+    from i2v.models.wan22.cost import COST, weight_bytes
+
+    base = ExecutionPlan(backend="wan22", width=1280, height=704, frames=121, steps=50, dtype="bf16", budget_bytes=0,
+                         cfg_mode="split")
+    sizes = weight_bytes("bf16")
+
+    def stage(plan, name, part="total_bytes"):
+        return getattr(COST.predict_peak(plan).stages[name], part)
+
+    encoders = base.model_copy(update=dict(offload="encoders"))
+    assert stage(base, "denoise", "weights_bytes") - stage(encoders, "denoise", "weights_bytes") == sizes["text_encoder"]["total"]
+    tiled = encoders.model_copy(update=dict(vae_tiling=True))
+    assert stage(tiled, "decode", "activation_bytes") < stage(encoders, "decode", "activation_bytes") / 2
+    model = tiled.model_copy(update=dict(offload="model"))
+    assert stage(model, "encode") < stage(tiled, "encode") and stage(model, "decode") < stage(tiled, "decode")
+    grouped = model.model_copy(update=dict(offload="encoders", group_offload=True))
+    assert stage(grouped, "denoise", "weights_bytes") < stage(model, "denoise", "weights_bytes") - 8 * GiB
+    fp8 = model.model_copy(update=dict(fp8_weights=True))
+    saved = stage(model, "denoise", "weights_bytes") - stage(fp8, "denoise", "weights_bytes")
+    assert saved == sizes["transformer"]["total"] - sizes["transformer"]["fp8"]["total"] > 4.5 * GiB
+    sequential = model.model_copy(update=dict(offload="sequential"))
+    assert all(stage(sequential, name) < stage(model, name) for name in ("encode", "denoise"))
+    # Guidance doubles the FLOPs of the denoiser, not its memory (two batch-1 passes, one after the other).
+    unguided = base.model_copy(update=dict(guided=False))
+    assert COST.predict_peak(base).flops["denoise"] == 2 * COST.predict_peak(unguided).flops["denoise"]
+    assert stage(base, "denoise") == stage(unguided, "denoise")
+
+
+def test_the_transformer_activations_scale_with_tokens():
+    """720p × 121 frames is 27,280 tokens (31 latent frames of 22 × 40 patches); 480p × 81 is 21 × 15 × 26."""
+    from i2v.models.wan22.cost import COST
+
+    def denoise(width, height, frames):
+        plan = ExecutionPlan(backend="wan22", width=width, height=height, frames=frames, steps=1, budget_bytes=0)
+        return COST.predict_peak(plan).stages["denoise"].activation_bytes
+
+    big, small = denoise(1280, 704, 121), denoise(832, 480, 81)
+    assert big / small == pytest.approx(27280 / (21 * 15 * 26), rel=0.15)
+    assert 3 * GiB < big < 8 * GiB
+
+
+def test_recovery_steps_through_the_new_rungs():
+    """A run out of memory while denoising steps down the rungs that lower the denoiser's peak first: the text
+    encoder off, group offload, FP8 weights, then sequential offload; none of them needs the model reloaded, and
+    the ladder ends with everything taken."""
+    plan = unconstrained_plan(reference(), PHOTO, probe_device(vram="24GiB"))
+    names = []
+    while (lower := next_rung(plan, stage="denoise")) is not None:
+        names.append(lower.changes[-1].split(" (")[0].split(":")[0])
+        plan = lower
+    assert names[:4] == [
+        "move the text and image encoders off the GPU after encoding",
+        "stream the denoiser's blocks to the GPU one at a time",
+        "store the denoiser's weights in FP8, computed in half precision",
+        "stream the weights layer by layer",
+    ]
+    assert plan.offload == "sequential" and plan.fp8_weights and plan.vae_tiling and not plan.group_offload
+    assert (plan.width, plan.height, plan.frames) == (1152, 768, 121)  # fixed by the user
+
+
+# -- shipped traces (i2v.models.wan22.shipped): what a cold `i2v plan` at a preset reads instead of tracing -------
+
+
+def shipped_or_skip() -> None:
+    from i2v.models.wan22 import shipped
+
+    made, installed = shipped.shipped_versions(), shipped.current_versions()
+    if made is None or not shipped.applies(made):
+        pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.wan22.shipped build`")
+
+
+def test_shipped_traces_equal_a_fresh_trace():
+    """One entry of each variant (weights per dtype, text encoder, VAE encode, transformer, VAE decode tiled and
+    not; clips up to 49 frames, so a tiled decode takes seconds), re-traced now."""
+    from i2v.models.wan22 import shipped
+
+    shipped_or_skip()
+    keys = shipped.sample(max_frames=49)
+    assert {key.split("|")[0] for key in keys} == {"weights", "text_encoder", "vae_encode", "vae_decode", "transformer"}
+    assert sum(key.startswith("vae_decode") for key in keys) == 2 and sum(key.startswith("weights") for key in keys) == 3
+    assert shipped.check(keys) == [], "rebuild with `python -m i2v.models.wan22.shipped build`"
+
+
+def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, tmp_path):
+    """The reference request at 480p and 720p, 121/81/49 frames, landscape and portrait, on 24 and 12 GiB: every
+    trace the planner asks for is shipped."""
+    from i2v.models.wan22 import cost as memory
+
+    shipped_or_skip()
+    asked = []
+    real_trace = memory._run_trace
+    monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: asked.append((kind, shape)) or real_trace(kind, **shape))
+    monkeypatch.setenv("I2V_HOME", str(tmp_path))
+    memory.CACHE.clear()
+    for resolution in ("480p", "720p"):
+        for frames in (121, 81, 49):
+            for image in (PHOTO, (300, 451), (1920, 1080)):
+                for vram in ("24GiB", "12GiB"):
+                    make_plan(request(resolution=resolution, num_frames=frames), image, probe_device(vram=vram))
+    memory.CACHE.clear()
+    assert asked == []
+
+
+def test_a_cold_wan_plan_at_a_preset_imports_neither_diffusers_nor_transformers(tmp_path):
+    """`i2v plan --model wan2.2-ti2v-5b` in a fresh process with an empty data folder: answered from the shipped
+    traces."""
+    shipped_or_skip()
+    script = (
+        "import sys\nfrom i2v.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('IMPORTED', [m for m in ('diffusers', 'transformers') if m in sys.modules])\n"
+    )
+    command = [sys.executable, "-c", script, "plan", "examples/cat.jpg", "--model", MODEL, "--resolution", "720p",
+               "--frames", "121", "--vram", "24GiB", "--json"]
+    done = subprocess.run(command, cwd=Path(__file__).parents[1], env={**os.environ, "I2V_HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "IMPORTED []" in done.stdout
+    assert not (tmp_path / "advisor-traces-wan22.json").exists()  # nothing traced, nothing cached
