@@ -125,11 +125,11 @@ def transformer_sizes(transformer: WanTransformer3DModel) -> dict[str, int]:
     )
 
 
-def fp8_sizes(transformer: WanTransformer3DModel, compute_dtype: torch.dtype) -> dict[str, int]:
-    """The same sizes with the weights stored in FP8 by diffusers' layerwise casting (which skips the patch and
-    condition embedders, the norms and the float32 modules), plus `upcast`: the largest layer cast to the compute
-    dtype while it runs (one at a time)."""
-    casted = copy_on_meta(transformer)
+def fp8_sizes(compute_dtype: torch.dtype) -> dict[str, int]:
+    """The transformer's sizes with its weights stored in FP8 by diffusers' layerwise casting (which skips the
+    patch and condition embedders, the norms and the float32 modules), plus `upcast`: the largest layer cast to
+    the compute dtype while it runs (one at a time). On a meta copy of its own: the casting hooks it for good."""
+    casted = build_transformer(compute_dtype)
     with quiet_diffusers():
         casted.enable_layerwise_casting(storage_dtype=FP8, compute_dtype=compute_dtype)
     sizes = transformer_sizes(casted)
@@ -143,12 +143,6 @@ def fp8_sizes(transformer: WanTransformer3DModel, compute_dtype: torch.dtype) ->
     return sizes
 
 
-def copy_on_meta(transformer: WanTransformer3DModel) -> WanTransformer3DModel:
-    """A fresh meta copy in the same dtypes (layerwise casting hooks a model for good)."""
-    dtype = next(t.dtype for name, t in transformer.named_parameters() if "blocks." in name and t.ndim == 2)
-    return build_transformer(dtype)
-
-
 def weight_bytes(dtype: torch.dtype = torch.bfloat16, vae_dtype: torch.dtype = torch.float32) -> dict[str, dict[str, int]]:
     """Per component ("text_encoder", "transformer", "vae"): bytes of all parameters and buffers ("total") and
     of the largest single layer's own parameters ("largest_leaf", what sequential offload holds at once). The
@@ -156,9 +150,8 @@ def weight_bytes(dtype: torch.dtype = torch.bfloat16, vae_dtype: torch.dtype = t
     "fp8": the same with its weights stored in FP8."""
     models = meta_components(dtype, vae_dtype)
     sizes = {name: weight_sizes(model) for name, model in models.items()}
-    transformer = models["transformer"]
-    sizes["transformer"] = transformer_sizes(transformer)
-    sizes["transformer"]["fp8"] = fp8_sizes(transformer, dtype)
+    sizes["transformer"] = transformer_sizes(models["transformer"])
+    sizes["transformer"]["fp8"] = fp8_sizes(dtype)
     return sizes
 
 
@@ -176,20 +169,20 @@ def latent_shape(width: int, height: int, frames: int) -> tuple[int, int, int, i
             height // VAE_CONFIG["scale_factor_spatial"], width // VAE_CONFIG["scale_factor_spatial"])
 
 
-def transformer_inputs(transformer: WanTransformer3DModel, width: int, height: int, frames: int,
-                       device: str | torch.device = "meta") -> dict:
+def transformer_inputs(
+    width: int, height: int, frames: int, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "meta"
+) -> dict:
     """The arguments of one transformer call as the pipeline makes it for TI2V (`expand_timesteps`): batch 1, a
     float32 timestep per token (0 on the first latent frame, the image), the prompt's 512 embeddings."""
-    dtype = next(t.dtype for name, t in transformer.named_parameters() if "blocks." in name and t.ndim == 2)
-    if dtype == FP8:
-        dtype = torch.bfloat16
     shape = latent_shape(width, height, frames)
-    _, p_h, p_w = transformer.config.patch_size
+    _, p_h, p_w = TRANSFORMER_CONFIG["patch_size"]
     tokens = shape[2] * (shape[3] // p_h) * (shape[4] // p_w)
     return dict(
         hidden_states=torch.empty(shape, device=device, dtype=dtype),
         timestep=torch.empty((1, tokens), device=device, dtype=torch.float32),
-        encoder_hidden_states=torch.empty((1, MAX_SEQUENCE_LENGTH, transformer.config.text_dim), device=device, dtype=dtype),
+        encoder_hidden_states=torch.empty(
+            (1, MAX_SEQUENCE_LENGTH, TRANSFORMER_CONFIG["text_dim"]), device=device, dtype=dtype
+        ),
         return_dict=False,
     )
 
@@ -199,7 +192,7 @@ def trace_transformer(
 ) -> Trace:
     """One denoiser call at batch 1 (guidance runs two of them, one after the other)."""
     transformer = meta_components(dtype)["transformer"]
-    return trace_call(lambda: transformer(**transformer_inputs(transformer, width, height, frames)), attention)
+    return trace_call(lambda: transformer(**transformer_inputs(width, height, frames, dtype)), attention)
 
 
 def trace_text_encoder(
