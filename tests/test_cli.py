@@ -123,7 +123,7 @@ def bad_file(tmp_path, name, content):
         (lambda p, t: [p, "x", "--steps", "101"], "steps: must be between 1 and 100 for {model}, got 101"),
         (lambda p, t: [p, "x", "--guidance", "25"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 25"),
         (lambda p, t: [p, "x", "--guidance", "0.5"], "guidance_scale (--guidance): must be between 1 and 20 for {model}, got 0.5"),
-        (lambda p, t: [p, "x", "--width", "100", "--height", "64"], "width: must be a multiple of 8 (64 is best for this model), got 100"),
+        (lambda p, t: [p, "x", "--width", "100", "--height", "64"], "width: must be a multiple of 8 for {model}; 64 is best for this model, got 100"),
         (lambda p, t: [p, "x", "--width", "4096", "--height", "64"], "width: must be between 64 and 2048 for {model}, got 4096"),
         (lambda p, t: [p, "x", "--resolution", "4k"], "resolution: must be one of 256p, 512p, 768p, 1024p for {model}, got '4k'"),
         (lambda p, t: [p, "x", "--scheduler", "euler"], "scheduler: must be one of ddim, dpmpp for {model}, got 'euler'"),

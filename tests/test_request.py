@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -97,14 +99,14 @@ def test_seed_out_of_range_names_field_range_and_value():
 
 
 def test_size_errors_are_specific():
-    assert spec_error_for(width=100, height=64) == "width: must be a multiple of 8 (64 is best for this model), got 100"
+    assert spec_error_for(width=100, height=64) == f"width: must be a multiple of 8 for {XL_LABEL}; 64 is best for this model, got 100"
     assert "got 100" in spec_error_for(width=100, height=64)
     assert spec_error_for(width=32, height=64) == f"width: must be between 64 and 2048 for {XL_LABEL}, got 32"
     assert spec_error_for(width=64, height=4096) == f"height: must be between 64 and 2048 for {XL_LABEL}, got 4096"
     assert "give both width and height" in error_for(width=64)
     # camera-preview's own grid: even sides are enough.
     assert CAMERA_PREVIEW.apply(make(model=PREVIEW, width=100, height=66)).width == 100
-    assert spec_error_for(CAMERA_PREVIEW, model=PREVIEW, width=101, height=66) == "width: must be a multiple of 2, got 101"
+    assert spec_error_for(CAMERA_PREVIEW, model=PREVIEW, width=101, height=66) == f"width: must be a multiple of 2 for {CAMERA_PREVIEW.label}, got 101"
 
 
 def test_empty_prompt_and_unknown_choices():
@@ -285,7 +287,7 @@ def test_apply_names_every_bad_field_at_once():
     assert [field for field, _ in error.problems] == ["num_frames", "width", "steps", "scheduler"]
     assert dict(error.problems) == {
         "num_frames": f"must be between 8 and 32 for {XL_LABEL} (nearest: 32), got 40",
-        "width": "must be a multiple of 8 (64 is best for this model), got 100",
+        "width": f"must be a multiple of 8 for {XL_LABEL}; 64 is best for this model, got 100",
         "steps": f"must be between 1 and 100 for {XL_LABEL}, got 101",
         "scheduler": f"must be one of ddim, dpmpp for {XL_LABEL}, got 'euler'",
     }
@@ -337,3 +339,25 @@ def test_frame_rule_with_a_step_names_the_nearest_valid_counts():
     assert spec.apply(make(model="wan")).num_frames == 121  # the rule's default
     multiple = FrameRule(min=8, max=64, default=16, step=8)
     assert multiple.describe() == "a multiple of 8 between 8 and 64" and multiple.nearest(20) == [16, 24]
+
+
+def test_a_spec_that_contradicts_itself_is_refused_when_declared():
+    """A model folder's spec is checked when it is written, not when a user's job trips over it."""
+    from pydantic import ValidationError
+
+    from i2v.models.spec import FrameRule, IntRange, MotionRule, SizeRule, Tier
+
+    size = I2VGENXL.size.model_dump()
+    for build, complaint in [
+        (lambda: IntRange(min=4, max=30, default=99), "the default 99 is outside 4-30"),
+        (lambda: FrameRule(min=5, max=121, default=10, step=4, offset=1), "the default 10 frames"),
+        (lambda: SizeRule(**{**size, "default_preset": "720p"}), "the default preset '720p'"),
+        (lambda: MotionRule(min=4, max=30, trained=(2, 16)), "the trained range (2, 16)"),
+        (lambda: I2VGENXL.model_copy(update={}).model_validate(
+            {**I2VGENXL.model_dump(), "tiers": {"fast": Tier(resolution="9000p")}}), "tier 'fast'"),
+        (lambda: I2VGENXL.model_validate(
+            {**I2VGENXL.model_dump(), "tiers": {"fast": Tier(resolution="512p", steps=5000)}}), "tier 'fast'"),
+    ]:
+        with pytest.raises(ValidationError, match=re.escape(complaint)):
+            build()
+    assert I2VGENXL.model_validate(I2VGENXL.model_dump()) == I2VGENXL  # the shipped specs pass their own checks

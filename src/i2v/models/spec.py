@@ -29,13 +29,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class IntRange(_Frozen):
+class _Range(_Frozen):
+    @model_validator(mode="after")
+    def _default_within(self):
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"the default {self.default} is outside {self.min}-{self.max}")
+        return self
+
+
+class IntRange(_Range):
     min: int
     max: int
     default: int
 
 
-class FloatRange(_Frozen):
+class FloatRange(_Range):
     min: float
     max: float
     default: float
@@ -93,6 +101,14 @@ class SizeRule(_Frozen):
     #: What a size off the grid costs, for the message ("64 is best for this model").
     hint: str = ""
 
+    @model_validator(mode="after")
+    def _default_is_a_preset(self) -> SizeRule:
+        if self.default_preset not in self.presets:
+            raise ValueError(f"the default preset {self.default_preset!r} is not one of {list(self.presets)}")
+        if self.grid < 1 or self.multiple < 1 or self.min_side > self.max_side:
+            raise ValueError("the grid and the multiple must be at least 1, and min_side at most max_side")
+        return self
+
     def target(self, preset: str, image_width: int, image_height: int) -> tuple[int, int]:
         """(width, height) for `preset` at the image's aspect ratio, clamped to `max_aspect`, on the grid."""
         side = self.presets[preset]
@@ -110,6 +126,13 @@ class MotionRule(_Frozen):
     max: int
     #: The values seen in training; the default is the playback fps clamped to this range.
     trained: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _trained_within(self) -> MotionRule:
+        low, high = self.trained
+        if not self.min <= low <= high <= self.max:
+            raise ValueError(f"the trained range {self.trained} is not within {self.min}-{self.max}")
+        return self
 
 
 class PromptBudget(_Frozen):
@@ -166,6 +189,17 @@ class ModelSpec(_Frozen):
     def _caches_can_be_off(self) -> ModelSpec:
         if self.caches and CACHE_OFF not in self.caches:
             raise ValueError(f"a model with step caches must offer {CACHE_OFF!r} (the default), got {self.caches}")
+        return self
+
+    @model_validator(mode="after")
+    def _tiers_within_the_spec(self) -> ModelSpec:
+        """A tier is a recommendation: it must be a request this spec accepts."""
+        for name, tier in self.tiers.items():
+            wrong = tier.resolution not in self.size.presets or (tier.steps is not None and (
+                self.steps is None or not self.steps.min <= tier.steps <= self.steps.max
+            )) or (tier.scheduler is not None and tier.scheduler not in self.schedulers)
+            if wrong:
+                raise ValueError(f"tier {name!r} asks for what this model cannot do: {tier}")
         return self
 
     @property
@@ -242,8 +276,8 @@ class ModelSpec(_Frozen):
             if not self.size.min_side <= value <= self.size.max_side:
                 found.append((field, f"must be between {self.size.min_side} and {self.size.max_side} for {model}, got {value}"))
             elif value % self.size.multiple:
-                hint = f" ({self.size.hint})" if self.size.hint else ""
-                found.append((field, f"must be a multiple of {self.size.multiple}{hint}, got {value}"))
+                hint = f"; {self.size.hint}" if self.size.hint else ""
+                found.append((field, f"must be a multiple of {self.size.multiple} for {model}{hint}, got {value}"))
         if request.fps is not None and not self.fps.min <= request.fps <= self.fps.max:
             found.append(("fps", f"must be between {self.fps.min} and {self.fps.max} for {model}, got {request.fps}"))
         found += self._optional("steps", request.steps, self.steps, model, "it does not denoise")
