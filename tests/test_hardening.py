@@ -79,7 +79,7 @@ def file_data(path) -> dict:
 def ui_inputs(fn: str, image: dict, model: str) -> list:
     if fn == "plan_preview":
         return [image, model, "512p", 16, 16, 50, 9.0, True]
-    return [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", "rules", True]
+    return [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", None, "rules", True]
 
 
 def hostile_paths(server, finished_job, tmp_path):
@@ -135,6 +135,10 @@ def test_ui_preview_camera_runs_the_same_job_on_camera_preview(client, server):
     job = client.get("/api/v1/jobs").json()["jobs"][0]
     assert job["request"]["model"] == "camera-preview" and job["state"] == "succeeded", job
     assert job["refined_prompt"]["tags"] == ["pan_left"]
+    # The form's size, length and rate carried over (8 frames at 8 fps, 512p); its steps, guidance and
+    # scheduler, which a preview does not take, left behind.
+    settings = {key: job["request"].get(key) for key in ("resolution", "num_frames", "fps", "steps", "guidance_scale", "scheduler")}
+    assert settings == {"resolution": "512p", "num_frames": 8, "fps": 8, "steps": None, "guidance_scale": None, "scheduler": None}
 
 
 def test_ui_upload_route_has_the_api_byte_limit(client):

@@ -128,7 +128,9 @@ def test_settings_follow_the_chosen_models_spec(server, browser, tiny_model):
     assert str(tiny_model) in page.input_value("#model input")  # the default model: the tiny I2VGen-XL folder
     expect_i2vgenxl()
 
-    pick_model(CAMERA.backend)
+    # The picker names a built-in model by its spec's label, as the issue asks: "Camera preview (instant, no model)".
+    pick_model(f"{CAMERA.label} — built in")
+    assert page.input_value("#model input") == f"{CAMERA.label} — built in"
     expect_slider("frames", CAMERA.frames)
     for field in ("#steps", "#guidance", "#scheduler", "#negative"):
         expect(page.locator(field)).to_be_hidden()

@@ -117,21 +117,41 @@ def spec_of(model: str | None) -> ModelSpec | None:
 
 def spec_fields(spec: ModelSpec | None, negative: str | None, resolution: str | None, frames: Any, fps: Any,
                 steps: Any, guidance: Any, scheduler: str | None, cache: str | None = None) -> dict[str, Any]:
-    """The form's settings as request fields, keeping only what the model takes; the negative prompt only when the
-    user changed the model's default (so the refiner may tailor the default)."""
-    fields: dict[str, Any] = dict(resolution=resolution, num_frames=int(frames), fps=int(fps))
-    if spec is None or spec.steps is not None:
-        fields["steps"] = int(steps)
-    if spec is None or spec.guidance is not None:
-        fields["guidance_scale"] = float(guidance)
-    if scheduler and (spec is None or spec.schedulers):
-        fields["scheduler"] = scheduler
-    if cache and (spec is None or spec.caches):
-        fields["cache"] = cache
-    text = (negative or "").strip()
-    if text and (spec is None or (spec.negative_prompt is not None and text != spec.negative_prompt)):
-        fields["negative_prompt"] = text
-    return fields
+    """The form's settings as request fields: only what the model takes, and only where the form differs from the
+    model's default. A setting left at its default stays the model's choice, so the advisor may still lower the
+    frames or the size to fit, and the refiner may tailor the default negative prompt. With no spec known (a model
+    only a remote worker has) every setting is sent."""
+    form = dict(
+        resolution=resolution, num_frames=int(frames), fps=int(fps), steps=int(steps) if steps is not None else None,
+        guidance_scale=float(guidance) if guidance is not None else None, scheduler=scheduler or None,
+        cache=cache or None, negative_prompt=(negative or "").strip() or None,
+    )
+    if spec is None:
+        return {key: value for key, value in form.items() if value is not None}
+    defaults = {**spec.defaults(), "cache": spec.default_cache}
+    takes = {
+        "steps": spec.steps is not None, "guidance_scale": spec.guidance is not None, "scheduler": bool(spec.schedulers),
+        "cache": bool(spec.caches), "negative_prompt": spec.negative_prompt is not None,
+    }
+    return {
+        key: value for key, value in form.items()
+        if value is not None and takes.get(key, True) and value != defaults.get(key)
+    }
+
+
+def carry_over(fields: dict[str, Any], source: ModelSpec | None, target: ModelSpec) -> dict[str, Any]:
+    """Settings made for one model, for another: its nearest preset, a frame count and rate it allows, and none
+    of the settings it does not take (the camera preview of a Wan 2.2 form: 720p becomes the preview's nearest
+    preset, 121 frames stays 121 if allowed)."""
+    carried: dict[str, Any] = {}
+    if "resolution" in fields:
+        side = (source.size.presets.get(fields["resolution"]) if source else None) or 512
+        carried["resolution"] = min(target.size.presets, key=lambda name: abs(target.size.presets[name] - side))
+    if "num_frames" in fields:
+        carried["num_frames"] = target.frames.nearest(fields["num_frames"])[0]
+    if "fps" in fields:
+        carried["fps"] = min(max(fields["fps"], target.fps.min), target.fps.max)
+    return carried
 
 
 def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
@@ -190,25 +210,32 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise gr.Error(str(error)) from None
 
     def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
+        model = model or default_model()
+        settings = spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler, cache)
+        yield from run_job(image_path, prompt, refined, refiner, seed, model, allow_degrade, settings)
+
+    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
+        """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes. The
+        form's settings are carried over to what the preview takes (its presets, frame rule and rates)."""
+        if camera_preview is None:
+            raise gr.Error("camera-preview is not installed")
+        form_spec = spec_of(model or default_model())
+        settings = spec_fields(form_spec, negative, resolution, frames, fps, steps, guidance, scheduler, cache)
+        everything = {**(form_spec.defaults() if form_spec else {}), **settings}
+        carried = carry_over(everything, form_spec, spec_for(camera_preview))
+        yield from run_job(image_path, prompt, refined, refiner, seed, camera_preview, allow_degrade, carried)
+
+    def run_job(image_path, prompt, refined, refiner, seed, model, allow_degrade, settings: dict[str, Any]):
         if not image_path:
             raise gr.Error("upload an image first")
         edited = (refined or "").strip()
         if edited and refiner == "rules" and edited == refine_preview(prompt, refiner)[0]:
             edited = ""  # the preview as shown: let the job record the refiner, not "user"
-        text = edited or (prompt or "").strip()
-        model = model or default_model()
         fields: dict[str, Any] = dict(
-            prompt=text, seed=None if seed is None or int(seed) < 0 else int(seed), model=model,
-            refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade),
-            **spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler, cache),
+            prompt=edited or (prompt or "").strip(), seed=None if seed is None or int(seed) < 0 else int(seed),
+            model=model, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade), **settings,
         )
         yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
-
-    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
-        """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes."""
-        if camera_preview is None:
-            raise gr.Error("camera-preview is not installed")
-        yield from submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, camera_preview, scheduler, cache, refiner, allow_degrade)
 
     def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
@@ -362,8 +389,16 @@ def details(view: JobView) -> dict[str, Any]:
 
 
 def model_choices(service: JobService) -> list[tuple[str, str]]:
-    """(label, value) pairs: the models this server offers (the only ones a job may name), with where each is."""
-    return [(f"{model} — {where}", model) for model, where in service.models().items()]
+    """(label, value) pairs: the models this server offers (the only ones a job may name), each by its spec's name
+    where the registry knows it ("Camera preview (instant, no model) — built in"), with where it is."""
+    from i2v.models.registry import known_models
+
+    choices = []
+    for model, where in service.models().items():
+        known = known_models().get(model)
+        name = known[1].spec.label if known else model
+        choices.append((f"{name} — {where}", model))
+    return choices
 
 
 def workers_markdown(workers: list[dict[str, Any]]) -> str:
