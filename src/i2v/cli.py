@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from i2v.errors import GenerationCancelled, I2VError
+from i2v.models.base import STAGES
 from i2v.refine.base import not_understood
 from i2v.request import GenerationRequest, default_model, describe_validation_error
 
@@ -53,10 +54,8 @@ FLAGS = {
 }
 
 
-STAGE_LABELS = {
-    "refine": "refining", "load": "loading", "encode": "encoding", "denoise": "denoising", "render": "rendering",
-    "decode": "decoding", "write": "writing",
-}
+#: The progress bar's short word for each stage of the one vocabulary (models.base.STAGES).
+STAGE_LABELS = dict(zip(STAGES, ("loading", "refining", "encoding", "denoising", "rendering", "decoding", "writing"), strict=True))
 
 
 def _per_model(text: str, describe: Callable[[ModelSpec], str | None]) -> str:
@@ -182,7 +181,7 @@ def generate(
         model=model, scheduler=scheduler, cache=cache, refiner="none" if no_refine else refiner,
         allow_degrade=allow_degrade,
     )
-    spec = spec_for(request.model)
+    spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
     request = spec.apply(request).with_seed()
     if output is None:
         output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")

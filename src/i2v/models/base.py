@@ -22,11 +22,12 @@ if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec
     from i2v.request import GenerationRequest
 
-#: One vocabulary for where a job is, shared by the CLI, the job store, SSE events and the UI:
-#: refine the prompt, load the model, encode the inputs (prompt and image), denoise, render (a model-free
-#: backend drawing frames), decode latents to frames, write the video file.
-Stage = Literal["refine", "load", "encode", "denoise", "render", "decode", "write"]
-STAGES: tuple[Stage, ...] = ("refine", "load", "encode", "denoise", "render", "decode", "write")
+#: One vocabulary for where a job is, shared by the CLI, the job store, SSE events and the UI, in the order a run
+#: goes through them: load the model (first, so a missing model fails before any LLM call), refine the prompt,
+#: encode the inputs (prompt and image), denoise, render (a model-free backend drawing frames), decode latents to
+#: frames, write the video file.
+Stage = Literal["load", "refine", "encode", "denoise", "render", "decode", "write"]
+STAGES: tuple[Stage, ...] = ("load", "refine", "encode", "denoise", "render", "decode", "write")
 STAGE_VERBS: dict[str, str] = {
     "refine": "refining the prompt", "load": "loading the model", "encode": "encoding the prompt and image",
     "denoise": "denoising", "render": "rendering frames", "decode": "decoding frames", "write": "writing the video",
