@@ -357,3 +357,17 @@ def test_camera_preview_refuses_what_it_does_not_have(photo_path, tmp_path):
         in " ".join(result.stderr.split())
     )
     assert not list(tmp_path.glob("o*"))
+
+
+@pytest.mark.parametrize(("frames", "nearest"), [(10, "9 or 13"), (122, "121"), (4, "5")])
+def test_a_wan_frame_count_off_its_4k_plus_1_rule_exits_2_naming_the_rule_and_the_nearest(photo_path, tmp_path, wan_tiny_model, frames, nearest):
+    """Wan 2.2's VAE compresses time 4×: a count that is not 4k+1 is refused before anything loads."""
+    from i2v.models.wan22.spec import SPEC as WAN
+
+    result = run_cli("generate", str(photo_path), "x", "--model", str(wan_tiny_model), "--frames", str(frames),
+                     "-o", str(tmp_path / "clip.mp4"))
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stderr
+    assert (f"num_frames (--frames): must be 4k+1 between 5 and 121 for {WAN.label} (nearest: {nearest}), got {frames}"
+            in message), result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.glob("*.mp4"))
