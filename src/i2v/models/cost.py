@@ -75,10 +75,13 @@ class TraceCache:
     """Trace results by key, in memory, in a model's shipped traces and in `<data dir>/<file_name>` (entries
     from other library or tracer versions are ignored). A cache that cannot be written only costs time."""
 
-    def __init__(self, file_name: str, version: str, shipped: Callable[[str], dict | None] | None = None) -> None:
+    def __init__(
+        self, file_name: str, version: str | Callable[[], str], shipped: Callable[[str], dict | None] | None = None
+    ) -> None:
         self._file_name = file_name
-        #: Prefix of every key: the tracer's version and the traced libraries' releases.
-        self._version = version
+        #: Prefix of every key: the tracer's version and the traced libraries' releases; a callable is asked on
+        #: first use, not at import (reading package metadata costs a few milliseconds).
+        self._version_source = version
         self._lookup_shipped = shipped
         self._entries: dict[str, dict] = {}
         self._shipped: set[str] = set()
@@ -88,8 +91,14 @@ class TraceCache:
         #: build and its tests).
         self.use_shipped = True
 
+    @property
+    def version(self) -> str:
+        if callable(self._version_source):
+            self._version_source = self._version_source()
+        return self._version_source
+
     def get(self, key: str, compute) -> dict:
-        shape_key, key = key, f"{self._version}|{key}"
+        shape_key, key = key, f"{self.version}|{key}"
         with self._lock:
             if key in self._entries:
                 return self._entries[key]
@@ -130,7 +139,7 @@ class TraceCache:
             return {}
         if not isinstance(entries, dict):
             return {}
-        current = self._version + "|"
+        current = self.version + "|"
         return {key: value for key, value in entries.items() if key.startswith(current)}
 
     @staticmethod

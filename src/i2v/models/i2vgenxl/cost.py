@@ -46,19 +46,7 @@ def _shipped(key: str) -> dict | None:
     return shipped.lookup(key)
 
 
-class _LazyCache(TraceCache):
-    """The versions are read on first use, not at import (package metadata costs a few milliseconds)."""
-
-    def __init__(self) -> None:
-        super().__init__("advisor-traces.json", "", _shipped)
-
-    def get(self, key: str, compute) -> dict:
-        if not self._version:
-            self._version = versions()
-        return super().get(key, compute)
-
-
-CACHE = _LazyCache()
+CACHE = TraceCache("advisor-traces.json", versions, _shipped)
 
 
 class I2VGenXLCost:

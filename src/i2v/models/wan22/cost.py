@@ -77,19 +77,7 @@ def _shipped(key: str) -> dict | None:
     return shipped.lookup(key)
 
 
-class _LazyCache(TraceCache):
-    """The versions are read on first use, not at import (package metadata costs a few milliseconds)."""
-
-    def __init__(self) -> None:
-        super().__init__("advisor-traces-wan22.json", "", _shipped)
-
-    def get(self, key: str, compute) -> dict:
-        if not self._version:
-            self._version = versions()
-        return super().get(key, compute)
-
-
-CACHE = _LazyCache()
+CACHE = TraceCache("advisor-traces-wan22.json", versions, _shipped)
 
 
 class WanCost:
