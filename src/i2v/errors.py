@@ -58,6 +58,12 @@ class JobNotFoundError(I2VError):
     code = "job_not_found"
 
 
+class NoPreviewError(JobNotFoundError):
+    """The job exists but has no live preview (yet): it has not reached its first preview, or its model makes none."""
+
+    code = "no_preview"
+
+
 class JobStateError(I2VError):
     """The job is in a state where this action does not apply (cancel a finished job, delete a running one)."""
 
