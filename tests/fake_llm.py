@@ -39,6 +39,8 @@ class FakeLLM(ThreadingHTTPServer):
         self.requests: list[dict] = []
         self.headers_seen: list[dict] = []
         self.calls_by_model: dict[str, int] = {}
+        #: model name -> the reply's content, for tests that need an answer of their own shape.
+        self.scripted: dict[str, str] = {}
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -81,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         model = request.get("model", "")
         count = self.server.calls_by_model[model] = self.server.calls_by_model.get(model, 0) + 1
         behaviour = model.split(":")[0]
+        if model in self.server.scripted:
+            return self.reply(200, completion(self.server.scripted[model]))
         if behaviour == "slow":
             time.sleep(3)
             return self.reply(200, completion(json.dumps(GOOD)))

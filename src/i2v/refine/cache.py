@@ -34,15 +34,23 @@ class RefinementCache:
             db.close()
 
     def get(self, key: str) -> RefinedPrompt | None:
-        with self._lock, self._connect() as db:
-            row = db.execute("SELECT result FROM refinements WHERE key = ?", (key,)).fetchone()
-        return RefinedPrompt.model_validate_json(row[0]) if row else None
+        row = self.get_json(key)
+        return RefinedPrompt.model_validate_json(row) if row else None
 
     def put(self, key: str, text: str, result: RefinedPrompt) -> None:
+        self.put_json(key, text, result.source, result.model_dump_json())
+
+    def get_json(self, key: str) -> str | None:
+        """Any validated LLM answer stored under `key` (the advisor's image judgement shares this table)."""
+        with self._lock, self._connect() as db:
+            row = db.execute("SELECT result FROM refinements WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put_json(self, key: str, text: str, source: str, result: str) -> None:
         with self._lock, self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO refinements VALUES (?, ?, ?, ?, ?)",
-                (key, text, result.source, result.model_dump_json(), datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                (key, text, source, result, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             )
 
     @classmethod
