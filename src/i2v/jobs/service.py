@@ -27,12 +27,14 @@ from i2v.errors import (
     ModelNotAllowedError,
     ModelNotFoundError,
     ModelNotServedError,
+    NoPreviewError,
     QueueFullError,
     StorageFullError,
     UploadTooLargeError,
 )
 from i2v.jobs.config import ServiceSettings
 from i2v.jobs.queue import Queue
+from i2v.jobs.runner import preview_path
 from i2v.jobs.store import ACTIVE, Job, JobStore
 from i2v.media.images import load_image
 from i2v.models.base import STAGES
@@ -83,6 +85,11 @@ class JobView(BaseModel):
     video_url: str | None
     metadata_url: str | None
     thumbnail_url: str | None
+    preview_step: int | None = Field(
+        default=None, description="The denoising step of the latest live preview; null until the first one (and for "
+        "models that make none). Kept after the job ends.")
+    preview_url: str | None = Field(
+        default=None, description="The latest live preview (an animated WebP), with `?step=` so each one has its own URL")
 
     @field_validator("created_at", "updated_at")
     @classmethod
@@ -151,6 +158,7 @@ class JobService:
     def view(self, job: Job) -> JobView:
         base = f"/api/v1/jobs/{job.id}"
         done = job.state == "succeeded"
+        preview_step = _preview_step(job)
         return JobView(
             id=job.id,
             state=job.state,
@@ -170,6 +178,8 @@ class JobService:
             video_url=f"{base}/video" if done else None,
             metadata_url=f"{base}/metadata" if done else None,
             thumbnail_url=f"{base}/thumbnail" if done else None,
+            preview_step=preview_step,
+            preview_url=f"{base}/preview?step={preview_step}" if preview_step is not None else None,
         )
 
     def page(self, limit: int, offset: int) -> JobPage:
@@ -183,6 +193,20 @@ class JobService:
         if not path or not Path(path).is_file():
             raise JobNotFoundError(f"job {job.id} has no {what} (state: {job.state})")
         return Path(path)
+
+    def preview_file(self, job_id: str) -> Path | None:
+        """The job's latest live preview (animated WebP), or None before its first one; JobNotFoundError for no job."""
+        job = self.get(job_id)
+        path = preview_path(self.settings.subfolder("outputs"), job.id)
+        return path if _preview_step(job) is not None and path.is_file() else None
+
+    def preview(self, job_id: str) -> Path:
+        """Like `preview_file`, but NoPreviewError (404, `no_preview`) when there is none."""
+        path = self.preview_file(job_id)
+        if path is None:
+            raise NoPreviewError(f"job {job_id} has no live preview yet (its first comes a few denoising steps in; "
+                                 "some models make none)")
+        return path
 
     def public_metadata(self, job: Job) -> dict[str, Any]:
         """The clip's metadata JSON without server paths (the image and output locations are the server's business)."""
@@ -336,6 +360,7 @@ class JobService:
         for path in (job.video_path, job.metadata_path, job.thumbnail_path, job.image_path):
             if path:
                 Path(path).unlink(missing_ok=True)
+        preview_path(self.settings.subfolder("outputs"), job.id).unlink(missing_ok=True)
         self.store.delete(job.id)
 
     # -- guards -------------------------------------------------------------------------------------------------
@@ -378,6 +403,11 @@ class JobService:
         if not text:
             return text
         return text.replace(str(self.settings.folder), "$I2V_HOME")
+
+
+def _preview_step(job: Job) -> int | None:
+    step = (job.preview or {}).get("step")
+    return step if isinstance(step, int) else None
 
 
 def _safe_name(filename: str) -> str:

@@ -67,6 +67,8 @@ class Job(Base):
     video_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     metadata_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     thumbnail_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The latest live preview written for the running attempt, {"step": i, "total": n}; kept after the job ends.
+    preview: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -136,7 +138,7 @@ class JobStore:
                 update(Job)
                 .where(*conditions)
                 .values(state="running", attempts=Job.attempts + 1, started_at=_now(), worker=worker, error=None,
-                        progress={"stage": "starting", "step": 0, "total": 0})
+                        progress={"stage": "starting", "step": 0, "total": 0}, preview=None)
             )
             if result.rowcount != 1:
                 return None

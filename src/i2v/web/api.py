@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +30,7 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
+from i2v.jobs.runner import PREVIEW_MEDIA_TYPE
 from i2v.jobs.service import JobPage, JobService, JobView
 from i2v.jobs.store import FINISHED
 from i2v.models.spec import ModelSpec
@@ -214,6 +215,7 @@ JOB_LINKS = {
     for name, operation in (
         ("GetJob", "getJob"), ("JobEvents", "jobEvents"), ("CancelJob", "cancelJob"), ("DeleteJob", "deleteJob"),
         ("JobVideo", "jobVideo"), ("JobMetadata", "jobMetadata"), ("JobThumbnail", "jobThumbnail"), ("JobImage", "jobImage"),
+        ("JobPreview", "jobPreview"),
     )
 }
 
@@ -253,6 +255,7 @@ EVENTS_DESCRIPTION = """Server-Sent Events until the job ends. Each event's `dat
 | event | when | what to read in `data` |
 |---|---|---|
 | `progress` | the state, stage, step, ETA or queue position changed | `state`, `queue_position`, `progress.stage`, `progress.step` / `progress.total`, `progress.eta_seconds` |
+| `preview` | a new live preview of the clip forming (every few denoising steps; not every model makes them) | not a job: `{"step", "total", "url"}`, `url` serving the animated WebP |
 | `done` | the job succeeded (last event) | `video_url`, `metadata_url`, `thumbnail_url`, `refined_prompt`, `plan`, `timings` |
 | `failed` | the job failed or was interrupted (last event) | `error`, `state` |
 | `cancelled` | the job was cancelled (last event) | `error`, `progress.step` |
@@ -265,8 +268,15 @@ SSE_EVENT = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "event": {"type": "string", "enum": ["progress", "done", "failed", "cancelled", "gone"]},
-        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": "#/components/schemas/JobView"}},
+        "event": {"type": "string", "enum": ["progress", "preview", "done", "failed", "cancelled", "gone"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
+            {"$ref": "#/components/schemas/JobView"},
+            {"title": "PreviewEvent", "description": "A `preview` event's data", "type": "object",
+             "required": ["step", "total", "url"], "properties": {
+                 "step": {"type": "integer", "description": "The denoising step the preview shows"},
+                 "total": {"type": "integer", "description": "The run's denoising steps"},
+                 "url": {"type": "string", "description": "GET it for the animated WebP (the job's preview route)"}}},
+        ]}},
     },
 }
 
@@ -280,18 +290,22 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
     service = service_of(request)
     await asyncio.to_thread(service.get, job_id)
 
-    def current() -> tuple[str, dict[str, Any]] | None:
+    def current() -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         job = service.store.get(job_id)
-        return None if job is None else (job.state, service.view(job).model_dump(mode="json"))
+        return None if job is None else (job.state, service.view(job).model_dump(mode="json"), job.preview or {})
 
     async def stream() -> AsyncIterator[str]:
         last = None
+        last_preview = None
         while not await request.is_disconnected():
             found = await asyncio.to_thread(current)
             if found is None:
                 yield _sse("gone", {"id": job_id})
                 return
-            state, view = found
+            state, view, preview = found
+            if view["preview_step"] is not None and view["preview_step"] != last_preview:
+                last_preview = view["preview_step"]
+                yield _sse("preview", {"step": last_preview, "total": preview.get("total", 0), "url": view["preview_url"]})
             snapshot = {key: view[key] for key in ("state", "progress", "queue_position", "error")}
             if snapshot != last:
                 last = snapshot
@@ -328,6 +342,26 @@ def _file_route(what: str, content_type: str, summary: str):
 _file_route("video", "video/mp4", "The finished clip (404 until the job succeeded)")
 _file_route("thumbnail", "image/jpeg", "The clip's first frame as a JPEG (404 until the job succeeded)")
 _file_route("image", "image/*", "The image the job animates, as uploaded")
+
+
+@router.get(
+    "/jobs/{job_id}/preview", operation_id="jobPreview", response_class=Response,
+    summary="The latest live preview of the clip as it forms: a small animated WebP (404 `no_preview` before the first)",
+    responses={
+        200: {"content": {PREVIEW_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+              "description": "The latest preview, decoded cheaply from the latents (colours approximate)"},
+        404: _error("No job with that id (`job_not_found`), or no preview yet (`no_preview`)"),
+    },
+)
+def job_preview(
+    request: Request, job_id: str,
+    step: int | None = Query(None, ge=0, le=1_000_000, description="Ignored: the `preview` event's URL carries it so that "
+                             "each preview has its own URL; the latest preview is served"),
+) -> Response:
+    # Read whole (a preview is small): the file is replaced atomically while a job runs, so a stat-then-stream
+    # response could announce one preview's length and send another's bytes.
+    data = service_of(request).preview(job_id).read_bytes()
+    return Response(data, media_type=PREVIEW_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/jobs/{job_id}/metadata", operation_id="jobMetadata", responses=NOT_FOUND, summary="Everything needed to reproduce the clip (no server paths)")
