@@ -28,16 +28,28 @@ class ModelSource:
     variant: str | None
 
 
+def available_devices() -> list[str]:
+    """The devices this torch build can run on, as `--device` takes them."""
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return [*cuda, *(["mps"] if torch.backends.mps.is_available() else []), "cpu"]
+
+
 def pick_device(requested: str | None = None) -> torch.device:
+    """The device asked for, refused before anything loads when this machine lacks it; else the best available."""
     if requested:
         try:
             device = torch.device(requested)
         except RuntimeError:
             raise InvalidInputError(f"device must be cpu, cuda, cuda:N or mps, got {requested!r}") from None
+        here = f"devices here: {', '.join(available_devices())}"
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise InvalidInputError(f"device {requested!r} asked for, but this torch build sees no CUDA GPU")
+            raise InvalidInputError(f"device {requested!r} asked for, but torch {torch.__version__} sees no CUDA GPU; {here}")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise InvalidInputError(f"device {requested!r} asked for, but there is no such CUDA GPU; {here}")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise InvalidInputError("device 'mps' asked for, but Metal is not available here")
+            raise InvalidInputError(f"device 'mps' asked for, but Metal is not available here; {here}")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise InvalidInputError(f"device must be cpu, cuda, cuda:N or mps, got {requested!r}; {here}")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
