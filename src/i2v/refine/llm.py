@@ -89,10 +89,15 @@ class LLMSettings(BaseSettings):
             vision_model = preset.vision_model if self.vision is not False else None
         return base_url, vision_model, text_model
 
+    def key_variable(self) -> str | None:
+        """Where the API key comes from, to tell the user: I2V_LLM_API_KEY when set, else the preset's own
+        variable; None when the preset needs no key."""
+        return "I2V_LLM_API_KEY" if self.api_key is not None else PRESETS[self.preset].key_env
+
     def key(self) -> str:
         if self.api_key is not None:
             return self.api_key.get_secret_value()
-        env = PRESETS[self.preset].key_env
+        env = self.key_variable()
         return (os.environ.get(env) if env else None) or "not-needed"
 
 
@@ -201,7 +206,8 @@ class LLMRefiner:
             reply = self._ask(text, image_url, model)
             result = self._validate(reply, baseline, source)
         except RefinerFailure as failure:
-            log.warning("LLM refiner fell back to rules: %s", failure)
+            # The note reaches the user through every front end (CLI, job warnings, UI); a server's log keeps this.
+            log.info("LLM refiner fell back to rules: %s", failure)
             return baseline.model_copy(update={"notes": [*baseline.notes, f"LLM refiner not used: {failure}"]})
         if image is not None and image_url is None:
             result.notes.append(f"{model} does not take images; refined from the text alone")
