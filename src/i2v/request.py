@@ -42,6 +42,57 @@ def default_model() -> str:
     return os.environ.get("I2V_MODEL") or DEFAULT_MODEL
 
 
+Value = str | int | float | bool | None
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssessmentSummary(_Record):
+    """What the advisor's image assessment found, as a clip's metadata keeps it."""
+
+    source: str = Field(max_length=200, description="offline, or llm:PRESET/MODEL")
+    suitability: int = Field(ge=1, le=5)
+    subject: str | None = Field(default=None, max_length=200)
+    warnings: list[str] = Field(default_factory=list, max_length=32, description="Warning codes (small, blurred, text, …)")
+
+
+class RecommendationRecord(_Record):
+    """Whether the advisor's recommended settings were applied, and which."""
+
+    preset: Literal["fast", "standard", "quality"]
+    applied: bool
+    fields: list[str] = Field(default_factory=list, max_length=32, description="The settings taken from it")
+
+
+class Change(_Record):
+    field: str = Field(max_length=64, description="A request field, or prompt / negative_prompt / seed")
+    before: Value = None
+    after: Value = None
+    reason: str = Field(max_length=500)
+
+
+class TroubleshootStep(_Record):
+    """One "what went wrong?" answer: the run it came from, the symptom, and what was changed."""
+
+    from_job: str | None = Field(default=None, max_length=64, description="The job id the run came from")
+    from_clip: str | None = Field(default=None, max_length=256, description="Or the clip's metadata file name")
+    symptom: str = Field(max_length=64)
+    seed: Literal["same", "new"]
+    changes: list[Change] = Field(default_factory=list, max_length=32)
+
+
+class AdviceRecord(_Record):
+    """The advisor's part in a request, passed through unchanged into the clip's metadata."""
+
+    assessment: AssessmentSummary | None = None
+    recommendation: RecommendationRecord | None = None
+    troubleshooting: list[TroubleshootStep] = Field(
+        default_factory=list, max_length=32, description="The chain of runs this one came from, oldest first"
+    )
+
+
 class GenerationRequest(BaseModel):
     """Everything that decides a clip. Field names are shared by the CLI, the REST API and the job store."""
 
@@ -80,6 +131,10 @@ class GenerationRequest(BaseModel):
     )
     refiner: Refiner = Field(
         default="rules", description="rules (offline), llm (OpenAI-compatible endpoint) or none (use the prompt as typed)."
+    )
+    advice: AdviceRecord | None = Field(
+        default=None,
+        description="What the advisor contributed (assessment, applied recommendation, troubleshooting chain); recorded, never acted on.",
     )
 
     @field_validator("prompt")

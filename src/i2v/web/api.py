@@ -487,8 +487,11 @@ def describe_multipart(app: FastAPI) -> None:
     string, so generated clients (and schema fuzzers) send a real request."""
     generate_openapi = app.openapi
 
-    def fields_schema(prompt_required: bool) -> dict[str, Any]:
-        schema = GenerationRequest.model_json_schema()
+    def fields_schema(prompt_required: bool, components: dict[str, Any]) -> dict[str, Any]:
+        # Nested models (the advisor's record) go to the document's components, where their $refs point.
+        schema = GenerationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
         schema["properties"].pop("image")
         schema["required"] = ["prompt"] if prompt_required else []
         schema["description"] = "GenerationRequest fields (the image travels as its own part)"
@@ -501,7 +504,7 @@ def describe_multipart(app: FastAPI) -> None:
                 form = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
                 properties = {
                     "image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP or BMP; checked by content"},
-                    "request": fields_schema(prompt_required),
+                    "request": fields_schema(prompt_required, document.setdefault("components", {}).setdefault("schemas", {})),
                 }
                 if path.endswith("/plan"):
                     properties["vram"] = {"type": "string", "maxLength": 32, "description": "Plan for a card with this much memory, e.g. 24GiB"}
