@@ -69,3 +69,54 @@ def test_a_page_of_text_is_flagged_but_a_checkerboard_is_not():
     assert not any("text" in warning for warning in image_warnings(Image.fromarray(squares).convert("RGB")))
     stats = image_stats(page_of_text())
     assert stats.edge_density > 0.08 and stats.two_tone > 0.7
+
+
+# -- advise: the preset and each setting chosen, with a reason ----------------------------------------------------
+
+
+def test_advise_caps_the_size_at_what_a_small_image_can_fill_and_gives_each_setting_a_reason():
+    from i2v.advisor.recommend import advise
+
+    small = advise(make_photo(451, 300), ["slow_motion"])
+    assert small.preset == "standard" and "no device" in small.preset_reason
+    assert small.resolution == "512p" and (small.width, small.height) == (640, 448)
+    why = {setting.field: setting.reason for setting in small.settings}
+    assert "small image (451×300): 512p is the largest that keeps detail" in why["resolution"]
+    assert "768p would upscale it 4.4×" in why["resolution"]
+    assert why["num_frames"].startswith("slow_motion") and small.num_frames == 24
+    assert why["steps"].startswith("standard preset") and why["guidance_scale"] == "the model's default"
+    large = advise(make_photo(1600, 900))
+    assert large.resolution == "768p" and {setting.field for setting in large.settings} >= {"resolution", "steps", "scheduler"}
+
+
+def test_advise_picks_the_preset_from_the_device_and_the_image():
+    from i2v.advisor.assess import assess
+    from i2v.advisor.device import DeviceInfo, GiB
+    from i2v.advisor.recommend import advise
+
+    cpu = DeviceInfo(kind="cpu", name="cpu", total_bytes=16 * GiB, free_bytes=16 * GiB, source="system")
+    assert advise(PHOTO, device=cpu).preset == "fast"
+    big = DeviceInfo(kind="cuda", name="RTX 4090", total_bytes=24 * GiB, free_bytes=23 * GiB, capability=(8, 9), bf16=True)
+    quality = advise(make_photo(1600, 900), device=big)
+    assert quality.preset == "quality" and "fits on RTX 4090" in quality.preset_reason
+    tiny_card = DeviceInfo(kind="cuda", name="small card", total_bytes=2 * GiB, free_bytes=2 * GiB, capability=(7, 5))
+    assert advise(make_photo(1600, 900), device=tiny_card).preset == "fast"
+    blurred = PHOTO.filter(ImageFilter.GaussianBlur(6)).resize((200, 150))
+    trial = advise(blurred, device=big, assessment=assess(blurred, spec=SPEC))
+    assert trial.preset == "fast" and "try a quick run first" in trial.preset_reason
+    assert any("blurred" in warning for warning in trial.warnings)
+
+
+def test_apply_fills_only_what_the_user_left_out_unless_told_to_override():
+    from i2v.advisor.recommend import advise
+
+    advice = advise(make_photo(1600, 900))
+    mine = GenerationRequest(image="photo.png", prompt="a cat", steps=30, width=512, height=320)
+    applied = advice.apply(mine)
+    assert (applied.steps, applied.width, applied.resolution) == (30, 512, None)
+    assert applied.scheduler == advice.scheduler and applied.num_frames == advice.num_frames
+    assert applied.advice.recommendation.preset == "standard" and "steps" not in applied.advice.recommendation.fields
+    assert "scheduler" in applied.model_fields_set
+    forced = advice.apply(mine, override=True)
+    assert (forced.steps, forced.width, forced.resolution) == (advice.steps, None, advice.resolution)
+    SPEC.apply(forced)

@@ -1,23 +1,60 @@
-"""Settings from the image itself: a size at its aspect ratio, a preset, tempo tags, and warnings about images
-the model will animate badly (tiny, blurred, flat, or a page of text)."""
+"""Settings from the image itself: a preset chosen from what the image shows and what the device can run, a size
+at the image's aspect ratio that its pixels can fill, tempo from the refiner's tags, each setting with one reason,
+and warnings about images the model will animate badly.
+
+`recommend(image, preset, tags)` gives one tier as the model's spec declares it; `advise(image, tags, ...)` picks
+the tier and adjusts it. Neither changes a request: `Recommendation.apply(request)` fills only what the user left
+out (or everything, with `override=True`, for an "apply recommended settings" button).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from i2v.advisor.assess import (
+    ANALYSIS_SIDE,
+    BLUR_THRESHOLD,
+    CONTRAST_THRESHOLD,
+    MIN_SIDE,
+    ImageAssessment,
+    ImageStats,
+    image_stats,
+    looks_like_text,
+    measure,
+    offline_warnings,
+)
 from i2v.refine.base import settings_hint_for
 
+if TYPE_CHECKING:
+    from i2v.advisor.device import DeviceInfo
+    from i2v.request import GenerationRequest
+
+__all__ = [
+    "ANALYSIS_SIDE", "BLUR_THRESHOLD", "CONTRAST_THRESHOLD", "MIN_SIDE", "ImageStats", "Recommendation", "Setting",
+    "advise", "image_stats", "image_warnings", "looks_like_text", "recommend",
+]
+
 PresetName = Literal["fast", "standard", "quality"]
-MIN_SIDE = 256
-#: Variance of the Laplacian (0-255 grey, long side scaled to ANALYSIS_SIDE) under which an image reads as soft.
-BLUR_THRESHOLD = 30.0
-#: 2nd-98th percentile luminance spread (0-255) under which an image is nearly flat.
-CONTRAST_THRESHOLD = 40.0
-ANALYSIS_SIDE = 512
+PRESETS: tuple[PresetName, ...] = ("fast", "standard", "quality")
+#: A size preset may have at most this many times the image's pixels: past it the model invents the detail.
+UPSCALE_LIMIT = 2.0
+#: Longest predicted run for which the advisor picks a tier on a GPU (10 minutes).
+TIME_BUDGET_SECONDS = 600.0
+#: At or under this suitability (1-5) the advisor suggests a fast trial run first.
+TRIAL_SUITABILITY = 2
+
+
+class Setting(BaseModel):
+    """One recommended request setting and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="The GenerationRequest field")
+    value: Any
+    reason: str
 
 
 class Recommendation(BaseModel):
@@ -38,24 +75,33 @@ class Recommendation(BaseModel):
     scheduler: str | None = None
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    preset_reason: str = Field(default="", description="Why this preset")
+    settings: list[Setting] = Field(default_factory=list, description="Each setting with one reason")
 
     def request_fields(self) -> dict:
         """Settings for GenerationRequest (the size as a preset, so the request keeps the image's aspect)."""
-        return self.model_dump(include=_REQUEST_FIELDS)
+        return self.model_dump(include=_REQUEST_FIELDS, exclude_none=True)
+
+    def apply(self, request: GenerationRequest, *, override: bool = False) -> GenerationRequest:
+        """`request` with the recommended settings where the user left a setting out (all of them with
+        `override`: the user's explicit "apply"), recorded in `advice`. The filled settings count as set."""
+        from i2v.request import AdviceRecord, GenerationRequest, RecommendationRecord
+
+        given = request.model_dump(exclude_unset=True)
+        given = {key: value for key, value in given.items() if value is not None}
+        recommended = self.request_fields()
+        if override:
+            given.pop("width", None), given.pop("height", None)
+            filled = recommended
+        else:
+            taken = set(given) | ({"resolution"} if "width" in given else set())
+            filled = {key: value for key, value in recommended.items() if key not in taken}
+        record = RecommendationRecord(preset=self.preset, applied=True, fields=sorted(filled))
+        advice = (request.advice or AdviceRecord()).model_copy(update={"recommendation": record})
+        return GenerationRequest.model_validate({**given, **filled, "advice": advice})
 
 
 _REQUEST_FIELDS = {"resolution", "num_frames", "steps", "guidance_scale", "fps", "motion_fps", "scheduler"}
-
-
-class ImageStats(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    width: int
-    height: int
-    sharpness: float  # variance of the Laplacian
-    contrast: float  # 2nd-98th percentile luminance spread, 0-255
-    edge_density: float  # share of pixels on a strong edge
-    two_tone: float  # share of pixels near the commonest grey level and near the commonest one far from it
 
 
 def recommend(
@@ -93,62 +139,120 @@ def recommend(
     )
 
 
+
+
+def advise(
+    image: Image.Image,
+    tags: list[str] | None = None,
+    *,
+    model: str | None = None,
+    assessment: ImageAssessment | None = None,
+    device: DeviceInfo | None = None,
+) -> Recommendation:
+    """The preset and settings to use for this image: a tier chosen from the image's score and what `device` can
+    run (None: no device known, the standard tier), the size capped at what the image's pixels can fill, tempo
+    from `tags`; every setting with one reason."""
+    from i2v.models.registry import spec_for
+    from i2v.request import default_model
+
+    model = model or default_model()
+    spec = spec_for(model)
+    if assessment is None:
+        from i2v.advisor.assess import assess
+
+        assessment = assess(image, spec=spec)
+    preset, preset_reason = _choose_preset(image, tags, model, assessment, device)
+    base = recommend(image, preset, tags, model=model)
+    tier = spec.tiers[preset]
+    fields = base.request_fields()
+    reasons: dict[str, str] = {}
+    resolution, size_reason = _size_for(image, tier.resolution, spec)
+    if resolution != tier.resolution:
+        fields["resolution"] = resolution
+    width, height = spec.size.target(fields["resolution"], *image.size)
+    reasons["resolution"] = f"{size_reason}: {width}×{height} at the image's aspect ratio"
+    tier_note = f"{preset} preset" + (f": {tier.note}" if tier.note else "")
+    hint = settings_hint_for(list(tags or []), spec)
+    hinted = set(hint.model_dump(exclude_none=True, exclude={"reason"})) if hint else set()
+    defaults = spec.defaults()
+    for field in ("steps", "scheduler", "num_frames", "fps", "motion_fps", "guidance_scale"):
+        if fields.get(field) is None:
+            continue
+        if field in hinted:
+            reasons[field] = hint.reason  # type: ignore[union-attr]
+        elif field in ("steps", "scheduler") and getattr(tier, field) is not None:
+            reasons[field] = tier_note
+        elif field == "motion_fps":
+            reasons[field] = "the playback rate clamped to the motion speeds the model was trained on"
+        elif field == "num_frames" and spec.frames.validated == fields[field]:
+            reasons[field] = "the length the model was validated at"
+        elif fields[field] == defaults.get(field):
+            reasons[field] = "the model's default"
+        else:
+            reasons[field] = tier_note
+    settings = [Setting(field=field, value=fields[field], reason=reasons[field]) for field in reasons]
+    return base.model_copy(update=dict(
+        width=width, height=height, preset_reason=preset_reason, settings=settings,
+        warnings=[warning.message for warning in assessment.warnings],
+        reasons=[preset_reason, *[f"{s.field}={s.value}: {s.reason}" for s in settings]],
+        resolution=fields["resolution"],
+    ))
+
+
+def _size_for(image: Image.Image, wanted: str, spec) -> tuple[str, str]:
+    """(preset, why): the tier's size unless it has over UPSCALE_LIMIT times the image's pixels; then the largest
+    preset within that limit (the smallest preset when none is)."""
+    pixels = image.width * image.height
+    presets = sorted(spec.size.presets, key=spec.size.presets.get)
+    fitting = [name for name in presets if spec.size.presets[name] ** 2 <= pixels * UPSCALE_LIMIT]
+    largest = fitting[-1] if fitting else presets[0]
+    if spec.size.presets[wanted] <= spec.size.presets[largest]:
+        return wanted, f"{wanted}, the preset's size"
+    upscale = spec.size.presets[wanted] ** 2 / pixels
+    if not fitting:
+        return largest, (f"small image ({image.width}×{image.height}): even {largest}, the smallest size, upscales it "
+                         f"{spec.size.presets[largest] ** 2 / pixels:.1f}×")
+    return largest, (f"small image ({image.width}×{image.height}): {largest} is the largest that keeps detail "
+                     f"({wanted} would upscale it {upscale:.1f}×)")
+
+
+def _choose_preset(
+    image: Image.Image, tags: list[str] | None, model: str, assessment: ImageAssessment, device: DeviceInfo | None
+) -> tuple[PresetName, str]:
+    if assessment.suitability <= TRIAL_SUITABILITY:
+        how = "the vision model" if assessment.judgement else "the offline checks"
+        return "fast", f"fast: {how} rate the image {assessment.suitability}/5; try a quick run first to see whether it animates"
+    if device is None:
+        return "standard", "standard: no device to plan for, so the model's reference settings"
+    if device.kind == "cpu":
+        return "fast", "fast: no GPU here; on the CPU every step takes minutes at real size, and fast has the fewest"
+    from i2v.advisor.device import format_bytes
+    from i2v.advisor.plan import make_plan
+    from i2v.advisor.report import predicted_seconds
+    from i2v.request import GenerationRequest
+
+    for name in reversed(PRESETS):
+        candidate = recommend(image, name, tags, model=model)
+        size, _ = _size_for(image, candidate.resolution, _spec(model))
+        request = GenerationRequest(image="plan", prompt="plan", model=model, **{**candidate.request_fields(), "resolution": size})
+        plan = make_plan(request, image.size, device)
+        seconds = predicted_seconds(plan, plan.estimate(), device)
+        if plan.fits and seconds <= TIME_BUDGET_SECONDS:
+            return name, (f"{name}: fits on {device.name} ({format_bytes(plan.predicted_peak_bytes)} of "
+                          f"{format_bytes(plan.budget_bytes)}), about {_duration(seconds)}")
+    return "fast", f"fast: nothing better fits on {device.name} within {_duration(TIME_BUDGET_SECONDS)}"
+
+
+def _spec(model: str):
+    from i2v.models.registry import spec_for
+
+    return spec_for(model)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
-    """Plain-English warnings about what will hurt the video. Heuristics, cheap and numpy-only (see image_stats)."""
-    stats = image_stats(image)
-    warnings = []
-    if min(stats.width, stats.height) < MIN_SIDE:
-        warnings.append(
-            f"the image is {stats.width}×{stats.height}: under {MIN_SIDE} px on a side the model invents the detail; "
-            "use a larger original"
-        )
-    aspect = stats.width / stats.height
-    if aspect > max_aspect or aspect < 1 / max_aspect:
-        warnings.append(
-            f"the image is {max(aspect, 1 / aspect):.1f}:1; the crop to at most {max_aspect:g}:1 cuts off its edges"
-        )
-    elif aspect < 1:
-        warnings.append("portrait images were not in the model's training; expect weaker motion than in landscape")
-    if stats.sharpness < BLUR_THRESHOLD:
-        warnings.append(
-            f"the image looks blurred (sharpness {stats.sharpness:.0f} < {BLUR_THRESHOLD:.0f}); the video will be soft"
-        )
-    if stats.contrast < CONTRAST_THRESHOLD:
-        warnings.append(f"the image has very low contrast ({stats.contrast:.0f}/255); motion will be hard to see")
-    if looks_like_text(stats):
-        warnings.append("the image looks mostly like text or a document; the model animates scenes, and text will warp")
-    return warnings
-
-
-def image_stats(image: Image.Image) -> ImageStats:
-    """Measures on the grey image, long side scaled to ANALYSIS_SIDE so thresholds do not depend on resolution."""
-    grey = image.convert("L")
-    if max(grey.size) > ANALYSIS_SIDE:
-        grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.BILINEAR)
-    pixels = np.asarray(grey, dtype=np.float64)
-    if min(pixels.shape) < 3:
-        return ImageStats(
-            width=image.width, height=image.height, sharpness=0.0, contrast=0.0, edge_density=0.0, two_tone=0.0
-        )
-    laplacian = (
-        pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
-    )
-    low, high = np.percentile(pixels, [2, 98])
-    gradient = np.hypot(np.diff(pixels, axis=1)[:-1], np.diff(pixels, axis=0)[:, :-1])
-    histogram = np.histogram(pixels, bins=16, range=(0, 256))[0] / pixels.size
-    first = int(np.argmax(histogram))
-    second = max((level for level in range(16) if abs(level - first) >= 4), key=lambda level: histogram[level])
-    two_tone = sum(float(histogram[max(0, mode - 1) : mode + 2].sum()) for mode in (first, second))
-    return ImageStats(
-        width=image.width, height=image.height, sharpness=float(laplacian.var()), contrast=float(high - low),
-        edge_density=float((gradient > 48).mean()), two_tone=two_tone,
-    )
-
-
-def looks_like_text(stats: ImageStats) -> bool:
-    """Many sharp edges on two well separated grey levels: pages, slides, screenshots of text.
-
-    Limits: this sees ink on paper, not words. It misses text laid over a photo (signs, captions, memes), flags
-    line art, diagrams and some UI screenshots, and can fire on high-contrast patterns such as barcodes.
-    """
-    return stats.edge_density > 0.08 and stats.two_tone > 0.7
+    """Plain-English warnings about what will hurt the video, from the offline measurements (see assess)."""
+    return [warning.message for warning in offline_warnings(measure(image), max_aspect)]
