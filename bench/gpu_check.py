@@ -1,6 +1,7 @@
 """GPU evidence for i2v: what only a GPU can show, measured once on random weights at real size, in under 8 minutes.
 
-Every GPU figure in the README is otherwise a prediction or a FLOP count. This script measures, on one card:
+Every GPU figure in the README is otherwise a prediction or a FLOP count. This script measures, on one card, for
+I2VGen-XL (parts 1-5) and then Wan 2.2 TI2V-5B (parts 6-8):
 
 1. device: name, driver, CUDA / torch / diffusers versions, the SDPA kernel PyTorch picks, and a practical bf16
    matmul peak (CUDA events, median) beside the card's nominal dense peak from the advisor's table;
@@ -10,16 +11,26 @@ Every GPU figure in the README is otherwise a prediction or a FLOP count. This s
    for three shapes, and from them calibrated values of the advisor's overhead constants, ready to commit;
 4. plan24: the 1024×1024×32 plan for a 24 GiB card, run under torch.cuda.set_per_process_memory_fraction so this
    card behaves like one: does it fit, what the ladder did, peak against prediction;
-5. soak: back-to-back runs of a mid shape, allocated and reserved memory after each: flat or not.
+5. soak: back-to-back runs of a mid shape, allocated and reserved memory after each: flat or not;
+6. wan_speed: one Wan denoising step (two batch-1 transformer calls, conditional and unconditional, as the backend
+   runs guidance) at 832×480×49 and 1280×704×121, its FLOPs traced on the meta device, the share of both peaks;
+7. wan_memory: predicted against measured peaks per stage for 832×480×49, 1280×704×49 and 1280×704×121 (2 steps);
+8. wan_plan24: the 1280×704×121 plan for a 24 GiB card, 2 steps, under the same allocator cap as part 4.
 
-It writes `gpu.md` (tables) and `gpu.json` to --out after every part, so a run cut short keeps what it measured,
+The Wan parts free I2VGen-XL first, then build Wan at real size with random weights directly on the GPU (transformer
+and UMT5-XXL encoder in bf16, initialised there; the VAE in fp32 as the backend keeps it), with a stand-in
+tokenizer (the pipeline pads every prompt to 512 tokens, so its vocabulary changes no cost).
+
+Each part has a share of the time budget: it starts no new item after its share is spent, and a generation still
+running at the part's cap (its share plus a quarter) is cancelled at the next denoising step; the part then reads
+"cut". It writes `gpu.md` (tables) and `gpu.json` to --out after every part, so a run cut short keeps what it measured,
 and exits 0 even when a part fails: each part records its own error. Nothing is downloaded; the weights are
 random, built on the machine. `--dry-run` runs the same code on the CPU with the tiny random-weight model and tiny
 shapes in seconds (CUDA counters then read "n/a on CPU"); tests/test_gpu_check.py runs it.
 
 On a lent nvidia-h200 (the session's `device` tool; no package registry there). Here, first:
     bench/gpu_wheels.sh && bench/gpu_wheels.sh --check    (the wheels its image lacks, ~9 MB, into the ignored .whl/)
-then one `run` with carry [".whl"] and timeout_s 560, this command line:
+then one `run` with carry [".whl"] and timeout_s 560 (the budget, 440 s, plus imports, builds and slack), this command line:
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 || exit; set -o pipefail; python3 bench/gpu_check.py --out "$OUT" 2>&1 | tee "$OUT/gpu.log"
 then, here, with FILES_AT the folder the reply names as files_at (its files are read-only, so install, not cp):
     install -m 644 "$FILES_AT/gpu.md" "$FILES_AT/gpu.json" docs/
@@ -59,6 +70,7 @@ try:
     from i2v.advisor.plan import make_plan, unconstrained_plan
     from i2v.advisor.recovery import MemoryExhaustedError, describe_plan, run_with_recovery
     from i2v.advisor.report import DEFAULT_TFLOPS, UTILIZATION, device_tflops, predicted_seconds
+    from i2v.errors import GenerationCancelled
     from i2v.models.base import Hooks
     from i2v.models.i2vgenxl import PLUGIN
     from i2v.models.i2vgenxl.architecture import real_size_components, unet_step_flops, unet_step_inputs
@@ -66,6 +78,11 @@ try:
     from i2v.models.i2vgenxl.sampler import I2VGenXLSampler, set_ff_chunking
     from i2v.models.i2vgenxl.tiny import tiny_components
     from i2v.models.loading import DTYPES, ModelSource, free_memory
+    from i2v.models.tracing import trace_call
+    from i2v.models.wan22 import PLUGIN as WAN_PLUGIN
+    from i2v.models.wan22 import architecture as wan_architecture
+    from i2v.models.wan22 import tiny as wan_tiny
+    from i2v.models.wan22.backend import WanBackend
     from i2v.request import GenerationRequest
 except ImportError as missing:  # say so before any device time is spent
     sys.exit(f"gpu_check: {missing}; install i2v's dependencies on this machine (pip install -e .), or on a lent "
@@ -73,11 +90,19 @@ except ImportError as missing:  # say so before any device time is spent
 
 NA = "n/a on CPU"
 PROMPT = "a cat turning its head"
-#: The model the requests name: the advisor plans with its spec and cost model, whatever I2V_MODEL says.
+#: The models the requests name: the advisor plans with their specs and cost models, whatever I2V_MODEL says.
 MODEL = PLUGIN.known[0].model_id
-PARTS = ("device", "speed", "memory", "plan24", "soak")
-#: Share of the whole time budget each part may start new work in (checked between items: one item is seconds).
-PART_SHARE = {"device": 0.07, "speed": 0.30, "memory": 0.25, "plan24": 0.23, "soak": 0.15}
+WAN_MODEL = WAN_PLUGIN.known[0].model_id
+PARTS = ("device", "speed", "memory", "plan24", "soak", "wan_speed", "wan_memory", "wan_plan24")
+#: Share of the whole time budget each part may start new work in (checked between items). The Wan parts are
+#: the larger: they build a 12 B-parameter pipeline, and one 1280×704×121 VAE decode is 2-3 PFLOP in fp32.
+PART_SHARE = {
+    "device": 0.05, "speed": 0.14, "memory": 0.12, "plan24": 0.11, "soak": 0.06,
+    "wan_speed": 0.16, "wan_memory": 0.20, "wan_plan24": 0.16,
+}
+#: A generation still running this long (a share of the part's own share) after its part's time is spent is
+#: cancelled at its next denoising step, and the part reads "cut".
+OVERRUN_SHARE = 0.25
 START = time.perf_counter()
 
 Shape = tuple[int, int, int]  # width, height, frames
@@ -120,6 +145,44 @@ DRY = Setup(
 )
 
 
+@dataclass(frozen=True)
+class WanSetup:
+    """The Wan parts: which model, and the shapes each part measures (memory and plan runs take `steps` steps)."""
+
+    model: str
+    speed_shapes: tuple[Shape, ...]
+    step_repeats: int
+    memory_shapes: tuple[Shape, ...]
+    plan_shape: Shape
+    plan_vram: str
+    steps: int
+
+
+#: 480p and 720p at 49 frames, then the released length; the 720p × 121 plan for a 24 GiB card.
+WAN_GPU = WanSetup(
+    model="real-size Wan 2.2 TI2V-5B, random weights", speed_shapes=((832, 480, 49), (1280, 704, 121)),
+    step_repeats=3, memory_shapes=((832, 480, 49), (1280, 704, 49), (1280, 704, 121)), plan_shape=(1280, 704, 121),
+    plan_vram="24GiB", steps=2,
+)
+WAN_DRY = WanSetup(
+    model="tiny Wan 2.2 TI2V-5B (i2v.models.wan22.tiny), random weights", speed_shapes=((64, 64, 9), (128, 64, 9)),
+    step_repeats=2, memory_shapes=((64, 64, 9), (128, 64, 9)), plan_shape=(128, 128, 9),
+    plan_vram="6GiB", steps=2,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What parts 3 and 4 (and 7 and 8) run on: a model's plugin (its spec and cost model) and its shapes."""
+
+    plugin: object
+    memory_shapes: tuple[Shape, ...]
+    memory_steps: int
+    plan_shape: Shape
+    plan_vram: str
+    plan_steps: int
+
+
 def log(message: str) -> None:
     print(f"[{time.perf_counter() - START:6.1f} s] {message}", flush=True)
 
@@ -129,11 +192,17 @@ def label(shape: Shape) -> str:
 
 
 class Guard:
-    """A part's time budget: work items start only while it lasts; the ones skipped are reported."""
+    """A part's time budget: work items start only while it lasts; the ones skipped are reported. A generation
+    still running at the cap (the budget plus OVERRUN_SHARE of it, never past `hard_end`) is cancelled."""
 
-    def __init__(self, seconds: float):
-        self.deadline = time.perf_counter() + seconds
+    def __init__(self, seconds: float, hard_end: float = float("inf")):
+        now = time.perf_counter()
+        self.deadline = now + seconds
+        self.cap = min(self.deadline + OVERRUN_SHARE * seconds, hard_end)
         self.skipped: list[str] = []
+
+    def past_cap(self) -> bool:
+        return time.perf_counter() >= self.cap
 
     def allows(self, item: str) -> bool:
         if time.perf_counter() < self.deadline:
@@ -146,13 +215,19 @@ class Guard:
 class Check:
     """The run's shared state: the setup, the results so far, and the backend, built once on first use."""
 
-    def __init__(self, setup: Setup, budget_s: float):
+    def __init__(self, setup: Setup, budget_s: float, wan: WanSetup | None = None):
         self.setup = setup
+        self.wan_setup = wan or (WAN_DRY if setup.device == "cpu" else WAN_GPU)
         self.cuda = setup.device == "cuda"
         self.deadline = START + budget_s
+        #: No generation runs past this, whatever part it is in.
+        self.hard_end = self.deadline + 20
         self.budget_s = budget_s
         self.results: dict = {}
+        #: The running part's guard: check.generate cancels a generation past its cap.
+        self.guard: Guard | None = None
         self._backend = None
+        self._wan_backend = None
         self._info = None
 
     @property
@@ -179,11 +254,37 @@ class Check:
             log(f"built {self.setup.model} on {self.setup.device} in {self.results['build_seconds']} s")
         return self._backend
 
-    def request(self, shape: Shape, steps: int):
-        """The request checked against I2VGen-XL's spec with its defaults filled in, as the backend receives it."""
+    @property
+    def wan_backend(self):
+        """The Wan 2.2 backend on random weights, resident on the device. I2VGen-XL is dropped first, so neither
+        its weights nor its cached blocks count in Wan's measurements."""
+        if self._wan_backend is None:
+            self._backend = None
+            gc.collect()
+            self.free()
+            started = time.perf_counter()
+            dtype = DTYPES[self.setup.dtype]
+            pipeline = wan_pipeline(self.setup.device, dtype)
+            source = ModelSource(model_id=self.wan_setup.model, folder=ROOT, revision=None, variant=None)
+            self._wan_backend = WanBackend(pipeline, source, torch.device(self.setup.device), dtype)
+            self.free()
+            self.results["wan_build_seconds"] = round(time.perf_counter() - started, 1)
+            log(f"built {self.wan_setup.model} on {self.setup.device} in {self.results['wan_build_seconds']} s")
+        return self._wan_backend
+
+    def target(self, wan: bool) -> Target:
+        if wan:
+            w = self.wan_setup
+            return Target(WAN_PLUGIN, w.memory_shapes, w.steps, w.plan_shape, w.plan_vram, w.steps)
+        s = self.setup
+        return Target(PLUGIN, s.memory_shapes, 2, s.plan_shape, s.plan_vram, 2)
+
+    def request(self, shape: Shape, steps: int, plugin=PLUGIN):
+        """The request checked against the model's spec with its defaults filled in, as the backend receives it."""
         width, height, frames = shape
-        return PLUGIN.spec.apply(GenerationRequest(
-            image=Path("gpu-check.png"), prompt=PROMPT, model=MODEL, width=width, height=height, num_frames=frames,
+        model = WAN_MODEL if plugin is WAN_PLUGIN else MODEL
+        return plugin.spec.apply(GenerationRequest(
+            image=Path("gpu-check.png"), prompt=PROMPT, model=model, width=width, height=height, num_frames=frames,
             steps=steps, seed=0, refiner="none",
         ))
 
@@ -193,8 +294,13 @@ class Check:
         return unconstrained_plan(request, size, self.info, margin=0.0, dtype=self.setup.dtype)
 
     def generate(self, request, options, hooks=None):
+        """One run through the request's model's backend; cancelled at the next step once the part's cap passes."""
         pixels = np.random.default_rng(0).integers(0, 256, (request.height, request.width, 3), dtype=np.uint8)
-        return self.backend.generate(request, Image.fromarray(pixels), options, hooks or Hooks())
+        hooks = hooks or Hooks()
+        if hooks.cancelled is None and self.guard is not None:
+            hooks.cancelled = self.guard.past_cap
+        backend = self.wan_backend if request.model == WAN_MODEL else self.backend
+        return backend.generate(request, Image.fromarray(pixels), options, hooks)
 
     def sync(self) -> None:
         if self.cuda:
@@ -216,6 +322,49 @@ class Check:
             return NA
         free, total = torch.cuda.mem_get_info()
         return total - free - torch.cuda.memory_reserved()
+
+
+def wan_pipeline(device: str, dtype: torch.dtype):
+    """Wan 2.2 TI2V-5B's pipeline as the backend's loader leaves it: text encoder and transformer in `dtype` (the
+    transformer's float32 modules kept in float32), the VAE in float32, UniPC with the released shift. At real size
+    each model is built directly on the GPU by the cost model's own builders (`architecture.build_*`: random
+    initialisation there takes seconds and no host copy of 12 B parameters); the tiny model for --dry-run."""
+    from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    torch.manual_seed(0)
+    if device == "cpu":
+        components = wan_tiny.tiny_components()
+        components["text_encoder"].to(dtype)
+        transformer = components["transformer"].to(dtype)
+        wan_architecture._keep_in_fp32(transformer, transformer._keep_in_fp32_modules)
+    else:
+        components = dict(
+            tokenizer=wan_tiny.tiny_tokenizer(), scheduler=UniPCMultistepScheduler(**wan_tiny.SCHEDULER_CONFIG),
+            text_encoder=wan_architecture.build_text_encoder(dtype, device),
+            transformer=wan_architecture.build_transformer(dtype, device),
+            vae=wan_architecture.build_vae(torch.float32, device), transformer_2=None, image_encoder=None,
+            image_processor=None, boundary_ratio=None, expand_timesteps=True,
+        )
+    pipeline = WanImageToVideoPipeline(**components).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def wan_call_inputs(transformer, shape: Shape, dtype: torch.dtype, device: str) -> dict:
+    """One transformer call's arguments as the pipeline makes them (`architecture.transformer_inputs`: batch 1, a
+    timestep per token, 512 prompt embeddings) at this transformer's text width; on a real device, filled."""
+    inputs = wan_architecture.transformer_inputs(*shape, dtype=dtype, device=device)
+    prompt = inputs["encoder_hidden_states"]
+    inputs["encoder_hidden_states"] = torch.empty(
+        (*prompt.shape[:2], transformer.config.text_dim), device=device, dtype=dtype
+    )
+    if device != "meta":
+        inputs["hidden_states"].normal_()
+        inputs["encoder_hidden_states"].normal_()
+        inputs["timestep"].fill_(999.0)
+    return inputs
 
 
 class StageMeter:
@@ -410,12 +559,13 @@ def part_speed(check: Check, guard: Guard, out: dict) -> None:
 # -- 3. memory ----------------------------------------------------------------------------------------------
 
 
-def part_memory(check: Check, guard: Guard, out: dict) -> None:
-    out["shapes"] = []
-    for shape in check.setup.memory_shapes:
+def part_memory(check: Check, guard: Guard, out: dict, wan: bool = False) -> None:
+    target = check.target(wan)
+    out.update(steps=target.memory_steps, shapes=[])
+    for shape in target.memory_shapes:
         if not guard.allows(f"memory {label(shape)}"):
             continue
-        request = check.request(shape, 2)
+        request = check.request(shape, target.memory_steps, target.plugin)
         plan = check.plan_as_given(request)
         estimate = plan.estimate()
         out["constants"] = _constants_used(estimate)
@@ -489,17 +639,17 @@ def _calibrate(shapes: list[dict], constants: dict) -> dict:
 # -- 4. the 24 GiB plan -------------------------------------------------------------------------------------
 
 
-def part_plan24(check: Check, guard: Guard, out: dict) -> None:
-    setup = check.setup
-    request = check.request(setup.plan_shape, 2)
-    info = probe_device(setup.device, vram=setup.plan_vram)
+def part_plan24(check: Check, guard: Guard, out: dict, wan: bool = False) -> None:
+    setup, target = check.setup, check.target(wan)
+    request = check.request(target.plan_shape, target.plan_steps, target.plugin)
+    info = probe_device(setup.device, vram=target.plan_vram)
     plan = make_plan(request, (request.width, request.height), info, dtype=setup.dtype)
     out.update(
-        shape=label(setup.plan_shape), vram=setup.plan_vram, planned=describe_plan(plan), changes=list(plan.changes),
-        predicted_fits=plan.fits, predicted_peak_bytes=plan.predicted_peak_bytes, budget_bytes=plan.budget_bytes,
-        warnings=list(plan.warnings),
+        shape=label(target.plan_shape), vram=target.plan_vram, steps=target.plan_steps, planned=describe_plan(plan),
+        changes=list(plan.changes), predicted_fits=plan.fits, predicted_peak_bytes=plan.predicted_peak_bytes,
+        budget_bytes=plan.budget_bytes, warnings=list(plan.warnings),
     )
-    log(f"plan24: {label(setup.plan_shape)} for {setup.plan_vram}: {describe_plan(plan)}, predicted "
+    log(f"plan24: {label(target.plan_shape)} for {target.plan_vram}: {describe_plan(plan)}, predicted "
         f"{_bytes(plan.predicted_peak_bytes)}, fits={plan.fits}")
     for change in plan.changes:
         log(f"  • {change}")
@@ -518,7 +668,7 @@ def part_plan24(check: Check, guard: Guard, out: dict) -> None:
     if check.cuda:
         # The CUDA context lives outside the allocator's cap, so the cap leaves room for it as a real card must.
         total = torch.cuda.get_device_properties(0).total_memory
-        cap = parse_size(setup.plan_vram) - check.outside_allocator()
+        cap = parse_size(target.plan_vram) - check.outside_allocator()
         out["allocator_cap_bytes"] = cap
         torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total))
     else:
@@ -580,11 +730,68 @@ def _soak_verdict(runs: list[dict]) -> dict:
     return dict(flat=flat, allocated_growth=allocated, reserved_growth=reserved)
 
 
+# -- 6. Wan speed -------------------------------------------------------------------------------------------
+
+
+def part_wan_speed(check: Check, guard: Guard, out: dict) -> None:
+    """One Wan denoising step as the backend runs it: guidance is two batch-1 transformer calls (conditional,
+    then unconditional), so a step is two calls. FLOPs and the activation peak of one call are traced on a meta
+    twin of this very transformer (the cost model's tracer); the measured activation peak is CUDA's peak
+    allocated during one call less what was allocated before it."""
+    transformer = check.wan_backend.pipeline.transformer
+    dtype = DTYPES[check.setup.dtype]
+    with torch.device("meta"):
+        twin = type(transformer).from_config(transformer.config).to(dtype).eval()
+    wan_architecture._keep_in_fp32(twin, twin._keep_in_fp32_modules)
+    peak = check.results.get("device", {}).get("measured_tflops")
+    nominal = _nominal_tflops(check.info)
+    passes = 2
+    out.update(passes_per_step=passes, steps=[])
+    for shape in check.wan_setup.speed_shapes:
+        if not guard.allows(f"Wan step {label(shape)}"):
+            continue
+        traced = trace_call(lambda: twin(**wan_call_inputs(twin, shape, dtype, "meta")))
+        flops = passes * traced.flops
+        inputs = wan_call_inputs(transformer, shape, dtype, check.setup.device)
+
+        def step() -> None:
+            for _ in range(passes):
+                transformer(**inputs)
+
+        with torch.inference_mode():
+            seconds = timed(check, step, repeats=check.wan_setup.step_repeats)
+            measured_activation: int | str = NA
+            if check.cuda:
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+                transformer(**inputs)
+                check.sync()
+                measured_activation = torch.cuda.max_memory_allocated() - before
+            kernels = attention_kernels(check, lambda: transformer(**inputs))
+        del inputs
+        median = statistics.median(seconds)
+        achieved = flops / median / 1e12
+        out["steps"].append(dict(
+            shape=label(shape), seconds=[round(s, 4) for s in seconds], median_seconds=round(median, 4),
+            flops=flops, tflops=achieved, of_measured_peak=ratio(achieved, peak),
+            of_nominal_peak=ratio(achieved, nominal), attention=kernels,
+            predicted_call_activation_bytes=traced.peak_bytes, measured_call_activation_bytes=measured_activation,
+            call_activation_error=ratio(traced.peak_bytes - measured_activation, measured_activation)
+            if check.cuda else None,
+        ))
+        log(f"  Wan step {label(shape)}: {median:.3g} s, {flops / 1e12:.3g} TFLOP, {achieved:.3g} TFLOP/s "
+            f"({_percent(ratio(achieved, nominal))} of nominal); one call's activations "
+            f"{_bytes(measured_activation)} measured vs {_bytes(traced.peak_bytes)} traced")
+
+
 # -- running the parts, writing the outputs ------------------------------------------------------------------
 
 
 PART_FUNCTIONS = {
     "device": part_device, "speed": part_speed, "memory": part_memory, "plan24": part_plan24, "soak": part_soak,
+    "wan_speed": part_wan_speed,
+    "wan_memory": lambda check, guard, out: part_memory(check, guard, out, wan=True),
+    "wan_plan24": lambda check, guard, out: part_plan24(check, guard, out, wan=True),
 }
 
 
@@ -594,18 +801,24 @@ def run_part(check: Check, name: str) -> dict:
     left = check.deadline - time.perf_counter()
     if left <= 0:
         return dict(status="skipped", reason="the whole run's time budget is spent", seconds=0)
-    guard = Guard(min(PART_SHARE[name] * check.budget_s, left))
+    guard = check.guard = Guard(min(PART_SHARE[name] * check.budget_s, left), check.hard_end)
     log(f"== part {PARTS.index(name) + 1}: {name}")
     started = time.perf_counter()
     status, error = "ok", None
     for step in (lambda: PART_FUNCTIONS[name](check, guard, out), check.reset):
         try:
             step()
+        except GenerationCancelled as cut:
+            status = "cut"
+            error = (f"time cap reached {round(time.perf_counter() - started)} s into the part: the running "
+                     f"generation was cancelled after step {cut.step} of {cut.total}")
+            log(f"  part {name} cut: {error}")
         except Exception as caught:  # noqa: BLE001 - a failed part is reported, the others still run
             status, error = "failed", error or f"{type(caught).__name__}: {caught}".strip()[:2000]
             traceback.print_exc()
             sys.stderr.flush()
             log(f"  part {name} failed: {error.splitlines()[0]}")
+    check.guard = None
     if status == "ok" and guard.skipped:
         status = "partial"
     seconds = round(time.perf_counter() - started, 1)
@@ -616,8 +829,9 @@ def write_outputs(check: Check, out_dir: Path, dry_run: bool) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     document = dict(
-        dry_run=dry_run, setup=asdict(check.setup), created=created, seconds=round(time.perf_counter() - START, 1),
-        build_seconds=check.results.get("build_seconds"),
+        dry_run=dry_run, setup=asdict(check.setup), wan_setup=asdict(check.wan_setup), created=created,
+        seconds=round(time.perf_counter() - START, 1), build_seconds=check.results.get("build_seconds"),
+        wan_build_seconds=check.results.get("wan_build_seconds"),
         parts={name: check.results[name] for name in PARTS if name in check.results},
     )
     (out_dir / "gpu.json").write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
@@ -648,9 +862,11 @@ def render_markdown(document: dict) -> str:
     lines = [
         "# i2v on a GPU: measured",
         "",
-        f"Written by `bench/gpu_check.py` on {document['created']} in {document['seconds']} s; {setup['model']}, "
-        f"{setup['dtype']}, model built in {document['build_seconds']} s. Everything under *measured* comes from "
-        "this run; *predicted* is the advisor's memory model and FLOPs traced on the meta device.",
+        f"Written by `bench/gpu_check.py` on {document['created']} in {document['seconds']} s; parts 1-5: "
+        f"{setup['model']}, {setup['dtype']}, built in {document['build_seconds']} s; parts 6-8: "
+        f"{document['wan_setup']['model']}, built in {document['wan_build_seconds']} s. Everything under "
+        "*measured* comes from this run; *predicted* is the advisor's memory model and FLOPs traced on the meta "
+        "device.",
         "",
     ]
     if document["dry_run"]:
@@ -661,9 +877,14 @@ def render_markdown(document: dict) -> str:
         problem = part.get("error") or ", ".join(part.get("skipped") or []) or part.get("reason") or ""
         lines.append(f"| {PARTS.index(name) + 1}. {name} | {part['status']} | {part.get('seconds', '')} | {problem} |")
     lines.append("")
-    for name, render in (("device", _md_device), ("speed", _md_speed), ("memory", _md_memory),
-                         ("plan24", _md_plan24), ("soak", _md_soak)):
-        if name in parts and parts[name]["status"] in ("ok", "partial", "failed"):
+    renders = (
+        ("device", _md_device), ("speed", _md_speed), ("memory", lambda part: _md_memory(part, "3. Memory")),
+        ("plan24", lambda part: _md_plan24(part, "4.")), ("soak", _md_soak), ("wan_speed", _md_wan_speed),
+        ("wan_memory", lambda part: _md_memory(part, "7. Wan 2.2 TI2V-5B: memory")),
+        ("wan_plan24", lambda part: _md_plan24(part, "8. Wan 2.2 TI2V-5B:")),
+    )
+    for name, render in renders:
+        if name in parts and parts[name]["status"] in ("ok", "partial", "failed", "cut"):
             try:
                 lines += render(parts[name])
             except (KeyError, TypeError, ValueError) as error:  # a part that failed early has fields missing
@@ -709,8 +930,8 @@ def _md_speed(part: dict) -> list[str]:
     return lines
 
 
-def _md_memory(part: dict) -> list[str]:
-    lines = ["## 3. Memory: predicted against measured, per stage", "",
+def _md_memory(part: dict, title: str) -> list[str]:
+    lines = [f"## {title}: predicted against measured, per stage ({part['steps']} steps)", "",
              "Device peak = PyTorch's peak reserved + memory outside its allocator (CUDA context, libraries); "
              "error = (predicted − device peak) / device peak, negative when the advisor under-predicts. Reserved "
              "memory is not emptied between stages, so a later stage's peak reserved includes blocks an earlier "
@@ -727,9 +948,10 @@ def _md_memory(part: dict) -> list[str]:
     lines += _table(["shape", "stage", "pred. weights", "pred. activations", "pred. total", "peak allocated",
                      "peak reserved", "device peak", "error", "meas. activations", "activation error"], rows)
     calibration = part["calibration"]
-    constants = part["constants"]
-    lines.append(f"Constants used: overhead {_bytes(constants['runtime_overhead_bytes'])}, fragmentation "
-                 f"{constants['fragmentation']}.")
+    constants = part.get("constants", {})
+    if constants:
+        lines.append(f"Constants used: overhead {_bytes(constants['runtime_overhead_bytes'])}, fragmentation "
+                     f"{constants['fragmentation']}.")
     if isinstance(calibration, dict) and "code" in calibration:
         lines += ["", "Calibrated (least squares over the denoising stages), for src/i2v/models/cost.py:", "",
                   "```python", calibration["code"], "```", "", f"or `{calibration['environment']}`.", ""]
@@ -738,8 +960,8 @@ def _md_memory(part: dict) -> list[str]:
     return lines
 
 
-def _md_plan24(part: dict) -> list[str]:
-    lines = [f"## 4. {part['shape']} planned for a {part['vram']} card", "",
+def _md_plan24(part: dict, title: str) -> list[str]:
+    lines = [f"## {title} {part['shape']} planned for a {part['vram']} card, {part['steps']} steps", "",
              f"Plan: {part['planned']}; predicted {_bytes(part['predicted_peak_bytes'])} of a "
              f"{_bytes(part['budget_bytes'])} budget, fits: {part['predicted_fits']}. Allocator capped at "
              f"{_bytes(part['allocator_cap_bytes'])}.", ""]
@@ -751,6 +973,23 @@ def _md_plan24(part: dict) -> list[str]:
     rows = [[stage, _bytes(e["predicted_total"]), _bytes(e["peak_allocated"]), _bytes(e["device_peak"]),
              _percent(e["error"], True), e["seconds"]] for stage, e in part["stages"].items()]
     return [*lines, "", *_table(["stage", "predicted", "peak allocated", "device peak", "error", "seconds"], rows)]
+
+
+def _md_wan_speed(part: dict) -> list[str]:
+    lines = ["## 6. Wan 2.2 TI2V-5B: speed", "",
+             f"One denoising step ({part['passes_per_step']} batch-1 transformer calls: guidance as the backend runs "
+             "it), after warm-up, median; one call's activation peak traced on the meta device against CUDA's peak "
+             "allocated during one call:", ""]
+    rows = [
+        [s["shape"], s["median_seconds"], f"{s['flops'] / 1e12:.3g}", f"{s['tflops']:.3g}",
+         _percent(s["of_measured_peak"]), _percent(s["of_nominal_peak"]), _bytes(s["predicted_call_activation_bytes"]),
+         _bytes(s["measured_call_activation_bytes"]), _percent(s["call_activation_error"], True),
+         _kernels(s["attention"])]
+        for s in part.get("steps", [])
+    ]
+    return lines + _table(["width×height×frames", "s/step", "TFLOP/step (predicted)", "TFLOP/s", "of measured peak",
+                           "of nominal peak", "call activations, traced", "measured", "error", "attention kernels"],
+                          rows)
 
 
 def _md_soak(part: dict) -> list[str]:
@@ -773,7 +1012,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for gpu.md and gpu.json")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny model, tiny shapes: seconds, for tests")
-    parser.add_argument("--budget-s", type=float, default=450, help="time for the whole run; parts share it")
+    parser.add_argument("--budget-s", type=float, default=440, help="time for the whole run; parts share it")
     args = parser.parse_args()
     selected = [name.strip() for name in args.parts.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(PARTS))

@@ -12,8 +12,10 @@
 #                                  another carried wheel; exits 1 on a gap
 #
 # Missing there, and needed on gpu_check's import path: diffusers, pydantic (i2v.request, i2v.advisor) with
-# pydantic-core, annotated-types and typing-inspection, platformdirs (i2v.paths). PyAV is not needed: i2v imports
-# it only where it encodes a video, which gpu_check never does. Pins are the versions this repository is tested
+# pydantic-core, annotated-types and typing-inspection, platformdirs (i2v.paths); and for the Wan parts ftfy with
+# wcwidth: diffusers' Wan pipelines clean every text prompt with ftfy.fix_text and, without it, fail on a
+# NameError (they import it only when it is installed). PyAV is not needed: i2v imports it only where it encodes a
+# video, which gpu_check never does. Pins are the versions this repository is tested
 # with; pydantic-core must be the one pydantic pins (==).
 #
 # The device run (docstring of bench/gpu_check.py) installs them with
@@ -29,6 +31,8 @@ WHEELS=(
     annotated-types==0.7.0
     typing-inspection==0.4.2
     platformdirs==4.14.8
+    ftfy==6.3.1
+    wcwidth==0.7.0
 )
 LIMIT_MIB=32  # the device tool carries 64 MiB in all, the working tree included
 

@@ -39,7 +39,7 @@ def test_dry_run_writes_every_part(tmp_path):
     document = json.loads((out / "gpu.json").read_text())
     parts = document["parts"]
     assert document["dry_run"] is True
-    assert list(parts) == ["device", "speed", "memory", "plan24", "soak"]
+    assert list(parts) == ["device", "speed", "memory", "plan24", "soak", "wan_speed", "wan_memory", "wan_plan24"]
     assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(parts, "ok"), result.stdout[-3000:]
 
     assert parts["device"]["measured_tflops"] > 0
@@ -58,6 +58,22 @@ def test_dry_run_writes_every_part(tmp_path):
     assert parts["plan24"]["allocator_cap_bytes"] == "n/a on CPU"
     assert len(parts["soak"]["runs"]) == 2 and parts["soak"]["verdict"] == "n/a on CPU"
 
+    # Wan 2.2 through the same parts: its step as the backend runs guidance, its cost model, its ladder.
+    wan_steps = parts["wan_speed"]["steps"]
+    assert [step["shape"] for step in wan_steps] == ["64×64×9", "128×64×9"]
+    assert parts["wan_speed"]["passes_per_step"] == 2
+    assert all(step["flops"] > 0 and step["predicted_call_activation_bytes"] > 0 for step in wan_steps)
+    assert [shape["shape"] for shape in parts["wan_memory"]["shapes"]] == ["64×64×9", "128×64×9"]
+    for shape in parts["wan_memory"]["shapes"]:
+        assert set(shape["stages"]) == {"encode", "denoise", "decode"}
+        for stage in shape["stages"].values():
+            # the real-size cost model (22 GiB of weights resident as given) against the tiny run's counters
+            assert stage["predicted_total"] > stage["predicted_weights"] > 20 * GiB
+            assert stage["peak_allocated"] == "n/a on CPU"
+    assert parts["wan_plan24"]["ran"] is True and parts["wan_plan24"]["changes"]
+    assert parts["wan_plan24"]["shape"] == "128×128×9" and set(parts["wan_plan24"]["stages"]) == {"encode", "denoise", "decode"}
+    assert document["wan_build_seconds"] is not None
+
     markdown = (out / "gpu.md").read_text()
     for header in (
         "| part | status | seconds | error / skipped |",
@@ -66,6 +82,11 @@ def test_dry_run_writes_every_part(tmp_path):
         "| shape | stage | pred. weights | pred. activations | pred. total | peak allocated | peak reserved |",
         "## 4. 128×128×8 planned for a 6GiB card",
         "| run | seconds | allocated after | reserved after |",
+        "## 6. Wan 2.2 TI2V-5B: speed",
+        "| 64×64×9 | ",
+        "## 7. Wan 2.2 TI2V-5B: memory: predicted against measured, per stage (2 steps)",
+        "| 128×64×9 | decode | ",
+        "## 8. Wan 2.2 TI2V-5B: 128×128×9 planned for a 6GiB card, 2 steps",
     ):
         assert header in markdown
     assert markdown in result.stdout  # the table is printed too
@@ -109,6 +130,21 @@ def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path, monkeypat
     assert parts["speed"]["status"] == "failed" and parts["speed"]["before"] == "kept"
     assert parts["speed"]["error"] == "RuntimeError: simulated failure"
     assert "| 2. speed | failed |" in (tmp_path / "gpu.md").read_text()
+
+
+def test_a_generation_past_its_parts_cap_is_cancelled_and_the_part_reads_cut(tmp_path, monkeypatch):
+    """A part's time cap stops a running generation at its next step (the hooks' cancel check), and the part is
+    recorded as cut, with the step it reached; the parts after it still run."""
+    script = load_script()
+    monkeypatch.setattr(script, "OVERRUN_SHARE", 0.0)
+    monkeypatch.setitem(script.PART_SHARE, "soak", 0.0)  # the cap is reached as the part starts
+    monkeypatch.setattr(script.Guard, "allows", lambda guard, item: True)  # the run starts anyway
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--dry-run", "--out", str(tmp_path), "--parts", "soak,device"])
+    assert script.main() == 0
+    parts = json.loads((tmp_path / "gpu.json").read_text())["parts"]
+    assert parts["soak"]["status"] == "cut" and "cancelled after step 0 of 2" in parts["soak"]["error"]
+    assert parts["device"]["status"] == "ok"
+    assert "| 5. soak | cut |" in (tmp_path / "gpu.md").read_text()
 
 
 def test_imports_nothing_the_device_lacks_beyond_the_carried_wheels():
