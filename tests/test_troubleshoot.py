@@ -1,0 +1,107 @@
+"""The troubleshooter: each symptom row proposes a next request the model accepts, with one reason per change,
+keeps or redraws the seed as the row says, and records the chain it came from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_llm import FakeLLM
+
+from i2v.advisor.troubleshoot import SYMPTOMS, propose
+from i2v.errors import InvalidInputError
+from i2v.models.registry import spec_for
+from i2v.refine.llm import LLMSettings
+from i2v.request import GenerationRequest
+
+I2VGENXL = "ali-vilab/i2vgen-xl"
+RUN = GenerationRequest(image="cat.jpg", prompt="a cat turning its head. The sun shines.", model=I2VGENXL, seed=42)
+
+#: Symptom -> {field: value after} for the run above at the model's defaults (512p, 16 frames, 50 steps, 9.0).
+EXPECTED = {
+    "stiff": {"guidance_scale": 11.0, "steps": 60, "prompt": "a cat turning its head. The sun shines, smooth, continuous, natural motion"},
+    "flicker": {"resolution": "256p", "num_frames": 12},
+    "prompt_ignored": {"guidance_scale": 11.0, "prompt": "a cat turning its head, clearly visible"},
+    "wrong_camera": {"prompt": "a cat turning its head. The sun shines, static camera, fixed shot", "guidance_scale": 10.0},
+    "too_slow": {"steps": 25, "scheduler": "dpmpp", "resolution": "256p"},
+    "subject_changed": {"motion_fps": 8, "prompt": "a cat turning its head. The sun shines, the subject keeps its appearance"},
+    "out_of_memory": {"resolution": "256p", "num_frames": 12, "allow_degrade": True},
+    "too_little_motion": {"guidance_scale": 11.0, "prompt": "a cat turning its head. The sun shines, clearly visible, pronounced motion"},
+    "blurry": {"steps": 60, "resolution": "768p"},
+}
+
+
+def test_every_row_is_tested():
+    assert set(EXPECTED) == set(SYMPTOMS)
+
+
+@pytest.mark.parametrize("symptom", list(SYMPTOMS))
+def test_each_row_proposes_a_request_the_model_accepts(symptom):
+    proposal = propose(RUN, symptom, from_job="abc123")
+    changed = {change.field: change.after for change in proposal.changes}
+    assert {field: changed.get(field) for field in EXPECTED[symptom]} == EXPECTED[symptom]
+    assert all(change.reason and change.before != change.after for change in proposal.changes)
+    request = spec_for(I2VGENXL).apply(GenerationRequest(image="cat.jpg", **proposal.request))
+    for field, value in EXPECTED[symptom].items():
+        assert getattr(request, field) == value
+    row = SYMPTOMS[symptom]
+    assert proposal.seed == row.seed and (request.seed == 42) == (row.seed == "same")
+    step = request.advice.troubleshooting[-1]
+    assert (step.from_job, step.symptom, step.seed) == ("abc123", symptom, row.seed) and step.changes == proposal.changes
+
+
+def test_negative_prompt_rows_add_their_terms_once():
+    flicker = propose(RUN, "flicker")
+    negative = flicker.request["negative_prompt"]
+    assert negative.endswith("flicker, jitter, flashing") and negative.startswith(spec_for(I2VGENXL).negative_prompt)
+    again = propose({"request": flicker.request, "seed": 42}, "flicker")
+    assert "negative_prompt" not in {change.field for change in again.changes}
+    camera = propose(GenerationRequest(image="x.png", prompt="pan left over the sea", model=I2VGENXL), "wrong_camera")
+    assert {change.field for change in camera.changes} == {"guidance_scale"}  # the user asked for a pan: keep it
+    assert any("already names a camera move" in note for note in camera.notes)
+
+
+def test_the_chain_grows_and_a_clips_metadata_is_a_valid_origin():
+    first = propose(RUN, "stiff", from_job="job1")
+    metadata = {"request": {**first.request, "image": "/data/uploads/job2.png"}, "seed": 42}
+    second = propose(metadata, "flicker", from_clip="cat-42.json", seed="new")
+    chain = second.request["advice"]["troubleshooting"]
+    assert [(s["from_job"], s["from_clip"], s["symptom"]) for s in chain] == [("job1", None, "stiff"), (None, "cat-42.json", "flicker")]
+    assert "seed" not in second.request and second.seed == "new" and "image" not in second.request
+    assert second.request["steps"] == 60  # what the first proposal changed is kept
+
+
+def test_bounds_and_models_without_a_setting_are_noted_not_broken():
+    top = GenerationRequest(image="x.png", prompt="a cat", model=I2VGENXL, guidance_scale=20.0, steps=100, resolution="256p")
+    proposal = propose(top, "stiff")
+    assert {change.field for change in proposal.changes} == {"prompt"}
+    assert any("guidance is already 20" in note for note in proposal.notes)
+    assert any("smallest preset" in note for note in propose(top, "out_of_memory").notes)
+    preview = propose(GenerationRequest(image="x.png", prompt="waves", model="camera-preview"), "stiff")
+    assert {change.field for change in preview.changes} == {"prompt"}
+    assert any("takes no guidance" in note for note in preview.notes)
+    assert any("seed is not known" in note for note in preview.notes)
+
+
+def test_blurry_does_not_size_up_past_what_the_image_can_fill():
+    proposal = propose(RUN, "blurry", image_size=(451, 300))
+    assert "resolution" not in {change.field for change in proposal.changes}
+    assert any("too few pixels for 768p" in note for note in proposal.notes)
+
+
+def test_an_unknown_symptom_names_the_valid_ones():
+    with pytest.raises(InvalidInputError, match="symptom must be one of stiff, flicker, .*blurry, got 'sad'"):
+        propose(RUN, "sad")
+
+
+def test_the_llm_may_rewrite_the_prompt_and_falls_back_with_a_note():
+    with FakeLLM() as server:
+        server.scripted["rewrite"] = json.dumps({"prompt": "A tabby cat slowly turns its head to the right, smooth and continuous."})
+        settings = LLMSettings(preset="openai", base_url=server.base_url, model="rewrite", api_key="x", timeout=2)
+        proposal = propose(RUN, "stiff", llm=settings)
+        prompt = [change for change in proposal.changes if change.field == "prompt"]
+        assert prompt[0].after.startswith("A tabby cat slowly") and "rewritten by the LLM" in prompt[0].reason
+        assert "stiff or jerky" in server.requests[-1]["messages"][0]["content"]
+        failed = propose(RUN, "stiff", llm=settings.model_copy(update={"model": "badjson"}))
+        assert failed.request["prompt"].endswith("smooth, continuous, natural motion")
+        assert any("LLM prompt rewrite not used: the reply was not valid JSON" in note for note in failed.notes)
