@@ -35,6 +35,8 @@ class StagePeak(BaseModel):
     weights_bytes: int
     activation_bytes: int
     total_bytes: int
+    #: Tensors a step cache keeps between denoiser calls (0 without one); in the total like activations.
+    state_bytes: int = 0
 
 
 class MemoryEstimate(BaseModel):
@@ -163,14 +165,19 @@ def library_versions(libraries: tuple[str, ...]) -> dict[str, str]:
     return {name: metadata.version(name) for name in libraries}
 
 
-def stage_totals(resident: dict[str, int], activations: dict[str, int], device: str) -> dict[str, StagePeak]:
-    """Each stage's peak: resident weights, activations with fragmentation, and the runtime overhead."""
+def stage_totals(
+    resident: dict[str, int], activations: dict[str, int], device: str, state: dict[str, int] | None = None
+) -> dict[str, StagePeak]:
+    """Each stage's peak: resident weights, activations and cache state (both allocated anew every call, so both
+    with fragmentation), and the runtime overhead."""
     overhead, frag = runtime_overhead(device), fragmentation()
+    state = state or {}
     return {
         stage: StagePeak(
             weights_bytes=resident[stage],
             activation_bytes=activations[stage],
-            total_bytes=int(resident[stage] + activations[stage] * (1 + frag) + overhead),
+            state_bytes=state.get(stage, 0),
+            total_bytes=int(resident[stage] + (activations[stage] + state.get(stage, 0)) * (1 + frag) + overhead),
         )
         for stage in activations
     }
