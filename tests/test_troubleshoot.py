@@ -105,3 +105,23 @@ def test_the_llm_may_rewrite_the_prompt_and_falls_back_with_a_note():
         failed = propose(RUN, "stiff", llm=settings.model_copy(update={"model": "badjson"}))
         assert failed.request["prompt"].endswith("smooth, continuous, natural motion")
         assert any("LLM prompt rewrite not used: the reply was not valid JSON" in note for note in failed.notes)
+
+
+def test_the_clip_metadata_records_assessment_recommendation_and_chain(tmp_path):
+    from helpers import make_photo
+
+    from i2v.generation import generate
+
+    image = tmp_path / "photo.png"
+    make_photo(320, 256).save(image)
+    plain = generate(GenerationRequest(image=image, prompt="pan left", model="camera-preview", num_frames=4, resolution="256p"))
+    advice = plain.metadata["advice"]
+    assert advice["assessment"]["source"] == "offline" and advice["recommendation_applied"] is False
+    assert advice["troubleshooting"] == []
+    proposal = propose(GenerationRequest(image=image, prompt="pan left", model="camera-preview", num_frames=8, resolution="512p"),
+                       "flicker", from_job="job1")
+    next_run = generate(GenerationRequest(image=image, **proposal.request))
+    chain = next_run.metadata["advice"]["troubleshooting"]
+    assert chain[0]["from_job"] == "job1" and chain[0]["symptom"] == "flicker"
+    assert {change["field"] for change in chain[0]["changes"]} == {"resolution", "num_frames"}
+    assert next_run.metadata["request"]["advice"]["troubleshooting"] == chain

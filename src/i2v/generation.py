@@ -198,6 +198,7 @@ def generate(
                 "ff_chunking": options.ff_chunking,
             },
             "plan": plan.model_dump(mode="json") if plan is not None else None,
+            "advice": _advice(request, loaded.image, spec),
             "retries": retries,
             "timings": timings,
             "warnings": warnings,
@@ -205,6 +206,18 @@ def generate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
+
+
+def _advice(request: GenerationRequest, image: Any, spec: Any) -> dict[str, Any]:
+    """The advisor's record for the metadata: the assessment the request carries (else the offline one, ~50 ms),
+    whether a recommendation was applied, and the troubleshooting chain this run came from."""
+    from i2v.advisor.assess import assess
+
+    record = request.advice.model_dump(mode="json") if request.advice else {"recommendation": None, "troubleshooting": []}
+    if record.get("assessment") is None:
+        record["assessment"] = assess(image, spec=spec).summary()
+    record["recommendation_applied"] = bool(record.get("recommendation") and record["recommendation"]["applied"])
+    return record
 
 
 def _versions() -> dict[str, str]:
