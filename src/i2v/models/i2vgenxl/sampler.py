@@ -43,6 +43,7 @@ from i2v.media.images import cover_crop
 from i2v.models.base import CfgMode, Hooks
 from i2v.models.i2vgenxl.spec import SPEC
 from i2v.models.loading import dtype_name, free_memory
+from i2v.models.preview import LatentSpace, live_preview
 
 SCHEDULERS = SPEC.schedulers
 
@@ -132,6 +133,18 @@ class I2VGenXLSampler(DiffusionPipeline):
             frames.append((decoded.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu())
         return torch.cat(frames)
 
+    def latent_space(self) -> LatentSpace:
+        """The latents this sampler denoises, for the live preview's fit: the SD VAE's mean, scaled, frame by frame."""
+
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            frames = [self.vae.encode(pixels[:, :, index]).latent_dist.mode() for index in range(pixels.shape[2])]
+            return torch.stack(frames, dim=2) * self.vae.config.scaling_factor
+
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            return self.decode(latents, chunk_size=latents.shape[2]).permute(3, 0, 1, 2)[None] * 2 - 1
+
+        return LatentSpace("i2vgenxl", self.vae, encode, decode, spatial=self.vae_scale_factor)
+
     def make_scheduler(self, name: str):
         """A fresh scheduler per run (they are stateful), configured like the checkpoint's own."""
         if name == "ddim":
@@ -188,6 +201,8 @@ class I2VGenXLSampler(DiffusionPipeline):
             image, width, height, num_frames, torch.Generator("cpu").manual_seed(seed + 1)
         )
         fps = torch.tensor([target_fps], device=device)
+        # The preview's projection is fitted here on the first run that wants one (then cached), with the VAE.
+        preview = live_preview(hooks, num_inference_steps, self.latent_space)
         timings["encode"] = time.perf_counter() - started
         if offload_encoders:
             self.text_encoder.to("cpu")
@@ -242,7 +257,12 @@ class I2VGenXLSampler(DiffusionPipeline):
                 predictions = [self.unet(model_input, timestep, **c, return_dict=False)[0] for c in conditions]
                 uncond, cond = predictions if guided else (None, predictions[0])
             noise_pred = uncond + guidance_scale * (cond - uncond) if guided else cond
-            latents = sampler.step(noise_pred, timestep, latents).prev_sample
+            stepped = sampler.step(noise_pred, timestep, latents)
+            latents = stepped.prev_sample
+            if preview is not None and preview.due(index + 1):
+                # DDIM returns its x0 estimate; DPM-Solver++ keeps it as its last converted model output.
+                x0 = getattr(stepped, "pred_original_sample", None)
+                preview.show(index + 1, x0 if x0 is not None else sampler.model_outputs[-1])
             hooks.step(index + 1, total)
         timings["denoise"] = time.perf_counter() - started
 

@@ -40,6 +40,7 @@ from i2v.errors import GenerationCancelled, ModelNotFoundError, NonFiniteOutputE
 from i2v.media.images import cover_crop
 from i2v.models.base import BackendOutput, Hooks, RunOptions
 from i2v.models.loading import ModelSource, dtype_name, free_memory, pick_device, pick_dtype
+from i2v.models.preview import LatentSpace, live_preview
 from i2v.models.spec import CACHE_OFF
 from i2v.models.wan22.spec import SPEC
 from i2v.request import GenerationRequest
@@ -143,6 +144,9 @@ class WanBackend:
             if options.offload == "encoders":
                 pipeline.text_encoder.to("cpu")
                 free_memory(device)
+            # The preview's projection is fitted here on the first run that wants one (then cached), with the VAE.
+            preview = live_preview(hooks, request.steps, lambda: latent_space(pipeline))
+            crop = cover_crop(image, (width, height))
             timings["encode"] = time.perf_counter() - started
 
             # 2. The initial noise, from a CPU generator: the same clip for a seed on any device.
@@ -164,6 +168,10 @@ class WanBackend:
                 notes.append(f"{cache} cache: faster, slightly different frames from the uncached run")
 
             def on_step_end(pipe, index: int, timestep, kwargs: dict) -> dict:
+                if preview is not None and preview.due(index + 1):
+                    # UniPC keeps its x0 estimate as the last converted model output. Latent frame 0 is the image's
+                    # own (the pipeline puts the condition back there at the end), so the preview shows the image.
+                    preview.show(index + 1, pipe.scheduler.model_outputs[-1], first_frame=crop)
                 hooks.step(index + 1, total)
                 if index + 1 < total and hooks.stop_requested():
                     raise _Stop(index + 1, total)
@@ -171,7 +179,7 @@ class WanBackend:
 
             with torch.inference_mode():
                 latents = pipeline(
-                    image=cover_crop(image, (width, height)), prompt_embeds=prompt_embeds,
+                    image=crop, prompt_embeds=prompt_embeds,
                     negative_prompt_embeds=negative_embeds if guided else None, height=height, width=width,
                     num_frames=frames, num_inference_steps=total, guidance_scale=request.guidance_scale,
                     latents=noise, output_type="latent", callback_on_step_end=on_step_end,
@@ -237,6 +245,27 @@ class WanBackend:
                 getattr(self.pipeline, name).to(self._device)  # also brings back an encoder an "encoders" run moved off
         self._placement = wanted
         free_memory(self._device)
+
+
+def latent_space(pipeline: WanImageToVideoPipeline) -> LatentSpace:
+    """The latents the pipeline denoises, for the live preview's fit: the VAE's mode, normalised by the VAE's
+    latents mean and std as the pipeline normalises its image condition."""
+    vae = pipeline.vae
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(pixels.device)
+        std = torch.tensor(vae.config.latents_std).view(shape).to(pixels.device)
+        return (vae.encode(pixels.to(vae.dtype)).latent_dist.mode().float() - mean) / std
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device)
+        std = torch.tensor(vae.config.latents_std).view(shape).to(latents.device)
+        return vae.decode((latents.float() * std + mean).to(vae.dtype), return_dict=False)[0]
+
+    return LatentSpace("wan22", vae, encode, decode, spatial=pipeline.vae_scale_factor_spatial,
+                       temporal=pipeline.vae_scale_factor_temporal)
 
 
 def decode(pipeline: WanImageToVideoPipeline, latents: torch.Tensor) -> np.ndarray:
