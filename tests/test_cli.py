@@ -4,6 +4,7 @@ import json
 
 import av
 import pytest
+from fake_llm import FakeLLM
 from helpers import make_photo, run_cli
 
 from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
@@ -54,6 +55,7 @@ def test_generate_writes_mp4_and_metadata(tiny_model, photo_path, tmp_path):
         "cache": None,  # I2VGen-XL has no step cache
         "allow_degrade": False,
         "refiner": "rules",
+        "advice": None,  # the advisor took no part
     }
     assert metadata["refined_prompt"]["source"] == "rules"
     assert "cat" in metadata["conditioning"]["prompt"].lower()
@@ -371,3 +373,118 @@ def test_a_wan_frame_count_off_its_4k_plus_1_rule_exits_2_naming_the_rule_and_th
     assert (f"num_frames (--frames): must be 4k+1 between 5 and 121 for {WAN.label} (nearest: {nearest}), got {frames}"
             in message), result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("*.mp4"))
+
+
+def _commands(group, path=()):
+    """Every command of the click tree under `group`, with its path, and its typer CommandInfo's callback."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def _written_help(callback):
+    """The help texts as the source writes them (before any rendering), by parameter name."""
+    from typer.utils import get_params_from_function
+
+    return {name: meta.default.help for name, meta in get_params_from_function(callback).items()
+            if getattr(meta.default, "help", None)}
+
+
+def test_every_commands_help_shows_its_text_whole():
+    """Typer reads help as Rich markup: `[default: …]` and `[env …]` vanished from it, leaving "gif ."; flags
+    showed `<bool>` and usage lines `{image}`. Every command's --help must show each text as written."""
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    from i2v.cli import app
+
+    callbacks = {(info.name or info.callback.__name__.replace("_", "-"),): info.callback for info in app.registered_commands}
+    for group in app.registered_groups:
+        callbacks |= {(group.name, info.name): info.callback for info in group.typer_instance.registered_commands}
+    commands = dict(_commands(typer.main.get_command(app)))
+    assert set(commands) == set(callbacks) and len(commands) >= 8
+    runner = CliRunner()
+    for path, command in [((), None), *commands.items()]:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        lines = [line.strip(" │╭╮╰╯─") for line in result.stdout.splitlines()]
+        text = " ".join(" ".join(lines).split())
+        where = " ".join(path) or "i2v"
+        assert not re.search(r"\s[.,;:](\s|$)", text), f"{where}: dangling punctuation: {text}"
+        assert "<bool>" not in text and "{" not in next(line for line in lines if "Usage:" in line), where
+        for line in lines:
+            assert line.count("[") == line.count("]"), f"{where}: {line}"
+        assert text.count("[default:") == len(re.findall(r"\[default: [^\]\s][^\]]*\]", text)), where
+        if command is None:
+            continue
+        usage = next(line for line in lines if "Usage:" in line)
+        for param in command.params:
+            if param.param_type_name == "argument":
+                assert (param.name.upper() if param.required else f"[{param.name.upper()}]") in usage, usage
+        for name, written in _written_help(callbacks[path]).items():
+            assert " ".join(written.split()) in text, f"{where} --{name}: {written!r} not shown whole"
+
+
+def test_a_device_this_machine_lacks_exits_2_naming_its_devices_before_loading(photo_path, tmp_path):
+    """Checked before the model is even looked for (the default model is not downloaded here)."""
+    from typer.testing import CliRunner
+
+    from i2v.cli import app
+    from i2v.models.loading import available_devices
+
+    env = {"HF_HOME": str(tmp_path / "hf"), "I2V_MODEL": ""}
+    for device in ("cuda:99", "mps:0" if "mps" not in available_devices() else "cuda:99"):
+        result = CliRunner().invoke(app, ["generate", str(photo_path), "x", "--device", device, "-o", str(tmp_path / "out.mp4")], env=env)
+        message = " ".join(result.stderr.split())
+        assert result.exit_code == 2, result.output
+        assert f"devices here: {', '.join(available_devices())}" in message
+        assert "loading" not in message and "not found" not in message and "Traceback" not in message
+    result = CliRunner().invoke(app, ["generate", str(photo_path), "x", "--dtype", "fp8"], env=env)
+    assert result.exit_code == 2 and "--dtype must be fp32, bf16 or fp16, got 'fp8'" in result.stderr
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_llm_settings_line_names_the_endpoint_model_and_key(monkeypatch):
+    from i2v.cli import describe_llm
+    from i2v.refine.llm import LLMSettings
+
+    for name in ("I2V_LLM_PRESET", "I2V_LLM_BASE_URL", "I2V_LLM_MODEL", "I2V_LLM_API_KEY", "I2V_LLM_VISION", "MOONSHOT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    # Nothing configured: Kimi's endpoint, said as such, and the variable its key is read from.
+    line = describe_llm(LLMSettings())
+    assert "nothing configured, so the kimi preset: https://api.moonshot.cn/v1" in line
+    assert "key from MOONSHOT_API_KEY (not set)" in line and "--llm or --llm-base-url" in line
+    monkeypatch.setenv("MOONSHOT_API_KEY", "sk-secret")
+    assert "key from MOONSHOT_API_KEY (set)" in describe_llm(LLMSettings()) and "sk-secret" not in describe_llm(LLMSettings())
+    custom = LLMSettings(base_url="http://127.0.0.1:8000/v1", model="my-model")
+    assert "text only; --llm-vision if it takes images" in describe_llm(custom)
+    assert "my-model (takes images)" in describe_llm(LLMSettings(base_url="http://127.0.0.1:8000/v1", model="my-model", vision=True))
+    assert "no key" in describe_llm(LLMSettings(preset="ollama"))
+
+
+def test_llm_refine_sends_the_image_with_llm_vision_and_says_a_fallback_once(photo_path, tmp_path, caplog):
+    """--llm-vision makes a custom model get the image. A failed call is said once, as a note: it was also logged
+    as a warning, which Python prints to stderr when, as in the CLI, no log handler is set."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from i2v.cli import app
+
+    caplog.set_level(logging.INFO, logger="i2v")
+    env = {"I2V_HOME": str(tmp_path), "MOONSHOT_API_KEY": "", "I2V_LLM_API_KEY": "sk-test"}
+    with FakeLLM() as fake:
+        common = ["refine", "猫转头", "--refiner", "llm", "--llm-base-url", fake.base_url, "--image", str(photo_path)]
+        vision = CliRunner().invoke(app, [*common, "--llm-model", "my-model", "--llm-vision", "--json"], env=env)
+        fails = CliRunner().invoke(app, [*common, "--llm-model", "401"], env=env)
+        sent = {request["model"]: request for request in fake.requests}
+    assert vision.exit_code == 0 and fails.exit_code == 0, vision.output + fails.output
+    assert json.loads(vision.stdout)["source"].startswith("llm:")
+    assert f"llm: {fake.base_url}, model my-model (takes images), key from I2V_LLM_API_KEY (set)" in vision.stderr
+    assert "image_url" in json.dumps(sent["my-model"]["messages"])
+    assert fails.stderr.count("LLM refiner not used") == 1 and "401" in fails.stderr, fails.stderr
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING and "LLM" in record.getMessage()]

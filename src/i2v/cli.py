@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from i2v.errors import GenerationCancelled, I2VError
 from i2v.models.base import STAGES
@@ -32,13 +34,52 @@ from i2v.request import GenerationRequest, default_model, describe_validation_er
 if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec
 
+
+class _PlainHelp:
+    """Help shown as written. Typer reads help as Rich markup, so each `[default: …]` and `[env …]` we wrote was
+    taken for a style tag and vanished (leaving "mp4, webm or gif ."); it also shows `<bool>` beside flags, which
+    take no value, and writes arguments as `{image}` in usage lines. Here help is plain text, flags show no type,
+    and arguments read IMAGE, or [MODEL] when optional, as the commands' own help names them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = escape(self.help) if self.help else self.help
+        for param in self.params:
+            param.help = escape(param.help) if param.help else param.help  # type: ignore[attr-defined]
+            if isinstance(param, TyperArgument) and param.metavar is None:
+                param.metavar = param.name.upper()  # type: ignore[union-attr]
+            elif getattr(param, "is_flag", False):
+                param.metavar = ""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_PlainHelp, TyperCommand):
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class Group(_PlainHelp, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=Group,
     help="i2v: turn one still image and a motion description into a short video.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-models_app = typer.Typer(help="List and download models.", no_args_is_help=True)
+models_app = typer.Typer(cls=Group, help="List and download models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 console = Console(stderr=True)
@@ -105,6 +146,22 @@ FpsOption = Annotated[int | None, typer.Option(help=HELP["fps"])]
 StepsOption = Annotated[int | None, typer.Option(help=HELP["steps"])]
 GuidanceOption = Annotated[float | None, typer.Option(help=HELP["guidance"])]
 
+#: The LLM refiner's settings, shared by `generate` and `refine`; each flag overrides its I2V_LLM_* variable.
+LlmOption = Annotated[str | None, typer.Option(help="LLM preset: kimi, openai, ollama or vllm. [env var: I2V_LLM_PRESET; default: kimi]")]
+LlmBaseUrlOption = Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint, instead of the preset's. [env var: I2V_LLM_BASE_URL]")]
+LlmModelOption = Annotated[str | None, typer.Option(help="Model name at that endpoint. [env var: I2V_LLM_MODEL]")]
+LlmTimeoutOption = Annotated[float | None, typer.Option(help="Seconds before falling back to the rules. [env var: I2V_LLM_TIMEOUT; default: 20]")]
+LlmVisionOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--llm-vision/--no-llm-vision",
+        help="Whether the LLM takes images: with --llm-vision the image goes with the text, so the prompt can be "
+        "grounded in it. Set it for a custom --llm-model. [env var: I2V_LLM_VISION; default: the preset's vision "
+        "model, or guessed from the --llm-model name]",
+        show_default=False,
+    ),
+]
+
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -137,7 +194,7 @@ def user_errors(command: Callable) -> Callable:
     return wrapper
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def generate(
     ctx: typer.Context,
@@ -153,20 +210,21 @@ def generate(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     seed: Annotated[int | None, typer.Option(help="Seed; random when absent, always recorded.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (see `i2v models list`), hub id or local folder; default $I2V_MODEL, else the registry's default.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `i2v models list`), hub id or local folder. [default: $I2V_MODEL, else the registry's default]")] = None,
     scheduler: Annotated[str | None, typer.Option(help=HELP["scheduler"])] = None,
     cache: Annotated[str | None, typer.Option(help=HELP["cache"])] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="mp4, webm or gif [default: from -o, else mp4].")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="mp4, webm or gif. [default: the -o suffix, else mp4]")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Video path; metadata goes beside it as .json.")] = None,
     crf: Annotated[int, typer.Option(help="Quality for mp4/webm: lower is better and larger.", min=0, max=51)] = 18,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or mps [default: best available].")] = None,
-    dtype: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: per device].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or mps; checked before the model loads. [default: best available]")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16. [default: per device]")] = None,
     refiner: Annotated[str, typer.Option(help="rules (offline), llm, or none.")] = "rules",
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Use the prompt exactly as typed.")] = False,
-    llm: Annotated[str | None, typer.Option(help="LLM preset: kimi, openai, ollama or vllm [env I2V_LLM_PRESET].")] = None,
-    llm_base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint [env I2V_LLM_BASE_URL].")] = None,
-    llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint [env I2V_LLM_MODEL].")] = None,
-    llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
+    llm: LlmOption = None,
+    llm_base_url: LlmBaseUrlOption = None,
+    llm_model: LlmModelOption = None,
+    llm_timeout: LlmTimeoutOption = None,
+    llm_vision: LlmVisionOption = None,
     allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
 ) -> None:
     """Generate a video from IMAGE and PROMPT. Settings left out take the model's defaults."""
@@ -181,6 +239,7 @@ def generate(
         model=model, scheduler=scheduler, cache=cache, refiner="none" if no_refine else refiner,
         allow_degrade=allow_degrade,
     )
+    _check_device(device, dtype, request.model)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
     request = spec.apply(request).with_seed()
     if output is None:
@@ -228,7 +287,7 @@ def generate(
 
     from i2v.refine import make_refiner
 
-    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout) if request.refiner == "llm" else None
+    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout, llm_vision) if request.refiner == "llm" else None
     try:
         result = run(
             request, Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancel.is_set), device=device, dtype=dtype,
@@ -256,6 +315,21 @@ def generate(
     )
 
 
+def _check_device(device: str | None, dtype: str | None, model: str) -> None:
+    """Refuse a device this machine lacks (naming the ones it has) or an unknown dtype before a model loads or
+    downloads; a built-in model-free backend ignores both."""
+    from i2v.models.registry import built_in
+
+    if model in built_in():
+        return
+    if dtype is not None and dtype not in ("fp32", "bf16", "fp16"):
+        _fail(f"--dtype must be fp32, bf16 or fp16, got {dtype!r}")
+    if device is not None:
+        from i2v.models.loading import pick_device
+
+        pick_device(device)
+
+
 #: CLI parameter -> GenerationRequest field, where the names differ.
 OPTION_FIELDS = {"frames": "num_frames", "guidance": "guidance_scale"}
 
@@ -273,7 +347,7 @@ def _request_from_options(ctx: typer.Context, *, image: Path, prompt: str, **opt
     return GenerationRequest(**fields)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def plan(
     ctx: typer.Context,
@@ -286,9 +360,9 @@ def plan(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     model: Annotated[str | None, typer.Option(help="Model to plan for (see `i2v models list`).")] = None,
-    vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB [env I2V_VRAM].")] = None,
-    device: Annotated[str | None, typer.Option(help="Device to probe [default: best available].")] = None,
-    dtype: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 [default: per device].")] = None,
+    vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB. [env var: I2V_VRAM]")] = None,
+    device: Annotated[str | None, typer.Option(help="Device to probe: cpu, cuda, cuda:N or mps. [default: best available]")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32. [default: per device]")] = None,
     margin: Annotated[float, typer.Option(help="Share of free memory kept in reserve.", min=0.0, max=0.9)] = 0.10,
     allow_degrade: Annotated[bool, typer.Option(help="Allow lowering the frames/size you set.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
@@ -320,16 +394,17 @@ def plan(
     Console().print(render_plan_table(report))
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def refine(
     text: Annotated[str, typer.Argument(help="What should move, in any language, e.g. 猫转头.")],
     image: Annotated[Path | None, typer.Option(help="The image, so an LLM can ground the prompt in it.")] = None,
     refiner: Annotated[str, typer.Option(help="rules (offline) or llm.")] = "rules",
-    llm: Annotated[str | None, typer.Option(help="LLM preset: kimi, openai, ollama or vllm [env I2V_LLM_PRESET].")] = None,
-    llm_base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint [env I2V_LLM_BASE_URL].")] = None,
-    llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint [env I2V_LLM_MODEL].")] = None,
-    llm_timeout: Annotated[float | None, typer.Option(help="Seconds before falling back to rules [default 20].")] = None,
+    llm: LlmOption = None,
+    llm_base_url: LlmBaseUrlOption = None,
+    llm_model: LlmModelOption = None,
+    llm_timeout: LlmTimeoutOption = None,
+    llm_vision: LlmVisionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the RefinedPrompt as JSON.")] = False,
 ) -> None:
     """Turn TEXT (+ the image) into the English prompt and motion tags the video model understands."""
@@ -341,7 +416,7 @@ def refine(
     if refiner not in ("rules", "llm"):
         _fail(f"refiner must be rules or llm, got {refiner!r}")
     picture = load_image(image).image if image is not None else None
-    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout) if refiner == "llm" else None
+    settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout, llm_vision) if refiner == "llm" else None
     result = make_refiner(refiner, settings).refine(text, picture)  # type: ignore[arg-type]
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
@@ -376,25 +451,43 @@ class _SaysDropped:
         return result
 
 
-def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None):
-    """Environment (`I2V_LLM_*`) first, flags on top."""
+def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None, vision: bool | None):
+    """Environment (`I2V_LLM_*`) first, flags on top; says which endpoint, model and key it will use."""
     from i2v.refine.llm import LLMSettings
 
-    overrides = {"preset": preset, "base_url": base_url, "model": model, "timeout": timeout}
+    overrides = {"preset": preset, "base_url": base_url, "model": model, "timeout": timeout, "vision": vision}
     try:
-        return LLMSettings(**{key: value for key, value in overrides.items() if value is not None})
+        settings = LLMSettings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:
         _fail("llm settings: " + describe_validation_error(error))
+    console.print(describe_llm(settings), highlight=False, markup=False, soft_wrap=True)
+    return settings
 
 
-@app.command()
+def describe_llm(settings: Any) -> str:
+    """One line naming the endpoint, model and key variable an LLM refine uses, so a default is never silent."""
+    import os
+
+    base_url, vision_model, text_model = settings.resolved()
+    unset = not settings.model_fields_set & {"preset", "base_url"}
+    where = f"nothing configured, so the {settings.preset} preset: {base_url}" if unset else (
+        base_url if settings.base_url else f"{base_url} ({settings.preset} preset)")
+    images = ("text only; --llm-vision if it takes images" if vision_model is None else
+              "takes images" if vision_model == text_model else f"images go to {vision_model}")
+    variable = settings.key_variable()
+    key = "no key" if variable is None else f"key from {variable} ({'set' if os.environ.get(variable) or settings.api_key else 'not set'})"
+    hint = "; choose with --llm or --llm-base-url" if unset else ""
+    return f"llm: {where}, model {text_model} ({images}), {key}{hint}"
+
+
+@app.command(cls=Command)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the UI and the API.")] = 7860,
-    share_token: Annotated[str | None, typer.Option(help="Token required on the API and UI [env I2V_API_TOKEN].")] = None,
+    share_token: Annotated[str | None, typer.Option(help="Token required on the API and UI. [env var: I2V_API_TOKEN]")] = None,
     local_worker: Annotated[bool, typer.Option(help="Run jobs in this process (off: API/UI node only).")] = True,
-    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: run jobs on `i2v worker` processes [env I2V_QUEUE_URL].")] = None,
-    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps` [env I2V_QUEUE_URL_FILE].")] = None,
+    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: run jobs on `i2v worker` processes. [env var: I2V_QUEUE_URL]")] = None,
+    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps`. [env var: I2V_QUEUE_URL_FILE]")] = None,
 ) -> None:
     """Run the web UI (/) and REST API (/api/v1, docs at /docs) with the job queue in one process."""
     from i2v.web.serve import ServeError
@@ -407,14 +500,14 @@ def serve(
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(cls=Command)
 def worker(
-    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB to take jobs from [env I2V_QUEUE_URL].")] = None,
+    queue: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB to take jobs from. [env var: I2V_QUEUE_URL]")] = None,
     gpu: Annotated[int | None, typer.Option(help="GPU number to pin (sets CUDA_VISIBLE_DEVICES before torch starts).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda:N or mps, instead of --gpu.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model this worker holds [default: $I2V_MODEL, else the registry's default].")] = None,
-    name: Annotated[str | None, typer.Option(help="Name shown in /api/v1/workers [default: HOST:PID].")] = None,
-    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps` [env I2V_QUEUE_URL_FILE].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model this worker holds. [default: $I2V_MODEL, else the registry's default]")] = None,
+    name: Annotated[str | None, typer.Option(help="Name shown in /api/v1/workers. [default: HOST:PID]")] = None,
+    queue_file: Annotated[Path | None, typer.Option(help="A file holding the Redis URL, so its password stays out of `ps`. [env var: I2V_QUEUE_URL_FILE]")] = None,
 ) -> None:
     """Take jobs from the Redis queue: one process per GPU, model loaded once, one job at a time."""
     from i2v.jobs.worker_cli import worker_main
@@ -422,12 +515,12 @@ def worker(
     worker_main(queue, gpu, device, model, name, queue_file=queue_file)
 
 
-@app.command("make-tiny-model")
+@app.command("make-tiny-model", cls=Command)
 @user_errors
 def make_tiny_model(
     folder: Annotated[Path, typer.Argument(help="Where to write the pipeline (created).")],
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
-    model: Annotated[str | None, typer.Option(help="Model whose layout to copy (see `i2v models list`) [default: the default model].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model whose layout to copy (see `i2v models list`). [default: $I2V_MODEL, else the registry's default]")] = None,
 ) -> None:
     """Write a tiny random-weight pipeline in a model's hub layout, for smoke runs without a download."""
     from i2v.models.registry import plugin_for
@@ -443,7 +536,7 @@ def make_tiny_model(
                   f"--width 64 --height 64 --frames {frames} --steps 3", highlight=False)
 
 
-@models_app.command("list")
+@models_app.command("list", cls=Command)
 @user_errors
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{name, description, downloaded, spec}] as JSON.")] = False) -> None:
     """Known models, which are downloaded, and what each can be asked (frames, sizes, steps…)."""
@@ -489,9 +582,9 @@ def _downloaded(model: str) -> bool:
     return True
 
 
-@models_app.command("pull")
+@models_app.command("pull", cls=Command)
 @user_errors
-def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i2v models list`) [default: $I2V_MODEL, else the registry's default].")] = None) -> None:
+def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i2v models list`). [default: $I2V_MODEL, else the registry's default]")] = None) -> None:
     """Download a model's weights into the Hugging Face cache."""
     from i2v.models.registry import built_in, resolve
 
