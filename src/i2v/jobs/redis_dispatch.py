@@ -37,7 +37,7 @@ from i2v.jobs.redis_shared import (
     ticket_key,
 )
 from i2v.jobs.redis_worker import RESULT_FILES, RedisWorker
-from i2v.jobs.runner import Outcome, finish_values
+from i2v.jobs.runner import PREVIEW_MAX_BYTES, Outcome, finish_values, preview_path, write_preview
 from i2v.jobs.store import Job, JobStore
 from i2v.media.files import atomic_path, write_json
 
@@ -272,11 +272,18 @@ class RedisJobQueue:
         return [(entry_id, _parse(entry_id, fields)) for entry_id, fields in entries]
 
     def _apply(self, entries: list[tuple[bytes, Event | None]]) -> None:
-        """Apply a batch in order; a progress event followed by any later event of the same job is skipped."""
+        """Apply a batch in order; a progress event followed by any later event of the same job is skipped, and so
+        is a preview followed by a later preview of the same job (only the newest is shown)."""
         later: set[str] = set()
+        later_preview: set[str] = set()
         keep = []
         for _, event in reversed(entries):
             if event is None:
+                continue
+            if event.kind == "preview":
+                if event.job_id not in later_preview:
+                    keep.append(event)
+                later_preview.add(event.job_id)
                 continue
             if event.kind != "progress" or event.job_id not in later:
                 keep.append(event)
@@ -301,6 +308,8 @@ class RedisJobQueue:
             return
         if event.kind == "progress":
             self.store.update(job.id, attempt=event.attempt, progress=event.data["progress"])
+        elif event.kind == "preview":
+            self._preview(job, event)
         elif event.kind == "finished":
             self._finish(job, event)
         elif event.kind == "interrupted":
@@ -327,6 +336,18 @@ class RedisJobQueue:
         for column in ("video_path", "metadata_path", "thumbnail_path"):  # lost a race with a cancel: no orphans
             if outcome.values.get(column):
                 Path(outcome.values[column]).unlink(missing_ok=True)
+
+    def _preview(self, job: Job, event: Event) -> None:
+        """A worker's live preview into this node's outputs, under the job's own name. Only an animated WebP of
+        bounded size with integer steps is taken, so a forged event can put no other kind of file here."""
+        data = event.files.get("preview", b"")
+        step, total = event.data.get("step"), event.data.get("total")
+        if (len(data) > PREVIEW_MAX_BYTES or data[:4] != b"RIFF" or data[8:12] != b"WEBP"
+                or not isinstance(step, int) or not isinstance(total, int)):
+            log.warning("job %s: ignored a malformed preview from %s", job.id, event.worker)
+            return
+        write_preview(preview_path(self.outputs, job.id), data)
+        self.store.update(job.id, attempt=event.attempt, preview={"step": step, "total": total})
 
     def _write_files(self, job: Job, event: Event) -> dict[str, str]:
         """The worker's files into this node's outputs, atomically; the metadata says where they are now."""

@@ -8,8 +8,8 @@ it (a restart without persistence) loses nothing the serve node cannot rebuild:
 - `i2v:job:<id>:ticket`: the attempt number the serve node last sent; any other attempt is stale.
 - `i2v:job:<id>:lease`: which worker runs the job, with a TTL the worker keeps renewing (its heartbeat).
 - `i2v:job:<id>:cancel`: set by the serve node, polled by the worker before every denoising step.
-- `i2v:events`: a stream (consumer group `serve`) of started/progress/finished/interrupted events, results
-  included, that the serve node applies to its table and files.
+- `i2v:events`: a stream (consumer group `serve`) of started/progress/preview/finished/interrupted events, live
+  previews and results included, that the serve node applies to its table and files.
 - `i2v:worker:<name>`: each worker's self-description, rewritten every heartbeat, expiring when it stops.
 - `i2v:epoch`: set by the serve node; its absence means Redis lost its data and the node must re-send work.
 """
@@ -267,11 +267,12 @@ class Lease:
 
 @dataclass
 class Event:
-    """One message from a worker to the serve node. `files` holds a result's bytes (video, metadata, thumbnail)."""
+    """One message from a worker to the serve node. `files` holds a result's bytes (video, metadata, thumbnail) or a
+    live preview's (`preview`)."""
 
     job_id: str
     attempt: int
-    kind: str  # started | progress | finished | interrupted
+    kind: str  # started | progress | preview | finished | interrupted
     worker: str
     data: dict[str, Any] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)

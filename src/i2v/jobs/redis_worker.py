@@ -174,8 +174,15 @@ class RedisWorker:
             except redis.RedisError:
                 pass  # progress is best effort; the result is not
 
+        def preview(step: int, total: int, data: bytes) -> None:
+            try:  # best effort like progress: a few dozen KB through Redis, applied by the serve node
+                publish(self.client, Event(running.job_id, running.attempt, "preview", self.name,
+                                           {"step": step, "total": total}, {"preview": data}))
+            except redis.RedisError:
+                pass
+
         return execute(request, folder, running.job_id, report=report, cancelled=functools.partial(self._cancelled, running),
-                       generate=functools.partial(generate, device=self.device))
+                       generate=functools.partial(generate, device=self.device), preview=preview)
 
     def _cancelled(self, running: Running) -> bool:
         """Polled before every denoising step: one EXISTS on loopback or LAN is far cheaper than a step."""
