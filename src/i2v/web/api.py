@@ -520,7 +520,7 @@ def unknown_route(request: Request, rest: str) -> None:
     """Anything else under /api/v1 is ours to answer (the UI is mounted at the root and would answer in its own
     shape): 405 with `Allow` for a route that exists with other methods, else 404."""
     allowed = sorted({
-        method for route in router.routes
+        method for api_router in request.app.state.api_routers for route in api_router.routes
         if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
         for method in route.methods
     })
@@ -538,7 +538,11 @@ def create_api(service: JobService) -> FastAPI:
         "can answer is listed with its body, and every error is an `ErrorBody` with a stable `code`.",
     )
     app.state.service = service
-    app.include_router(router)
+    from i2v.web.advice import router as advice_router  # it imports this module's error shapes
+
+    app.state.api_routers = (router, advice_router)
+    for api_router in app.state.api_routers:
+        app.include_router(api_router)
     app.add_api_route(
         "/api/v1/{rest:path}", unknown_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         include_in_schema=False, dependencies=[Depends(require_token)],
