@@ -73,7 +73,7 @@ def plan_report(
         plan=plan.model_dump(
             include={
                 "backend", "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
-                "ff_chunking", "group_offload", "fp8_weights", "attention",
+                "ff_chunking", "group_offload", "fp8_weights", "attention", "cache",
             }
         ),
         stages={stage: peak.model_dump() for stage, peak in estimate.stages.items()},
@@ -119,6 +119,9 @@ def render_plan_table(report: dict[str, Any]) -> Table:
     table.add_row("feed-forward chunking", "on" if plan["ff_chunking"] else "off")
     if plan.get("fp8_weights"):
         table.add_row("denoiser weights", f"FP8, computed in {plan['dtype']}")
+    if plan.get("cache") not in (None, "off"):
+        state = max(stage.get("state_bytes", 0) for stage in report["stages"].values())
+        table.add_row("step cache", f"{plan['cache']}, keeping {format_bytes(state)} between denoiser calls")
     table.add_row(
         "predicted peak",
         f"{format_bytes(report['predicted_peak_bytes'])} of {format_bytes(report['budget_bytes'])} budget "
