@@ -166,7 +166,7 @@ WAN_GPU = WanSetup(
 )
 WAN_DRY = WanSetup(
     model="tiny Wan 2.2 TI2V-5B (i2v.models.wan22.tiny), random weights", speed_shapes=((64, 64, 9), (128, 64, 9)),
-    step_repeats=2, memory_shapes=((64, 64, 9), (128, 64, 9)), plan_shape=(128, 128, 9),
+    step_repeats=2, memory_shapes=((128, 64, 9),), plan_shape=(128, 128, 9),
     plan_vram="6GiB", steps=2,
 )
 

@@ -159,6 +159,74 @@ def test_recovery_steps_through_the_new_rungs():
     assert (plan.width, plan.height, plan.frames) == (1152, 768, 121)  # fixed by the user
 
 
+# -- step caches: their state is device memory too -----------------------------------------------------------
+
+
+def test_a_step_cache_adds_its_state_to_the_denoise_peak():
+    """At 720p × 121 (1152 × 768 here: 31 × 24 × 36 = 26,784 tokens) pab keeps every block's self-attention output
+    (30 × tokens × 3072 bf16 ≈ 4.6 GiB), first-block three hidden states per guidance branch (≈ 0.9 GiB),
+    taylorseer the output projection's two float32 factors per branch (≈ 78 MiB); off keeps nothing. Only the
+    denoise stage holds it, and the ladder never turns a cache off: the plan must fit with it."""
+    tokens, hidden = 31 * 24 * 36, 31 * 24 * 36 * 3072 * 2
+    expected = {"off": 0, "taylorseer": 2 * 2 * tokens * 192 * 4, "first-block": 2 * 3 * hidden, "pab": 30 * hidden}
+    device = probe_device(vram="24GiB")
+    plans = {cache: unconstrained_plan(reference(cache=cache), PHOTO, device) for cache in expected}
+    off = plans["off"].estimate()
+    for cache, state in expected.items():
+        estimate = plans[cache].estimate()
+        assert plans[cache].cache == cache
+        assert estimate.stages["denoise"].state_bytes == state
+        assert estimate.stages["encode"] == off.stages["encode"] and estimate.stages["decode"] == off.stages["decode"]
+        grown = estimate.stages["denoise"].total_bytes - off.stages["denoise"].total_bytes
+        assert grown == pytest.approx(state * 1.1, abs=2)  # with fragmentation, like activations
+    assert 4.5 * GiB < expected["pab"] < 4.7 * GiB
+    denoise = [plans[cache].estimate().stages["denoise"].total_bytes for cache in ("off", "taylorseer", "first-block", "pab")]
+    assert denoise == sorted(denoise) and len(set(denoise)) == 4
+    # Planned for 24 GiB with pab: the state stays, so the denoise stage must shed more than without.
+    with_pab, without = (make_plan(reference(cache=cache), PHOTO, device) for cache in ("pab", "off"))
+    assert with_pab.fits and with_pab.cache == "pab"
+    assert with_pab.estimate().stages["denoise"].state_bytes == expected["pab"]
+    assert len(with_pab.changes) >= len(without.changes)
+
+
+def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_path):
+    """The formula, at the tiny model's shape (2 blocks of width 24, fp32, 64 × 64 × 9: 12 tokens), against the
+    tensors diffusers' hooks actually hold after the third step (TaylorSeer then has both factors), counted by
+    bench/wan_cache.py's `state_bytes` (each tensor once)."""
+    import importlib.util
+
+    from helpers import make_photo
+
+    from i2v.models import base
+    from i2v.models.loading import resolve_model
+    from i2v.models.wan22.backend import WanBackend
+    from i2v.models.wan22.cost import state_bytes
+    from i2v.models.wan22.spec import SPEC
+
+    spec = importlib.util.spec_from_file_location("wan_cache_bench", Path(__file__).parents[1] / "bench" / "wan_cache.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    backend = WanBackend.load(resolve_model(str(wan_tiny_model)), device="cpu", dtype="fp32")
+    transformer = backend.pipeline.transformer
+    width = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    out_width = transformer.config.out_channels * 4
+    photo = make_photo(64, 64)
+    held = {}
+    assert state_bytes("off", tokens=12, itemsize=4, branches=2) == 0
+    for cache in (cache for cache in SPEC.caches if cache != "off"):
+        request = SPEC.apply(GenerationRequest(
+            image=tmp_path / "p.png", prompt="a cat turns its head", model=str(wan_tiny_model), width=64, height=64,
+            num_frames=9, steps=3, seed=1, cache=cache,
+        ))
+        hooks = base.Hooks(on_step=lambda done, total, _: held.__setitem__(cache, bench.state_bytes(transformer)))
+        backend.generate(request, photo, base.RunOptions(width=64, height=64), hooks)
+        predicted = state_bytes(cache, tokens=3 * 2 * 2, itemsize=4, branches=2, width=width,
+                                blocks=len(transformer.blocks), out_width=out_width)
+        assert held[cache] == predicted, cache
+    assert len(held) == 3 and all(held.values())
+
+
 # -- shipped traces (i2v.models.wan22.shipped): what a cold `i2v plan` at a preset reads instead of tracing -------
 
 

@@ -20,6 +20,7 @@ from i2v.advisor.device import DeviceInfo, DeviceKind, format_bytes
 from i2v.models.base import Attention, CfgMode, Offload, RunOptions
 from i2v.models.cost import MemoryEstimate
 from i2v.models.registry import plugin, spec_for
+from i2v.models.spec import CACHE_OFF
 from i2v.request import GenerationRequest
 
 Precision = Literal["fp16", "bf16", "fp32"]
@@ -50,6 +51,9 @@ class ExecutionPlan(BaseModel):
     group_offload: bool = False
     #: The denoiser's weights stored in FP8, computed in `dtype` (diffusers' layerwise casting).
     fp8_weights: bool = False
+    #: The step cache the run uses (one of the model's `spec.caches`): its state is device memory too. The ladder
+    #: never changes it: a cache changes the frames, so it is the user's choice.
+    cache: str = CACHE_OFF
     attention: Attention = "efficient"
     device: DeviceKind = "cuda"
     budget_bytes: int = Field(ge=0)
@@ -196,6 +200,7 @@ def unconstrained_plan(
         decode_chunk=max(1, min(decode_chunk, request.num_frames)),
         attention=attention or ("math" if device.kind == "mps" else "efficient"),
         device=device.kind, budget_bytes=int(device.free_bytes * (1 - margin)),
+        cache=request.cache or CACHE_OFF,
         frames_fixed="num_frames" in explicit and not allow_degrade,
         size_fixed=bool({"width", "height", "resolution"} & explicit) and not allow_degrade,
         dtype_fixed=dtype is not None and not allow_degrade,

@@ -17,6 +17,19 @@ shape in memory and in `advisor-traces-wan22.json`; the preset shapes ship alrea
 every plan (the backend loads it so, as Wan's authors run it): 2.8 GB of weights and float32 activations.
 Tensors carried between steps (latents, embeddings, the first pass's prediction) are a few MiB and left out.
 
+A step cache keeps tensors between transformer calls, for the whole denoise stage: its `state_bytes`, from the
+shape alone, as the backend configures diffusers' hooks (`backend.CACHE_CONFIGS`; one hidden state is tokens ×
+3072 in the compute dtype, tokens = latent frames × latent height/2 × latent width/2):
+
+| cache | what its hooks keep | 720p × 121, bf16, guided |
+|---|---|---|
+| first-block | per guidance branch: the first block's output and residual, the last block's residual (3 hidden states) | 0.94 GiB |
+| taylorseer | per guidance branch: the output projection's value and first difference, float32 (tokens × 192 each) | 80 MiB |
+| pab | every block's self-attention output, one set for both branches (30 hidden states) | 4.7 GiB |
+
+Checked against the tensors the hooks hold after a run (tests/test_advisor_wan.py on the tiny model; the same at
+real width with fewer blocks in the closing note).
+
 Where the weights are, per placement (what the backend does):
 
 | placement | text encoding | image encoding | denoise | decode |
@@ -65,6 +78,9 @@ TOKENS = 512
 VAE_DTYPE = "fp32"
 #: Group offload holds the block running and the next one, prefetched.
 GROUP_BLOCKS_RESIDENT = 2
+#: TaylorSeer's expansion order as the backend configures it: orders 0..1 kept, in float32.
+TAYLOR_ORDER = 1
+TAYLOR_FACTOR_BYTES = 4
 
 
 def versions() -> str:
@@ -139,6 +155,7 @@ def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
             "decode": decode["peak_bytes"],
         },
         plan.device,
+        state={"denoise": cache_state_bytes(plan)},
     )
     encode = max(steps["text"], steps["image"], key=lambda peak: peak.total_bytes)
     stages: dict[str, StagePeak] = {"encode": encode, "denoise": steps["denoise"], "decode": steps["decode"]}
@@ -148,6 +165,38 @@ def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
         "decode": decode["flops"],
     }
     return MemoryEstimate.of(stages, flops, plan.device)
+
+
+def cache_state_bytes(plan: ExecutionPlan) -> int:
+    """What the plan's step cache keeps on the device between transformer calls (the table in the docstring)."""
+    from i2v.models.wan22.spec import SPEC
+
+    if plan.cache not in SPEC.caches:
+        raise ValueError(f"{SPEC.label} has no step cache {plan.cache!r}; it offers {', '.join(SPEC.caches)}")
+    return state_bytes(
+        plan.cache, tokens=tokens(plan.width, plan.height, plan.frames), itemsize=_itemsize(plan.dtype),
+        branches=_passes(plan),
+    )
+
+
+def state_bytes(
+    cache: str, *, tokens: int, itemsize: int, branches: int, width: int = 3072, blocks: int = 30, out_width: int = 192
+) -> int:
+    """A cache's state for a transformer of `blocks` blocks of `width` whose output projection gives `out_width`
+    values a token (48 channels × the 2×2 patch), run `branches` times a step (2 with guidance)."""
+    hidden = tokens * width * itemsize
+    if cache == "pab":
+        return blocks * hidden
+    if cache == "first-block":
+        return branches * 3 * hidden
+    if cache == "taylorseer":
+        return branches * (TAYLOR_ORDER + 1) * tokens * out_width * TAYLOR_FACTOR_BYTES
+    return 0
+
+
+def tokens(width: int, height: int, frames: int) -> int:
+    """The transformer's sequence length: 4k+1 frames are k+1 latent frames, 16× smaller, then 2×2 patches."""
+    return ((frames - 1) // 4 + 1) * (height // 32) * (width // 32)
 
 
 def resident_weights(plan: ExecutionPlan, weights: dict[str, dict]) -> dict[str, int]:
@@ -193,6 +242,10 @@ def weight_bytes(dtype: str) -> dict[str, dict]:
         return architecture.weight_bytes(_torch_dtype(dtype), _torch_dtype(VAE_DTYPE))
 
     return CACHE.get(trace_key("weights", dtype=dtype), compute)
+
+
+def _itemsize(dtype: str) -> int:
+    return 4 if dtype == "fp32" else 2
 
 
 def _trace_dtype(dtype: str) -> str:
