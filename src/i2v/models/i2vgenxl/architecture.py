@@ -18,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
@@ -69,7 +69,7 @@ def real_size_components(dtype: torch.dtype = torch.float32) -> dict:
         text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).to(dtype).eval(),
         tokenizer=CLIPTokenizer(vocab=tiny_vocab(), merges=[], model_max_length=77),
         image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG)).to(dtype).eval(),
-        feature_extractor=CLIPImageProcessor(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224}),
+        feature_extractor=CLIPImageProcessorPil(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224}),
         unet=real_size_unet("cpu", dtype),
         scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
     )

@@ -32,7 +32,7 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPTextModel,
     CLIPTokenizer,
     CLIPVisionModelWithProjection,
@@ -65,7 +65,7 @@ class I2VGenXLSampler(DiffusionPipeline):
         text_encoder: CLIPTextModel,
         tokenizer: CLIPTokenizer,
         image_encoder: CLIPVisionModelWithProjection,
-        feature_extractor: CLIPImageProcessor,
+        feature_extractor: CLIPImageProcessorPil,
         unet: I2VGenXLUNet,
         scheduler: DDIMScheduler,
     ):

@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
@@ -103,7 +103,7 @@ def tiny_components(seed: int = 0) -> dict:
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,
         image_encoder=image_encoder.eval(),
-        feature_extractor=CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}),
+        feature_extractor=CLIPImageProcessorPil(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}),
         unet=unet.eval(),
         scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
     )
