@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ torch.set_num_threads(1)
 # The same for every server, worker and CLI process a test starts: two OpenMP threads each on two shared cores
 # made a 64×64 step 100× slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Live-preview fits (one per tiny VAE) go to a folder of the test run, not the user's cache.
+os.environ.setdefault("I2V_PREVIEW_CACHE", tempfile.mkdtemp(prefix="i2v-test-preview-fits-"))
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,8 @@ class Contract:
     dtype: str
     #: Runs on a GPU when there is one (and so is planned by the advisor); False: draws on the CPU always.
     uses_gpu: bool = True
+    #: Shows live previews while it steps (hooks.preview); a model-free backend, quick anyway, shows none.
+    previews: bool = True
 
 
 BACKENDS = {
@@ -84,6 +86,7 @@ BACKENDS = {
         step_unit="frames",
         dtype="uint8",
         uses_gpu=False,
+        previews=False,
     ),
 }
 
@@ -133,13 +136,26 @@ def total_steps(contract: Contract, request: GenerationRequest) -> int:
 # 1. Same seed, same frames; another seed, other frames.
 
 
-def test_same_seed_same_frames_other_seed_other_frames(contract_model, photo_path):
-    """A handheld camera (手持镜头), so the seed matters to camera-preview too (it seeds only the sway)."""
+def test_same_seed_same_frames_other_seed_other_frames(contract_model, contract, photo_path):
+    """A handheld camera (手持镜头), so the seed matters to camera-preview too (it seeds only the sway). Watching
+    live previews changes nothing: the second run has a preview hook. A backend that shows previews shows them
+    as uint8 frames×H×W×3 at most 256 px on a side, at steps in order ending at the last."""
     shaky = make_request(photo_path, contract_model, prompt="手持镜头", seed=11)
-    first, again = run(shaky), run(shaky)
+    previews = []
+    first = run(shaky)
+    again = run(shaky, on_preview=lambda step, total, frames: previews.append((step, total, frames)))
     assert first.frames.shape == (frames_for(contract_model), 64, 64, 3) and first.frames.dtype == np.uint8
     assert first.seed == again.seed == first.metadata["seed"] == 11
     assert np.array_equal(first.frames, again.frames)
+    if contract.previews:
+        steps = [step for step, _, _ in previews]
+        assert steps and steps == sorted(set(steps)) and steps[-1] == total_steps(contract, shaky)
+        for _, total, frames in previews:
+            assert total == total_steps(contract, shaky) and frames.dtype == np.uint8
+            assert frames.ndim == 4 and frames.shape[-1] == 3 and 1 <= frames.shape[0] <= len(first.frames)
+            assert max(frames.shape[1:3]) <= 256
+    else:
+        assert previews == []
     other = run(shaky.model_copy(update={"seed": 12}))
     assert other.seed == 12
     assert not np.array_equal(first.frames, other.frames)

@@ -42,7 +42,7 @@ MIN_INTERVAL = 1.0
 #: Previews are upscaled (bilinear) to at most this many pixels on their long side.
 MAX_SIDE = 256
 #: Synthetic clips encoded for a fit, and their side in pixels.
-FIT_CLIPS = 8
+FIT_CLIPS = 6
 FIT_SIDE = 128
 #: Ridge term of the least-squares fit (latents are O(1); this only keeps a degenerate VAE solvable).
 RIDGE = 1e-4
