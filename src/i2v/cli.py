@@ -591,6 +591,10 @@ def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i
     name = model or default_model()
     if name in built_in():
         _fail(f"{name} is built in: there is nothing to download")
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:  # else the refusal would say "get it with `i2v models pull`"
+        _fail(f"HF_HUB_OFFLINE is set, which forbids downloads: unset it to pull {name}")
     source = resolve(name, download=True)
     console.print(f"{source.model_id} is ready at {source.folder}", highlight=False)
 
