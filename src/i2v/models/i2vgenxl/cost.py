@@ -57,6 +57,8 @@ class I2VGenXLCost:
         "half_precision", "offload_encoders", "tiled_decode", "split_guidance", "ff_chunking", "model_offload",
         "sequential_offload", "fewer_frames", "lower_resolution",
     })
+    #: What the ladder's labels call its parts.
+    names = {"encoders": "the text and image encoders", "denoiser": "the UNet"}
 
     def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
         """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
