@@ -122,9 +122,9 @@ async def _reply(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-#: What the UI may hand out from the outputs folder: the clips and their thumbnails, never the metadata JSON
-#: (it names server paths; the API serves a cleaned copy).
-MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".gif", ".jpg"})
+#: What the UI may hand out from the outputs folder: the clips, their thumbnails and live previews (animated WebP),
+#: never the metadata JSON (it names server paths; the API serves a cleaned copy).
+MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".gif", ".jpg", ".webp"})
 
 
 class GradioGuard:

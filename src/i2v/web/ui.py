@@ -1,9 +1,11 @@
-"""The Gradio page: image + prompt, a refine preview you can edit, advanced settings, live progress with cancel,
-the video, the JSON of what was run, and a history that survives restarts. English and Chinese, picked from the
-browser (and switchable in Gradio's settings menu)."""
+"""The Gradio page: inputs on the left (image, motion text, refine preview, model and the essential settings, the
+rest folded), the run on the right (a progress bar, the live preview while denoising, the video and a result card
+with a download button, the JSON folded), and a history of thumbnails that restores a clip's form. English and
+Chinese from one table (`ui_text`), picked from the browser's language (and switchable in Gradio's settings)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -14,83 +16,60 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from PIL import Image
 
 from i2v.errors import I2VError
 from i2v.jobs.service import JobService, JobView
-from i2v.models.base import STAGE_VERBS
 from i2v.models.registry import built_in, spec_for
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
+from i2v.web import ui_text
 from i2v.web.security import GradioGuard
+from i2v.web.ui_text import STRINGS, idle_html, lang_of, progress_html, tr
 
 POLL_SECONDS = 0.3
-STRINGS = {
-    "en": {
-        "title": "i2v — image to video",
-        "prompt": "Describe the motion (any language)",
-        "refine": "Preview refined prompt",
-        "refined": "Refined English prompt (editable; used as typed when not empty)",
-        "tags": "Motion / camera tags",
-        "advanced": "Advanced settings",
-        "negative": "Negative prompt",
-        "resolution": "Resolution",
-        "frames": "Frames",
-        "fps": "Playback fps",
-        "steps": "Steps",
-        "guidance": "Guidance scale",
-        "seed": "Seed (-1 = random)",
-        "model": "Model",
-        "scheduler": "Scheduler",
-        "cache": "Step cache (faster; frames differ slightly from off)",
-        "refiner": "Prompt refiner",
-        "generate": "Generate",
-        "cancel": "Cancel",
-        "status": "Status",
-        "details": "Refined prompt, settings and output",
-        "history": "History",
-        "refresh": "Refresh history",
-        "rerun": "Re-run with the same seed",
-        "delete": "Delete selected",
-        "degrade": "Allow fewer frames / lower resolution if memory is short",
-        "plan": "Check memory plan",
-        "preview_camera": "Preview camera (instant, no model)",
-    },
-    "zh": {
-        "title": "i2v — 图片生成视频",
-        "prompt": "描述想要的动作（中文或英文）",
-        "refine": "预览优化后的提示词",
-        "refined": "优化后的英文提示词（可编辑；非空时按原样使用）",
-        "tags": "运动 / 镜头标签",
-        "advanced": "高级设置",
-        "negative": "反向提示词",
-        "resolution": "分辨率",
-        "frames": "帧数",
-        "fps": "播放帧率",
-        "steps": "步数",
-        "guidance": "引导系数",
-        "seed": "随机种子（-1 为随机）",
-        "model": "模型",
-        "scheduler": "采样器",
-        "cache": "步骤缓存（更快；画面与关闭时略有不同）",
-        "refiner": "提示词优化",
-        "generate": "生成",
-        "cancel": "取消",
-        "status": "状态",
-        "details": "优化提示词、设置与结果",
-        "history": "历史记录",
-        "refresh": "刷新历史",
-        "rerun": "用相同种子重新生成",
-        "delete": "删除所选",
-        "degrade": "显存不足时允许减少帧数或降低分辨率",
-        "plan": "检查显存规划",
-        "preview_camera": "预览镜头运动（即时，无需模型）",
-    },
-}
+HISTORY_LIMIT = 48
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
+#: Run before an event's Python function: the first input becomes the language the page shows now (Gradio's
+#: i18n sets <html lang> from the browser, or from its settings menu), so server-written text matches the labels.
+WITH_LANG = "(...args) => [document.documentElement.lang || navigator.language || 'en', ...args.slice(1)]"
+#: Generate (and the camera preview) wait while an image is still uploading: disabled from the moment a file is
+#: picked or dropped until the picture shows (or 60 s pass), and put back as they were.
+HEAD = """<script>
+(() => {
+  const buttons = () => ['generate', 'preview_camera'].map(id => document.getElementById(id)).filter(Boolean);
+  function hold() {
+    const image = document.getElementById('image');
+    if (!image) return;
+    const held = buttons().filter(b => !b.disabled);
+    held.forEach(b => { b.disabled = true; b.dataset.uploading = '1'; });
+    const started = Date.now();
+    const release = () => {
+      const done = image.querySelector('img') && !image.querySelector('.uploading, progress');
+      if (!done && Date.now() - started < 60000) { setTimeout(release, 150); return; }
+      held.forEach(b => { if (b.dataset.uploading) { b.disabled = false; delete b.dataset.uploading; } });
+    };
+    setTimeout(release, 150);
+  }
+  document.addEventListener('change', e => { if (e.target.closest && e.target.closest('#image') && e.target.type === 'file') hold(); }, true);
+  document.addEventListener('drop', e => { if (e.target.closest && e.target.closest('#image')) hold(); }, true);
+})();
+</script>"""
+CSS = """
+.i2v-progress { padding: 6px 0; }
+.i2v-bar { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; }
+.i2v-fill { height: 100%; background: var(--color-accent, #f97316); transition: width .3s; }
+.i2v-done .i2v-fill { background: #16a34a; } .i2v-failed .i2v-fill { background: #dc2626; }
+.i2v-line { margin-top: 4px; font-size: 0.95em; }
+.i2v-error { color: #b91c1c; margin-top: 4px; }
+.i2v-card table { width: 100%; border-collapse: collapse; } .i2v-card th { text-align: left; width: 7em; vertical-align: top; }
+.i2v-card th, .i2v-card td { padding: 3px 6px; border-bottom: 1px solid var(--border-color-primary, #e5e7eb); }
+#history .caption-label { white-space: normal; font-size: 0.75em; line-height: 1.25; }
+""" + ui_text.toast_css()
 
 
-def refine_words_markdown(refined: RefinedPrompt) -> str:
+def refine_words_markdown(refined: RefinedPrompt, lang: str = "en") -> str:
     """Beside the refined prompt: which words the dictionary translated and which the prompt leaves out, so the
     user can check them and edit the prompt."""
 
@@ -100,10 +79,9 @@ def refine_words_markdown(refined: RefinedPrompt) -> str:
     lines = []
     if refined.from_dictionary:
         translated = words(f"{word} = {english}" for word, english in refined.from_dictionary.items())
-        lines.append(f"**From the dictionary · 词典翻译:** {translated}")
+        lines.append(f"**{tr(lang, 'words.dictionary')}** <span class=\"i2v-content\">{translated}</span>")
     if refined.dropped:
-        lines.append(f"**Not understood · 未能理解:** {words(refined.dropped)} — "
-                     "edit the prompt if they matter · 如有需要请修改提示词")
+        lines.append(f"**{tr(lang, 'words.dropped')}** {words(refined.dropped)} — {tr(lang, 'words.edit')}")
     return "  \n".join(lines)
 
 
@@ -154,10 +132,13 @@ def carry_over(fields: dict[str, Any], source: ModelSpec | None, target: ModelSp
     return carried
 
 
-def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
+def spec_controls(spec: ModelSpec, lang: str = "en") -> list[dict[str, Any]]:
     """The settings controls for a model, as keyword arguments: its ranges, steps, choices and defaults; controls
     for what it does not take are hidden. Order: negative, resolution, frames, fps, steps, guidance, scheduler,
     cache."""
+    caches: list[Any] = list(spec.caches)  # names as they are in English; "off" in words elsewhere
+    if lang != "en":
+        caches = [(tr(lang, "cache.off") if name == "off" else name, name) for name in spec.caches]
     return [
         dict(value=spec.negative_prompt or "", visible=spec.negative_prompt is not None),
         dict(choices=list(spec.size.presets), value=spec.size.default_preset),
@@ -166,19 +147,90 @@ def spec_controls(spec: ModelSpec) -> list[dict[str, Any]]:
         dict(**_slider(spec.steps), visible=spec.steps is not None),
         dict(**_slider(spec.guidance), visible=spec.guidance is not None),
         dict(choices=list(spec.schedulers), value=spec.default_scheduler, visible=bool(spec.schedulers)),
-        dict(choices=list(spec.caches), value=spec.default_cache, visible=bool(spec.caches)),
+        dict(choices=caches, value=spec.default_cache, visible=bool(spec.caches)),
     ]
 
 
-def spec_updates(spec: ModelSpec | None) -> tuple[Any, ...]:
-    """The controls redrawn when the model changes (left as they are for a model whose spec is not known here)."""
+def spec_updates(spec: ModelSpec | None, lang: str = "en", values: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The controls redrawn when the model changes (left as they are for a model whose spec is not known here),
+    with `values` (a past job's settings, by control) in place of the model's defaults."""
     if spec is None:
-        return tuple(gr.update() for _ in range(8))
-    return tuple(gr.update(**controls) for controls in spec_controls(spec))
+        return tuple(gr.update() if (values or {}).get(name) is None else gr.update(value=values[name]) for name in SETTINGS)
+    updates = []
+    for name, controls in zip(SETTINGS, spec_controls(spec, lang), strict=True):
+        if (values or {}).get(name) is not None:
+            controls = {**controls, "value": values[name]}
+        updates.append(gr.update(**controls))
+    return tuple(updates)
+
+
+#: The spec-driven controls, in spec_controls' order, by the request field each sets.
+SETTINGS = ("negative_prompt", "resolution", "num_frames", "fps", "steps", "guidance_scale", "scheduler", "cache")
 
 
 def _slider(rule: Any) -> dict[str, Any]:
     return dict(minimum=rule.min, maximum=rule.max, value=rule.default) if rule is not None else {}
+
+
+def model_keys(service: JobService) -> dict[str, str]:
+    """What the page calls each offered model -> the model: a local folder by its folder's name, so the page never
+    shows or sends a server path; hub ids and built-in names as they are."""
+    keys: dict[str, str] = {}
+    for model in service.models():
+        key = Path(model).name if Path(model).expanduser().is_dir() else model
+        while key in keys:
+            key += "'"
+        keys[key] = model
+    return keys
+
+
+def model_choices(service: JobService, lang: str = "en") -> list[tuple[str, str]]:
+    """(label, key) pairs: the models this server offers (the only ones a job may name), each by its spec's label
+    where the registry knows it ("Camera preview (instant, no model) — built in"), with where it is."""
+    keys = {model: key for key, model in model_keys(service).items()}
+    choices = []
+    for model, where in service.models().items():
+        choices.append((f"{model_label(model, keys[model], lang)} — {where_label(where, lang)}", keys[model]))
+    return choices
+
+
+def model_label(model: str, key: str, lang: str = "en") -> str:
+    """A model for people: its spec's label, plus the folder's name for a local folder ("I2VGen-XL · tiny")."""
+    from i2v.models.registry import known_models
+
+    known = known_models().get(model)
+    if known:
+        label = known[1].spec.label
+        return tr(lang, f"model.label.{model}") if f"model.label.{model}" in STRINGS["en"] else label
+    spec = spec_of(model)
+    return f"{spec.label} · {key}" if spec else key
+
+
+def where_label(where: str, lang: str) -> str:
+    if where.startswith("on worker "):
+        return tr(lang, "model.where.worker", name=where.removeprefix("on worker "))
+    return tr(lang, f"model.where.{where}") if f"model.where.{where}" in STRINGS["en"] else where
+
+
+def local_weight_bytes(model: str) -> int | None:
+    """The weights a local model folder holds on disk; None for anything but a folder."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return None
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.suffix in (".safetensors", ".bin", ".pt", ".ckpt"))
+
+
+def fail(lang: str, key: str, **values: Any) -> gr.Error:
+    """A user's mistake as a toast in their language, without a traceback in the server's log."""
+    return gr.Error(tr(lang, key, **values), title=tr(lang, "error"), print_exception=False)
+
+
+def explain(lang: str, error: I2VError) -> gr.Error:
+    """A domain error as a toast: a heading in the page's language, the checker's own words after it."""
+    message = str(error)
+    if getattr(error, "code", "") == "invalid_input":
+        message = tr(lang, "err.invalid_input", message=message)
+    return gr.Error(message, title=tr(lang, "error"), print_exception=False)
 
 
 def build_ui(service: JobService) -> gr.Blocks:
@@ -186,253 +238,341 @@ def build_ui(service: JobService) -> gr.Blocks:
     camera_preview = next(iter(sorted(built_in())), None)
     start = spec_of(default_model())
 
-    def refine_preview(prompt: str, refiner: str):
+    def keys_now() -> dict[str, str]:
+        return model_keys(service)  # workers come and go: asked at each use
+
+    default_key = next((key for key, model in keys_now().items() if model == default_model()), default_model())
+
+    def model_of(key: str | None) -> str:
+        return keys_now().get(key or "", key or default_model())
+
+    def key_of(model: str) -> str:
+        return next((key for key, value in keys_now().items() if value == model), model)
+
+    def refine_preview(lang, prompt: str, refiner: str):
         from i2v.refine import make_refiner
 
+        lang = lang_of(lang)
         if not prompt or not prompt.strip():
-            raise gr.Error("prompt is empty: describe the motion you want, e.g. 猫转头")
+            raise fail(lang, "err.no_prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise gr.Error(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
-        refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
-        return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined)
+            raise fail(lang, "err.prompt_long", n=len(prompt), limit=MAX_PROMPT_CHARS)
+        try:
+            refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
+        except I2VError as error:
+            raise explain(lang, error) from None
+        return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined, lang)
 
-    def plan_preview(image_path, model, resolution, frames, fps, steps, guidance, allow_degrade):
+    def plan_preview(lang, image_path, key, resolution, frames, fps, steps, guidance, allow_degrade):
+        from i2v.advisor import format_bytes
+
+        lang = lang_of(lang)
         if not image_path:
-            raise gr.Error("upload an image first")
-        model = model or default_model()
+            raise fail(lang, "err.no_image")
+        model = model_of(key)
+        spec = spec_of(model)
         fields = dict(
             model=model, allow_degrade=bool(allow_degrade),
-            **spec_fields(spec_of(model), None, resolution, frames, fps, steps, guidance, None),
+            **spec_fields(spec, None, resolution, frames, fps, steps, guidance, None),
         )
         try:
-            return plan_markdown(service.plan(fields, Path(image_path).read_bytes(), Path(image_path).name))
+            report = service.plan(fields, Path(image_path).read_bytes(), Path(image_path).name)
         except I2VError as error:
-            raise gr.Error(str(error)) from None
+            raise explain(lang, error) from None
+        label = spec.label if spec else model_label(model, key, lang)
+        local = local_weight_bytes(model)
+        full = report["stages"][report["peak_stage"]]["weights_bytes"]
+        smaller = (local, full) if local is not None and local < full / 10 else None
+        return ui_text.plan_markdown(lang, report, label, format_bytes, smaller)
 
-    def submit(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
-        model = model or default_model()
-        settings = spec_fields(spec_of(model), negative, resolution, frames, fps, steps, guidance, scheduler, cache)
-        yield from run_job(image_path, prompt, refined, refiner, seed, model, allow_degrade, settings)
-
-    def preview_camera(image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade):
-        """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes. The
-        form's settings are carried over to what the preview takes (its presets, frame rule and rates)."""
-        if camera_preview is None:
-            raise gr.Error("camera-preview is not installed")
-        form_spec = spec_of(model or default_model())
-        settings = spec_fields(form_spec, negative, resolution, frames, fps, steps, guidance, scheduler, cache)
-        everything = {**(form_spec.defaults() if form_spec else {}), **settings}
-        carried = carry_over(everything, form_spec, spec_for(camera_preview))
-        yield from run_job(image_path, prompt, refined, refiner, seed, camera_preview, allow_degrade, carried)
-
-    def run_job(image_path, prompt, refined, refiner, seed, model, allow_degrade, settings: dict[str, Any]):
+    def form_request(lang, image_path, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, key,
+                     scheduler, cache, refiner, allow_degrade, *, camera: bool = False) -> dict[str, Any]:
+        """The request fields of the form, checked for the mistakes the page can name itself."""
         if not image_path:
-            raise gr.Error("upload an image first")
+            raise fail(lang, "err.no_image")
+        model = model_of(key)
+        form_spec = spec_of(model)
+        settings = spec_fields(form_spec, negative, resolution, frames, fps, steps, guidance, scheduler, cache)
+        if camera:
+            if camera_preview is None:
+                raise fail(lang, "err.no_camera")
+            everything = {**(form_spec.defaults() if form_spec else {}), **settings}
+            settings = carry_over(everything, form_spec, spec_for(camera_preview))
+            model = camera_preview
         edited = (refined or "").strip()
-        if edited and refiner == "rules" and edited == refine_preview(prompt, refiner)[0]:
+        if edited and refiner == "rules" and edited == refine_preview(lang, prompt, refiner)[0]:
             edited = ""  # the preview as shown: let the job record the refiner, not "user"
-        fields: dict[str, Any] = dict(
+        if not edited and not (prompt or "").strip():
+            raise fail(lang, "err.no_prompt")
+        return dict(
             prompt=edited or (prompt or "").strip(), seed=None if seed is None or int(seed) < 0 else int(seed),
             model=model, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade), **settings,
         )
-        yield from follow(submit_or_explain(fields, Path(image_path).read_bytes(), Path(image_path).name))
 
-    def submit_or_explain(fields: dict[str, Any], data: bytes, name: str) -> str:
+    def submit(lang, *form):
+        lang = lang_of(lang)
+        fields = form_request(lang, *form)
+        yield from follow(lang, submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name))
+
+    def preview_camera(lang, *form):
+        """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes. The
+        form's settings are carried over to what the preview takes (its presets, frame rule and rates)."""
+        lang = lang_of(lang)
+        fields = form_request(lang, *form, camera=True)
+        yield from follow(lang, submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name))
+
+    def submit_or_explain(lang: str, fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
             return service.submit(fields, data, name).id
         except I2VError as error:
-            raise gr.Error(str(error)) from None
+            raise explain(lang, error) from None
 
-    def follow(job_id: str):
+    def follow(lang: str, job_id: str):
+        """Watch a job of this page: the bar every poll, the newest live preview when it changes, then the result."""
+        shown_preview = None
+        yield (job_id, gr.update(interactive=False), gr.update(interactive=True), *blank_result())
         while True:
             job = service.store.get(job_id)
             view = service.view(job)
-            yield job_id, status_text(view), gr.update(), gr.update()
             if job.state not in ("queued", "running"):
                 break
+            preview = gr.update()
+            step = getattr(view, "preview_step", None)
+            if step is not None and step != shown_preview:
+                path = service.preview_file(job_id)
+                if path is not None:
+                    shown_preview = step
+                    preview = gr.update(value=str(path), visible=True,
+                                        label=tr(lang, "preview_at", i=step, n=view.progress.total or step))
+            yield (job_id, gr.update(), gr.update(), progress_html(lang, view), preview,
+                   gr.update(), gr.update(), gr.update(), gr.update())
             time.sleep(POLL_SECONDS)
-        video = job.video_path if job.state == "succeeded" else None
-        yield job_id, status_text(view), video, details(view)
+        yield (job_id, gr.update(), gr.update(), *result_outputs(lang, job, view))
 
-    def cancel(job_id: str | None):
+    def blank_result() -> tuple[Any, ...]:
+        return (gr.update(), gr.update(value=None, visible=False), None, "", gr.update(value=None, visible=False), None)
+
+    def result_outputs(lang: str, job, view: JobView) -> tuple[Any, ...]:
+        """progress, live preview, video, card, download, details: a finished job as the page shows it."""
+        metadata = public_metadata(job)
+        model = (job.request or {}).get("model") or default_model()
+        card = ui_text.result_markdown(lang, view, metadata, model_label(model, key_of(model), lang))
+        video = job.video_path if job.state == "succeeded" and job.video_path else None
+        return (
+            progress_html(lang, view), gr.update(value=None, visible=False), video, card,
+            gr.update(value=video, visible=video is not None), details(view, model_label(model, key_of(model))),
+        )
+
+    def public_metadata(job) -> dict[str, Any] | None:
+        if job.state != "succeeded":
+            return None
+        try:
+            return service.public_metadata(job)
+        except (I2VError, OSError, ValueError):
+            return None
+
+    def cancel(lang, job_id: str | None):
         if job_id:
             try:
                 service.cancel(job_id)
             except I2VError as error:
-                gr.Warning(str(error))
-        return gr.update()
+                gr.Warning(str(error), title=tr(lang_of(lang), "error"))
+        return gr.update(interactive=False)
 
-    def history():
-        jobs, _ = service.store.list(limit=60)
-        items = [(job.thumbnail_path, f"{job.id} · {job.request.get('prompt', '')[:40]}") for job in jobs if job.state == "succeeded" and job.thumbnail_path]
-        return items, [job.id for job in jobs if job.state == "succeeded" and job.thumbnail_path]
+    def job_done():
+        return gr.update(interactive=True), gr.update(interactive=False)
 
-    def pick(ids: list[str], event: gr.SelectData):
-        job_id = ids[event.index]
-        job = service.store.get(job_id)
-        view = service.view(job)
-        return job_id, job.video_path, details(view), status_text(view)
+    def history(lang):
+        """Finished jobs, newest first: the clip's thumbnail (the uploaded image for a failed or cancelled one) and a
+        caption with state, prompt, seed, size and length."""
+        lang = lang_of(lang)
+        jobs, _ = service.store.list(limit=HISTORY_LIMIT)
+        items, ids = [], []
+        for job in jobs:
+            if job.state in ("queued", "running"):
+                continue
+            picture = thumbnail(job)
+            if picture is None:
+                continue
+            items.append((picture, ui_text.history_caption(lang, job, public_metadata(job))))
+            ids.append(job.id)
+        return items, ids
 
-    def rerun(job_id: str | None):
-        if not job_id:
-            raise gr.Error("pick a clip in the history first")
-        job = service.store.get(job_id)
+    def thumbnail(job) -> Any:
+        if job.state == "succeeded" and job.thumbnail_path and Path(job.thumbnail_path).is_file():
+            return job.thumbnail_path
+        try:
+            with Image.open(job.image_path) as image:
+                image.thumbnail((256, 256))
+                return image.convert("RGB")
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def pick(lang, ids: list[str], event: gr.SelectData):
+        """A clip from the history: shown on the right, and its image, prompt and every setting back in the form."""
+        lang = lang_of(lang)
+        job = service.store.get(ids[event.index]) if event.index < len(ids) else None
         if job is None:
-            raise gr.Error("that job no longer exists")
-        fields = {key: value for key, value in job.request.items() if key != "image"}
-        yield from follow(submit_or_explain(fields, Path(job.image_path).read_bytes(), Path(job.image_path).name))
+            raise fail(lang, "err.gone")
+        view = service.view(job)
+        request = job.request or {}
+        model = request.get("model") or default_model()
+        spec = spec_of(model)
+        metadata = public_metadata(job)
+        seed = (metadata or {}).get("seed", request.get("seed"))
+        values = {name: request.get(name) for name in SETTINGS}
+        if spec is not None and values["negative_prompt"] is None:
+            values["negative_prompt"] = spec.negative_prompt or ""
+        try:
+            with Image.open(job.image_path) as image:
+                picture = image.convert("RGB")
+        except (OSError, ValueError, TypeError):
+            picture = gr.update()
+        edited = request.get("refiner") == "none"
+        form = (
+            picture, request.get("prompt", ""), request.get("prompt", "") if edited else "", "",
+            request.get("refiner") or "rules", key_of(model), -1 if seed is None else seed,
+            request.get("allow_degrade", False), *spec_updates(spec, lang, values),
+        )
+        return (job.id, *result_outputs(lang, job, view), *form)
 
-    def delete(job_id: str | None):
+    def rerun(lang, job_id: str | None):
+        lang = lang_of(lang)
+        job = service.store.get(job_id) if job_id else None
+        if job is None:
+            raise fail(lang, "err.pick")
+        fields = {key: value for key, value in job.request.items() if key != "image"}
+        seed = (public_metadata(job) or {}).get("seed")
+        if seed is not None:
+            fields["seed"] = seed
+        try:
+            data = Path(job.image_path).read_bytes()
+        except OSError:
+            raise fail(lang, "err.gone") from None
+        yield from follow(lang, submit_or_explain(lang, fields, data, Path(job.image_path).name))
+
+    def delete(lang, job_id: str | None):
+        lang = lang_of(lang)
         job = service.store.get(job_id) if job_id else None
         if job is None or job.state in ("queued", "running"):
-            raise gr.Error("pick a finished clip in the history first")
+            raise fail(lang, "err.pick_finished")
         service.delete(job.id)
-        items, ids = history()
-        return items, ids, None, None
+        items, ids = history(lang)
+        return items, ids, None, None, "", gr.update(value=None, visible=False), idle_html(lang)
+
+    def on_load(lang):
+        lang = lang_of(lang)
+        items, ids = history(lang)
+        return (
+            gr.update(choices=model_choices(service, lang)),
+            gr.update(choices=refiner_choices(lang)),
+            spec_updates(spec_of(default_model()), lang)[SETTINGS.index("cache")],
+            idle_html(lang), items, ids, workers(lang), gr.update(label=tr(lang, "image")), gr.update(label=tr(lang, "video")),
+        )
+
+    def on_model(lang, key):
+        return spec_updates(spec_of(model_of(key)), lang_of(lang))
+
+    def workers(lang):
+        from i2v.advisor import format_bytes
+
+        return ui_text.workers_markdown(lang_of(lang), service.workers(), format_bytes)
 
     # Gradio's upload cache, pruned: files older than a day go, checked hourly.
     with gr.Blocks(title="i2v", delete_cache=(3600, 86400)) as demo:
-        gr.Markdown(f"## {STRINGS['en']['title']} · {STRINGS['zh']['title']}")
+        lang = gr.Textbox(value="en", visible=False, elem_id="lang")
         job_id = gr.State(None)
         history_ids = gr.State([])
-        with gr.Row():
-            with gr.Column():
-                image = gr.Image(label="Image · 图片", type="filepath", sources=["upload", "clipboard"], elem_id="image")
-                prompt = gr.Textbox(label=t("prompt"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="prompt")
+        gr.Markdown(t("title"), elem_id="title")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, elem_id="inputs"):
+                # Media components show a translation key as "[object Object]": their labels are set on load.
+                image = gr.Image(label=tr("en", "image"), type="filepath", sources=["upload", "clipboard"], height=300, elem_id="image")
+                # The strategy advisor's assessment of the uploaded image goes here (issue 16).
+                gr.Column(visible=False, elem_id="advice")
+                prompt = gr.Textbox(label=t("prompt"), placeholder=t("prompt_placeholder"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="prompt")
                 with gr.Row():
-                    refiner = gr.Radio(["rules", "llm", "none"], value="rules", label=t("refiner"))
-                    refine_button = gr.Button(t("refine"), elem_id="refine")
+                    refiner = gr.Radio(refiner_choices("en"), value="rules", label=t("refiner"), elem_id="refiner", scale=3)
+                    refine_button = gr.Button(t("refine"), elem_id="refine", scale=1)
                 refined = gr.Textbox(label=t("refined"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="refined")
                 refine_words = gr.Markdown(elem_id="refine_words")
                 tags = gr.Textbox(label=t("tags"), interactive=False, elem_id="tags")
-                with gr.Accordion(t("advanced"), open=False):
-                    model = gr.Dropdown(model_choices(service), value=default_model(), label=t("model"), elem_id="model")
-                    initial = spec_controls(start or spec_for(camera_preview))
-                    negative = gr.Textbox(label=t("negative"), lines=2, elem_id="negative", **initial[0])
+                initial = spec_controls(start or spec_for(camera_preview))
+                model = gr.Dropdown(model_choices(service), value=default_key, label=t("model"), elem_id="model")
+                with gr.Row():
                     resolution = gr.Dropdown(label=t("resolution"), elem_id="resolution", **initial[1])
-                    frames = gr.Slider(label=t("frames"), elem_id="frames", **initial[2])
+                    seed = gr.Number(value=-1, precision=0, label=t("seed"), elem_id="seed")
+                frames = gr.Slider(label=t("frames"), elem_id="frames", **initial[2])
+                with gr.Accordion(t("advanced"), open=False, elem_id="advanced"):
+                    negative = gr.Textbox(label=t("negative"), lines=2, elem_id="negative", **initial[0])
                     fps = gr.Slider(step=1, label=t("fps"), elem_id="fps", **initial[3])
                     steps = gr.Slider(step=1, label=t("steps"), elem_id="steps", **initial[4])
                     guidance = gr.Slider(step=0.5, label=t("guidance"), elem_id="guidance", **initial[5])
-                    seed = gr.Number(value=-1, precision=0, label=t("seed"))
                     scheduler = gr.Radio(label=t("scheduler"), elem_id="scheduler", **initial[6])
                     cache = gr.Radio(label=t("cache"), elem_id="cache", **initial[7])
                     allow_degrade = gr.Checkbox(
                         value=GenerationRequest.model_fields["allow_degrade"].default, label=t("degrade"), elem_id="allow_degrade"
                     )
-                    settings = [negative, resolution, frames, fps, steps, guidance, scheduler, cache]
+                settings = [negative, resolution, frames, fps, steps, guidance, scheduler, cache]
                 plan_button = gr.Button(t("plan"), size="sm", elem_id="plan")
                 plan_box = gr.Markdown(elem_id="plan_box")
                 with gr.Row():
-                    generate_button = gr.Button(t("generate"), variant="primary", elem_id="generate")
-                    preview_button = gr.Button(t("preview_camera"), elem_id="preview_camera")
-                    cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="cancel")
-            with gr.Column():
-                status = gr.Markdown(elem_id="status")
-                video = gr.Video(label="Video · 视频", elem_id="video", autoplay=True, loop=True)
-                info = gr.JSON(label=t("details"), elem_id="details")
+                    generate_button = gr.Button(t("generate"), variant="primary", size="lg", elem_id="generate", scale=2)
+                    preview_button = gr.Button(t("preview_camera"), elem_id="preview_camera", scale=2)
+                    cancel_button = gr.Button(t("cancel"), variant="stop", interactive=False, elem_id="cancel", scale=1)
+            with gr.Column(scale=6, elem_id="outputs"):
+                progress = gr.HTML(elem_id="progress")
+                live_preview = gr.Image(label=tr("en", "live_preview"), type="filepath", interactive=False, visible=False,
+                                        height=320, elem_id="live_preview")
+                video = gr.Video(label=tr("en", "video"), elem_id="video", autoplay=True, loop=True, interactive=False)
+                card = gr.HTML(elem_id="result")
+                download = gr.DownloadButton(t("download"), visible=False, elem_id="download")
+                with gr.Accordion(t("details"), open=False, elem_id="details_box"):
+                    info = gr.JSON(elem_id="details")
+                # "What went wrong?" for a finished job goes here (issue 16).
+                gr.Column(visible=False, elem_id="troubleshoot")
         with gr.Accordion(t("history"), open=True):
-            gallery = gr.Gallery(label="History · 历史记录", columns=8, height=240, object_fit="cover", elem_id="history", allow_preview=False)
+            gallery = gr.Gallery(label=str(t("history_gallery")), columns=6, height=300, object_fit="contain",
+                                 fit_columns=False, elem_id="history", allow_preview=False)
             with gr.Row():
-                refresh = gr.Button(t("refresh"), size="sm")
-                rerun_button = gr.Button(t("rerun"), size="sm")
-                delete_button = gr.Button(t("delete"), size="sm", variant="stop")
-
-        with gr.Accordion("Workers · 工作节点", open=False):
+                refresh = gr.Button(t("refresh"), size="sm", elem_id="refresh")
+                rerun_button = gr.Button(t("rerun"), size="sm", elem_id="rerun")
+                delete_button = gr.Button(t("delete"), size="sm", variant="stop", elem_id="delete")
+        with gr.Accordion(t("workers"), open=False):
             workers_box = gr.Markdown(elem_id="workers")
             refresh_workers = gr.Button(t("refresh"), size="sm")
-        refresh_workers.click(lambda: workers_markdown(service.workers()), None, workers_box)
-        demo.load(lambda: workers_markdown(service.workers()), None, workers_box)
 
-        inputs = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade]
-        model.change(lambda name: spec_updates(spec_of(name)), model, settings)
-        plan_button.click(plan_preview, [image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box)
-        refine_button.click(refine_preview, [prompt, refiner], [refined, tags, refine_words])
-        run = generate_button.click(submit, inputs, [job_id, status, video, info], concurrency_limit=None)
-        preview_run = preview_button.click(preview_camera, inputs, [job_id, status, video, info], concurrency_limit=None)
-        preview_run.then(history, None, [gallery, history_ids])
-        run.then(history, None, [gallery, history_ids])
-        cancel_button.click(cancel, job_id, None)
-        demo.load(history, None, [gallery, history_ids])
-        refresh.click(history, None, [gallery, history_ids])
-        gallery.select(pick, history_ids, [job_id, video, info, status])
-        rerun_button.click(rerun, job_id, [job_id, status, video, info], concurrency_limit=None).then(history, None, [gallery, history_ids])
-        delete_button.click(delete, job_id, [gallery, history_ids, video, info])
+        form = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade]
+        run_outputs = [job_id, generate_button, cancel_button, progress, live_preview, video, card, download, info]
+        restore = [image, prompt, refined, tags, refiner, model, seed, allow_degrade, *settings]
+        demo.load(on_load, lang, [model, refiner, cache, progress, gallery, history_ids, workers_box, image, video], js=WITH_LANG)
+        refresh_workers.click(workers, lang, workers_box, js=WITH_LANG)
+        model.input(on_model, [lang, model], settings, js=WITH_LANG)
+        plan_button.click(plan_preview, [lang, image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box, js=WITH_LANG)
+        refine_button.click(refine_preview, [lang, prompt, refiner], [refined, tags, refine_words], js=WITH_LANG)
+        for button, function in ((generate_button, submit), (preview_button, preview_camera)):
+            run = button.click(function, [lang, *form], run_outputs, js=WITH_LANG, concurrency_limit=None)
+            run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
+        cancel_button.click(cancel, [lang, job_id], cancel_button, js=WITH_LANG)
+        refresh.click(history, lang, [gallery, history_ids], js=WITH_LANG)
+        gallery.select(pick, [lang, history_ids], [job_id, progress, live_preview, video, card, download, info, *restore], js=WITH_LANG)
+        rerun_run = rerun_button.click(rerun, [lang, job_id], run_outputs, js=WITH_LANG, concurrency_limit=None)
+        rerun_run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
+        delete_button.click(delete, [lang, job_id], [gallery, history_ids, job_id, video, card, download, progress], js=WITH_LANG)
     return demo
 
 
-def status_text(view: JobView) -> str:
-    progress = view.progress
-    parts = [f"**{view.state}**"]
-    if view.queue_position:
-        parts.append(f"queue position {view.queue_position}")
-    if view.state == "running":
-        parts.append(STAGE_VERBS.get(progress.stage or "", progress.stage or ""))
-        if progress.total:
-            parts.append(f"step {progress.step}/{progress.total}")
-        if progress.eta_seconds is not None:
-            parts.append(f"ETA {progress.eta_seconds:.0f} s")
-    if view.error:
-        parts.append(view.error)
-    return " · ".join(parts) + f"  \n`{view.id}`"
+def refiner_choices(lang: str) -> list[tuple[str, str]]:
+    return [(tr(lang, f"refiner.{name}"), name) for name in ("rules", "llm", "none")]
 
 
-def details(view: JobView) -> dict[str, Any]:
-    """What ran, for the JSON panel: no server paths, no links that would need the API token."""
-    return {
-        "refined_prompt": view.refined_prompt,
-        "settings": view.request,
-        "plan": view.plan,
-        "warnings": view.warnings,
-        "timings": view.timings,
-    }
-
-
-def model_choices(service: JobService) -> list[tuple[str, str]]:
-    """(label, value) pairs: the models this server offers (the only ones a job may name), each by its spec's name
-    where the registry knows it ("Camera preview (instant, no model) — built in"), with where it is."""
-    from i2v.models.registry import known_models
-
-    choices = []
-    for model, where in service.models().items():
-        known = known_models().get(model)
-        name = known[1].spec.label if known else model
-        choices.append((f"{name} — {where}", model))
-    return choices
-
-
-def workers_markdown(workers: list[dict[str, Any]]) -> str:
-    """The worker pool as a table: who holds which model on which device, and what it is doing."""
-    from i2v.advisor import format_bytes
-
-    if not workers:
-        return "No worker is connected yet. 暂无工作节点。"
-    rows = ["| worker | models | device | free memory | current job | heartbeat |", "|---|---|---|---|---|---|"]
-    for worker in workers:
-        free = worker.get("free_bytes")
-        age = worker.get("heartbeat_age_seconds")
-        rows.append(
-            f"| {worker.get('name', '?')} | {', '.join(worker.get('models') or [])} | "
-            f"{worker.get('device_name') or worker.get('device') or '?'} | {format_bytes(free) if free else '-'} | "
-            f"{worker.get('current_job') or 'idle'} | {f'{age:.0f} s ago' if age is not None else '-'} |"
-        )
-    return "\n".join(rows)
-
-
-def plan_markdown(report: dict[str, Any]) -> str:
-    """The advisor's plan in a few lines: what fits, what changed, what to watch out for."""
-    from i2v.advisor import format_bytes
-
-    plan = report["plan"]
-    verdict = "fits" if report["fits"] else "does NOT fit"
-    lines = [
-        f"**Plan / 显存规划** — {report['device']['name']}: {plan['width']}×{plan['height']}, {plan['frames']} frames, "
-        f"{plan['dtype']}; peak ≈ {format_bytes(report['predicted_peak_bytes'])} of {format_bytes(report['budget_bytes'])} "
-        f"({verdict}; as requested {format_bytes(report['unconstrained_peak_bytes'])}); ≈ {report['predicted_seconds']:.0f} s",
-    ]
-    lines += [f"- {change}" for change in report["changes"]]
-    lines += [f"- ⚠ {warning}" for warning in report["warnings"]]
-    return "\n".join(lines)
+def details(view: JobView, model: str) -> dict[str, Any]:
+    """What ran, for the folded JSON: no server paths (the model by its label), no links that need the API token."""
+    settings = {**view.request, "model": model}
+    return json.loads(json.dumps({
+        "id": view.id, "state": view.state, "refined_prompt": view.refined_prompt, "settings": settings,
+        "plan": view.plan, "warnings": view.warnings, "timings": view.timings, "error": view.error,
+    }, default=str))
 
 
 def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
@@ -452,7 +592,7 @@ def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
     outputs = service.settings.subfolder("outputs")
     app = gr.mount_gradio_app(
         app, demo, path="", allowed_paths=[str(outputs)], auth=auth, i18n=I18N,
-        footer_links=["api", "settings"], max_file_size=service.settings.max_upload_bytes,
+        footer_links=["api", "settings"], max_file_size=service.settings.max_upload_bytes, css=CSS, head=HEAD,
     )
     if not hasattr(demo, "has_launched"):
         raise RuntimeError("this Gradio has no Blocks.has_launched: its file-path checks cannot be turned on; pin gradio 6.x")
