@@ -148,10 +148,11 @@ def advise(
     model: str | None = None,
     assessment: ImageAssessment | None = None,
     device: DeviceInfo | None = None,
+    preset: PresetName | None = None,
 ) -> Recommendation:
     """The preset and settings to use for this image: a tier chosen from the image's score and what `device` can
-    run (None: no device known, the standard tier), the size capped at what the image's pixels can fill, tempo
-    from `tags`; every setting with one reason."""
+    run (None: no device known, the standard tier) unless `preset` names one, the size capped at what the
+    image's pixels can fill, tempo from `tags`; every setting with one reason."""
     from i2v.models.registry import spec_for
     from i2v.request import default_model
 
@@ -161,7 +162,12 @@ def advise(
         from i2v.advisor.assess import assess
 
         assessment = assess(image, spec=spec)
-    preset, preset_reason = _choose_preset(image, tags, model, assessment, device)
+    if preset is None:
+        preset, preset_reason = _choose_preset(image, tags, model, assessment, device)
+    elif preset not in spec.tiers:
+        raise ValueError(f"preset must be one of {', '.join(spec.tiers)}, got {preset!r}")
+    else:
+        preset_reason = f"{preset}: as asked"
     base = recommend(image, preset, tags, model=model)
     tier = spec.tiers[preset]
     fields = base.request_fields()
