@@ -176,7 +176,7 @@ def advise(
     if resolution != tier.resolution:
         fields["resolution"] = resolution
     width, height = spec.size.target(fields["resolution"], *image.size)
-    reasons["resolution"] = f"{size_reason}: {width}×{height} at the image's aspect ratio"
+    reasons["resolution"] = f"{size_reason}; {width}×{height} at the image's aspect ratio"
     tier_note = f"{preset} preset" + (f": {tier.note}" if tier.note else "")
     hint = settings_hint_for(list(tags or []), spec)
     hinted = set(hint.model_dump(exclude_none=True, exclude={"reason"})) if hint else set()
