@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import shorten
 
 import torch
 
@@ -112,7 +113,7 @@ def resolve_model(model: str, *, download: bool = True, variant: str | None = No
         try:
             path = DiffusionPipeline.download(model, variant=variant)
         except Exception as error:  # noqa: BLE001 - network, auth and missing repo all end the same way for the user
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            reason = shorten(str(error).strip().splitlines()[0], 200, placeholder=" …") if str(error).strip() else type(error).__name__
             raise ModelNotFoundError(
                 _missing_message(model, f"not in the Hugging Face cache {constants.HF_HUB_CACHE}, and downloading failed: {reason}")
             ) from None
