@@ -190,3 +190,65 @@ def test_backend_applies_plan_settings_and_undoes_them(tiny):
     assert modelled.frames.shape[0] == 8 and any("needs a CUDA device" in note for note in modelled.notes)
     assert all(block._chunk_size is None for block in blocks)
     assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64), Hooks()).frames, plain)
+
+
+# -- what a plan and each rung are called -------------------------------------------------------------------
+
+
+def test_every_rung_of_every_model_is_labelled_with_that_models_parts_and_described():
+    """Each rung a model's cost model offers, taken from a plan where it applies, gets a label naming that model's
+    own parts (Wan: one text encoder and a transformer; I2VGen-XL: two encoders and a UNet), and describe_plan
+    shows every setting a rung changed: offload, guidance, tiling, chunking, group offload, FP8 weights."""
+    from i2v.advisor.plan import LADDER, ExecutionPlan, part_names
+    from i2v.models.registry import plugin
+
+    def everything_off(backend, **fields):
+        settings = dict(backend=backend, width=1280, height=704, frames=49, steps=2, dtype="fp32", decode_chunk=4,
+                        budget_bytes=0, frames_fixed=False, size_fixed=False)
+        return ExecutionPlan(**{**settings, **fields})
+
+    names = {"wan22": ("the text encoder", "the transformer"), "i2vgenxl": ("the text and image encoders", "the UNet")}
+    for backend, (encoders, denoiser) in names.items():
+        assert part_names(backend) == {"encoders": encoders, "denoiser": denoiser}
+        offered = plugin(backend).cost_model().rungs
+        base = everything_off(backend, frames=49 if backend == "wan22" else 24)
+        labels = {}
+        for rung in LADDER:
+            update = rung.apply(base)
+            if rung.name not in offered:
+                continue
+            assert update is not None, (backend, rung.name)
+            after = base.model_copy(update=update)
+            labels[rung.name] = rung.label(base, after)
+            described = recovery.describe_plan(after)
+            for field, shown in (("group_offload", "streamed block by block (group offload)"),
+                                 ("fp8_weights", "weights in FP8"), ("ff_chunking", "feed-forward chunking"),
+                                 ("vae_tiling", "tiled"), ("cfg_mode", "two passes")):
+                if getattr(after, field) != getattr(base, field):
+                    assert shown in described, (rung.name, described)
+            if after.offload != base.offload:
+                assert f"offload={after.offload}" in described
+        assert labels["offload_encoders"] == f"move {encoders} off the GPU after encoding"
+        for rung, label in labels.items():
+            assert "{" not in label, label
+            if rung in ("group_offload", "fp8_weights", "ff_chunking"):
+                assert f"{denoiser}'s" in label, label
+        if backend == "wan22":
+            assert {"group_offload", "fp8_weights"} <= set(labels)
+            assert "image encoder" not in " ".join(labels.values())
+
+
+def test_describe_plan_names_group_offload_fp8_weights_and_the_cache():
+    from i2v.advisor.plan import ExecutionPlan
+
+    plan = ExecutionPlan(backend="wan22", width=1280, height=704, frames=121, steps=50, dtype="bf16", budget_bytes=0,
+                         cfg_mode="split", offload="encoders", vae_tiling=True, group_offload=True, fp8_weights=True,
+                         cache="pab")
+    assert recovery.describe_plan(plan) == (
+        "1280×704, 121 frames, bf16, offload=encoders, guidance=two passes, decode chunk 1 tiled, the transformer "
+        "streamed block by block (group offload), the transformer's weights in FP8, pab step cache"
+    )
+    plain = plan.model_copy(update=dict(group_offload=False, fp8_weights=False, cache="off"))
+    assert recovery.describe_plan(plain) == (
+        "1280×704, 121 frames, bf16, offload=encoders, guidance=two passes, decode chunk 1 tiled"
+    )

@@ -89,7 +89,7 @@ def test_a_smaller_card_goes_further_down_the_ladder():
     assert plans["24GiB"].predicted_peak_bytes > plans["16GiB"].predicted_peak_bytes > plans["12GiB"].predicted_peak_bytes
     # The text encoder leaving after encoding is the first and largest win (≈ its 10.6 GiB of bf16 weights).
     first = plans["24GiB"].changes[0]
-    assert first.startswith("move the text and image encoders off the GPU after encoding: −")
+    assert first.startswith("move the text encoder off the GPU after encoding: −")  # Wan has no image encoder
     assert float(first.split("−")[1].split()[0]) > 10
     # Whatever the card, a plan never asks diffusers for model or sequential offload beside group offload.
     for plan in plans.values():
@@ -150,9 +150,9 @@ def test_recovery_steps_through_the_new_rungs():
         names.append(lower.changes[-1].split(" (")[0].split(":")[0])
         plan = lower
     assert names[:4] == [
-        "move the text and image encoders off the GPU after encoding",
-        "stream the denoiser's blocks to the GPU one at a time",
-        "store the denoiser's weights in FP8, computed in half precision",
+        "move the text encoder off the GPU after encoding",
+        "stream the transformer's blocks to the GPU one at a time",
+        "store the transformer's weights in FP8, computed in half precision",
         "stream the weights layer by layer",
     ]
     assert plan.offload == "sequential" and plan.fp8_weights and plan.vae_tiling and not plan.group_offload

@@ -3,7 +3,8 @@
 The ladder goes from cheap to costly: half precision, encoders off the GPU after encoding, tiled one-frame VAE
 decode, guidance in two passes, feed-forward chunking, model CPU offload, group offload of the denoiser, FP8
 storage of the denoiser's weights, sequential offload, then (only for settings the user did not fix, or with
-allow_degrade) fewer frames and a lower resolution. Each model's cost model lists the rungs its backend takes. Planning applies the
+allow_degrade) fewer frames and a lower resolution. Each model's cost model lists the rungs its backend takes and
+may name its parts for the labels (`names`: "the text encoder", "the transformer"). Planning applies the
 cheapest rung that lowers the predicted peak until it fits; `next_rung` is the same ladder for a run that
 ran out of memory anyway.
 """
@@ -25,6 +26,9 @@ from i2v.request import GenerationRequest
 
 Precision = Literal["fp16", "bf16", "fp32"]
 DEFAULT_MARGIN = 0.10
+#: What the rungs' labels call a model's parts where its cost model does not name them (its `names`): a label
+#: says "move the text encoder off the GPU", not a part the model lacks.
+PART_NAMES = {"encoders": "the encoders", "denoiser": "the denoiser"}
 #: How many frames the "fewer frames" rung takes off at a time (then snapped to the model's frame rule).
 FRAME_STEP = 8
 
@@ -97,6 +101,16 @@ def _fixed(label: str) -> Callable[[ExecutionPlan, ExecutionPlan], str]:
     return lambda before, after: label
 
 
+def part_names(backend: str) -> dict[str, str]:
+    """The names the backend's cost model gives its parts ("encoders", "denoiser"), else PART_NAMES'."""
+    return {**PART_NAMES, **getattr(plugin(backend).cost_model(), "names", {})}
+
+
+def _named(template: str) -> Callable[[ExecutionPlan, ExecutionPlan], str]:
+    """A label that names the plan's model's parts: `template` with {encoders} and {denoiser} filled in."""
+    return lambda before, after: template.format(**part_names(before.backend))
+
+
 def _smaller_size(plan: ExecutionPlan) -> dict | None:
     """The model's next resolution preset down at the same aspect ratio (the request's own rounding)."""
     size = plugin(plan.backend).spec.size
@@ -124,7 +138,7 @@ LADDER: tuple[Rung, ...] = (
         runtime=False,
     ),
     Rung(
-        "offload_encoders", _fixed("move the text and image encoders off the GPU after encoding"),
+        "offload_encoders", _named("move {encoders} off the GPU after encoding"),
         lambda p: dict(offload="encoders") if p.offload == "none" and p.device != "cpu" else None,
     ),
     Rung(
@@ -136,7 +150,7 @@ LADDER: tuple[Rung, ...] = (
         lambda p: dict(cfg_mode="split") if p.guided and p.cfg_mode == "batch" else None,
     ),
     Rung(
-        "ff_chunking", _fixed("run the denoiser's feed-forward layers one frame at a time"),
+        "ff_chunking", _named("run {denoiser}'s feed-forward layers one frame at a time"),
         lambda p: dict(ff_chunking=True) if not p.ff_chunking else None,
     ),
     Rung(
@@ -144,14 +158,14 @@ LADDER: tuple[Rung, ...] = (
         lambda p: dict(offload="model") if p.offload in ("none", "encoders") and p.device == "cuda" else None,
     ),
     Rung(
-        "group_offload", _fixed("stream the denoiser's blocks to the GPU one at a time (group offload)"),
+        "group_offload", _named("stream {denoiser}'s blocks to the GPU one at a time (group offload)"),
         # diffusers refuses model offload beside group offload; with the denoiser streamed, moving the encoders off
         # after encoding leaves the same weights resident.
         lambda p: dict(group_offload=True, offload="encoders" if p.offload == "model" else p.offload)
         if not p.group_offload and p.offload != "sequential" and p.device == "cuda" else None,
     ),
     Rung(
-        "fp8_weights", _fixed("store the denoiser's weights in FP8, computed in half precision"),
+        "fp8_weights", _named("store {denoiser}'s weights in FP8, computed in half precision"),
         lambda p: dict(fp8_weights=True) if not p.fp8_weights and p.device == "cuda" else None,
     ),
     Rung(

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 
 import torch
 
-from i2v.advisor.plan import ExecutionPlan, next_rung
+from i2v.advisor.plan import ExecutionPlan, next_rung, part_names
 from i2v.errors import I2VError
 from i2v.models.base import STAGE_VERBS, Hooks
 from i2v.models.loading import free_memory
+from i2v.models.spec import CACHE_OFF
 
 T = TypeVar("T")
 #: Retry record: attempt number, stage that ran out ("encode" / "denoise" / "decode" / None), the error's first
@@ -90,9 +91,17 @@ def run_with_recovery(
 
 
 def describe_plan(plan: ExecutionPlan) -> str:
-    """One line a user can act on: size, frames, dtype and every memory setting."""
+    """One line a user can act on: size, frames, dtype and every setting the ladder can change (naming the
+    model's own parts), and the step cache when there is one (its state is memory too)."""
+    denoiser = part_names(plan.backend)["denoiser"]
     extras = [f"offload={plan.offload}", f"guidance={'one pass' if plan.cfg_mode == 'batch' else 'two passes'}",
               f"decode chunk {plan.decode_chunk}{' tiled' if plan.vae_tiling else ''}"]
     if plan.ff_chunking:
         extras.append("feed-forward chunking")
+    if plan.group_offload:
+        extras.append(f"{denoiser} streamed block by block (group offload)")
+    if plan.fp8_weights:
+        extras.append(f"{denoiser}'s weights in FP8")
+    if plan.cache != CACHE_OFF:
+        extras.append(f"{plan.cache} step cache")
     return f"{plan.width}×{plan.height}, {plan.frames} frames, {plan.dtype}, " + ", ".join(extras)

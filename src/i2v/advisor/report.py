@@ -13,6 +13,7 @@ from i2v.advisor.plan import (
     ExecutionPlan,
     Precision,
     make_plan,
+    part_names,
     unconstrained_plan,
 )
 from i2v.advisor.recommend import image_warnings
@@ -112,13 +113,14 @@ def render_plan_table(report: dict[str, Any]) -> Table:
     table.add_column("")
     table.add_row("size", f"{plan['width']}×{plan['height']}, {plan['frames']} frames, {plan['steps']} steps")
     table.add_row("precision / attention", f"{plan['dtype']} / {plan['attention']}")
-    streamed = ", the denoiser's blocks streamed (group offload)" if plan.get("group_offload") else ""
+    denoiser = part_names(plan["backend"])["denoiser"]
+    streamed = f", {denoiser}'s blocks streamed (group offload)" if plan.get("group_offload") else ""
     table.add_row("offload", plan["offload"] + streamed)
     table.add_row("guidance", "one batch-2 pass" if plan["cfg_mode"] == "batch" else "two batch-1 passes")
     table.add_row("VAE decode", f"{plan['decode_chunk']} frame(s) at a time{', tiled' if plan['vae_tiling'] else ''}")
     table.add_row("feed-forward chunking", "on" if plan["ff_chunking"] else "off")
     if plan.get("fp8_weights"):
-        table.add_row("denoiser weights", f"FP8, computed in {plan['dtype']}")
+        table.add_row(f"{denoiser} weights", f"FP8, computed in {plan['dtype']}")
     if plan.get("cache") not in (None, "off"):
         state = max(stage.get("state_bytes", 0) for stage in report["stages"].values())
         table.add_row("step cache", f"{plan['cache']}, keeping {format_bytes(state)} between denoiser calls")

@@ -106,6 +106,8 @@ class WanCost:
     })
     #: How guidance runs: the pipeline's conditional and unconditional passes are two batch-1 calls.
     cfg_mode = "split"
+    #: What the ladder's labels call its parts: one text encoder (no image encoder), a transformer.
+    names = {"encoders": "the text encoder", "denoiser": "the transformer"}
 
     def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
         """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
