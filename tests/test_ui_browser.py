@@ -215,7 +215,12 @@ def test_an_english_user_switches_to_wan_makes_mistakes_and_cancels(server, brow
     page.wait_for_function(
         "[...document.querySelectorAll('#history .caption-label')].some(c => c.innerText.startsWith('Cancelled'))", timeout=30_000
     )
-    shoot(page, "ui-en-after.png")
+    # A history item can be deleted: picked, then gone from the grid.
+    before = page.locator("#history img").count()
+    page.locator("#history .caption-label").filter(has_text="Cancelled").first.click()
+    page.wait_for_selector("#result .i2v-card[data-state=cancelled]", timeout=30_000)
+    page.click("#delete")
+    expect(page.locator("#history img")).to_have_count(before - 1, timeout=30_000)
     page.close()
     log = server_log(server)
     assert "Traceback" not in log and "too many output values" not in log, log[-3000:]

@@ -350,7 +350,8 @@ def build_ui(service: JobService) -> gr.Blocks:
         yield (job_id, gr.update(), gr.update(), *result_outputs(lang, job, view))
 
     def blank_result() -> tuple[Any, ...]:
-        return (gr.update(), gr.update(value=None, visible=False), None, "", gr.update(value=None, visible=False), None)
+        return (gr.update(), gr.update(value=None, visible=False), gr.update(value=None, visible=False), "",
+                gr.update(value=None, visible=False), None)
 
     def result_outputs(lang: str, job, view: JobView) -> tuple[Any, ...]:
         """progress, live preview, video, card, download, details: a finished job as the page shows it."""
@@ -359,7 +360,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         card = ui_text.result_markdown(lang, view, metadata, model_label(model, key_of(model), lang))
         video = job.video_path if job.state == "succeeded" and job.video_path else None
         return (
-            progress_html(lang, view), gr.update(value=None, visible=False), video, card,
+            progress_html(lang, view), gr.update(value=None, visible=False), gr.update(value=video, visible=video is not None), card,
             gr.update(value=video, visible=video is not None), details(view, model_label(model, key_of(model))),
         )
 
@@ -458,7 +459,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise fail(lang, "err.pick_finished")
         service.delete(job.id)
         items, ids = history(lang)
-        return items, ids, None, None, "", gr.update(value=None, visible=False), idle_html(lang)
+        return items, ids, None, gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), idle_html(lang)
 
     def on_load(lang):
         lang = lang_of(lang)
@@ -524,7 +525,7 @@ def build_ui(service: JobService) -> gr.Blocks:
                 progress = gr.HTML(elem_id="progress")
                 live_preview = gr.Image(label=tr("en", "live_preview"), type="filepath", interactive=False, visible=False,
                                         height=320, elem_id="live_preview")
-                video = gr.Video(label=tr("en", "video"), elem_id="video", autoplay=True, loop=True, interactive=False)
+                video = gr.Video(label=tr("en", "video"), elem_id="video", autoplay=True, loop=True, interactive=False, visible=False)
                 card = gr.HTML(elem_id="result")
                 download = gr.DownloadButton(t("download"), visible=False, elem_id="download")
                 with gr.Accordion(t("details"), open=False, elem_id="details_box"):
