@@ -31,7 +31,7 @@ def test_assess_prints_the_figures_the_recommendation_and_the_command(cli):
     assert result.exit_code == 0, result.output
     assert "Image assessment for I2VGen-XL (offline)" in result.output and "451×300" in result.output
     assert "Recommended: fast" in result.output and "no GPU here" in result.output  # this machine has no GPU
-    assert "512p: 512p, the preset's size" in result.output and "640×448" in result.output
+    assert "512p: the preset's size" in result.output and "640×448" in result.output
     assert "run it: i2v generate" in result.output and "'a cat turns its head' --preset fast" in result.output
 
 
@@ -88,3 +88,25 @@ def test_preset_fills_what_the_user_left_out_and_records_it():
     assert applied.num_frames == 24  # slow motion from the prompt's tags
     assert applied.advice.recommendation.preset == "quality" and "steps" not in applied.advice.recommendation.fields
     assert any(line.startswith("resolution=512p: small image") for line in lines)
+
+
+def test_the_main_app_offers_assess_plan_shows_the_recommendation_and_generate_takes_a_preset(tmp_path):
+    from i2v.cli import app
+
+    runner = CliRunner()
+    planned = runner.invoke(app, ["plan", str(EXAMPLE), "--json", "--vram", "24GiB"])
+    assert planned.exit_code == 0, planned.output
+    report = json.loads(planned.output)
+    assert report["recommendation"]["preset"] == "quality" and report["recommendation"]["settings"]
+    image = tmp_path / "photo.png"
+    make_photo(320, 256).save(image)
+    made = runner.invoke(app, ["generate", str(image), "pan left", "--model", "camera-preview", "--preset", "fast",
+                               "--frames", "4", "-o", str(tmp_path / "clip.mp4")])
+    assert made.exit_code == 0, made.output
+    assert "preset fast: resolution=256p: small image" in made.output
+    metadata = json.loads((tmp_path / "clip.json").read_text())
+    assert metadata["request"]["num_frames"] == 4 and metadata["request"]["resolution"] == "256p"
+    assert metadata["advice"]["recommendation_applied"] is True and "num_frames" not in metadata["advice"]["recommendation"]["fields"]
+    wrong = runner.invoke(app, ["generate", str(image), "pan left", "--model", "camera-preview", "--preset", "turbo"])
+    assert wrong.exit_code == 2 and "--preset must be one of fast, standard, quality" in wrong.output
+    assert runner.invoke(app, ["assess", str(image), "--model", "camera-preview", "--json"]).exit_code == 0

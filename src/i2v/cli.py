@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from i2v.cli_advice import register as register_advice
 from i2v.errors import GenerationCancelled, I2VError
 from i2v.models.base import STAGES
 from i2v.refine.base import not_understood
@@ -226,6 +227,7 @@ def generate(
     llm_timeout: LlmTimeoutOption = None,
     llm_vision: LlmVisionOption = None,
     allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
+    preset: Annotated[str | None, typer.Option(help="fast, standard or quality: the advisor's settings for this image, prompt and device (see `i2v assess`); options you give win.")] = None,
 ) -> None:
     """Generate a video from IMAGE and PROMPT. Settings left out take the model's defaults."""
     from i2v.generation import generate as run
@@ -240,6 +242,12 @@ def generate(
         allow_degrade=allow_degrade,
     )
     _check_device(device, dtype, request.model)
+    if preset is not None:
+        from i2v.cli_advice import preset_request
+
+        request, reasons = preset_request(request, preset, image)
+        for reason in reasons:
+            console.print(f"preset {preset}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
     request = spec.apply(request).with_seed()
     if output is None:
@@ -388,10 +396,17 @@ def plan(
         request, loaded.image.size, vram, allow_degrade, margin, device=device, dtype=dtype, image=loaded.image  # type: ignore[arg-type]
     )
     report["warnings"] = [*loaded.warnings, *report["warnings"]]
+    from i2v.advisor.device import probe_device
+    from i2v.advisor.recommend import advise
+    from i2v.cli_advice import render_recommendation
+
+    recommendation = advise(loaded.image, model=request.model, device=probe_device(device, vram))
+    report["recommendation"] = recommendation.model_dump(mode="json", include={"preset", "preset_reason", "settings", "width", "height"})
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
     Console().print(render_plan_table(report))
+    Console().print(render_recommendation(recommendation))
 
 
 @app.command(cls=Command)
@@ -597,6 +612,9 @@ def models_pull(model: Annotated[str | None, typer.Argument(help="Hub id (see `i
         _fail(f"HF_HUB_OFFLINE is set, which forbids downloads: unset it to pull {name}")
     source = resolve(name, download=True)
     console.print(f"{source.model_id} is ready at {source.folder}", highlight=False)
+
+
+register_advice(app, user_errors, cls=Command)
 
 
 def main() -> None:

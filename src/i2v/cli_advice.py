@@ -233,7 +233,7 @@ def preset_request(request: GenerationRequest, preset: str, image: Path) -> tupl
     return applied, lines
 
 
-def register(app: typer.Typer, user_errors: Callable[[Callable], Callable]) -> None:
-    """Add `assess` and `troubleshoot` to the main app, with its handling of user errors."""
-    app.command("assess")(user_errors(assess_command))
-    app.command("troubleshoot")(user_errors(troubleshoot_command))
+def register(app: typer.Typer, user_errors: Callable[[Callable], Callable], **command_options: Any) -> None:
+    """Add `assess` and `troubleshoot` to the main app, with its handling of user errors and its command class."""
+    app.command("assess", **command_options)(user_errors(assess_command))
+    app.command("troubleshoot", **command_options)(user_errors(troubleshoot_command))

@@ -213,7 +213,7 @@ def _size_for(image: Image.Image, wanted: str, spec) -> tuple[str, str]:
     fitting = [name for name in presets if spec.size.presets[name] ** 2 <= pixels * UPSCALE_LIMIT]
     largest = fitting[-1] if fitting else presets[0]
     if spec.size.presets[wanted] <= spec.size.presets[largest]:
-        return wanted, f"{wanted}, the preset's size"
+        return wanted, "the preset's size"
     upscale = spec.size.presets[wanted] ** 2 / pixels
     if not fitting:
         return largest, (f"small image ({image.width}×{image.height}): even {largest}, the smallest size, upscales it "
