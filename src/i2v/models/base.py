@@ -46,7 +46,9 @@ StepCallback = Callable[[int, int, float], None]
 StageCallback = Callable[[str], None]
 #: cancelled(): True stops the run with GenerationCancelled at the next step.
 CancelCheck = Callable[[], bool]
-#: on_preview(step, total, frames): a cheap look at the clip while it forms (uint8 F×H×W×3).
+#: on_preview(step, total, frames): a cheap look at the clip while it forms (uint8 F×H×W×3, ≤256 px, one frame per
+#: latent frame), after denoising step `step` of `total`: about 8 a run, at most one a second, always after the
+#: last step (`i2v.models.preview`). Nothing is computed for it when no callback is set.
 PreviewCallback = Callable[[int, int, "np.ndarray"], None]
 
 
