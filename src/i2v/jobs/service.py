@@ -242,7 +242,7 @@ class JobService:
     def submit(self, request_fields: dict[str, Any], image_bytes: bytes, filename: str) -> Job:
         """Validate the image by content, the settings by the request model and the model against what this
         server offers; then store both and enqueue. Nothing is left behind when any step fails."""
-        loaded = self._load_upload(image_bytes, filename)
+        loaded = self.load_upload(image_bytes, filename)
         job_id = secrets.token_hex(8)
         uploads = self.settings.subfolder("uploads")
         upload = uploads / f"{job_id}{EXTENSIONS.get(loaded.source_format, '.png')}"
@@ -294,12 +294,12 @@ class JobService:
                 f"model {echo(request.model)} is only on the workers' disks; this server cannot plan it", field="model"
             ) from None
         request = self.check_settings(request)
-        loaded = self._load_upload(image_bytes, filename)
+        loaded = self.load_upload(image_bytes, filename)
         report = plan_report(request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
         report["warnings"] = list(dict.fromkeys([*loaded.warnings, *report["warnings"]]))
         return report
 
-    def _load_upload(self, image_bytes: bytes, filename: str):
+    def load_upload(self, image_bytes: bytes, filename: str):
         """An uploaded image checked by size and by content (InvalidInputError on the `image` field)."""
         limit = self.settings.max_upload_bytes
         if len(image_bytes) > limit:

@@ -86,7 +86,7 @@ def _assess(service: JobService, data: bytes, filename: str, text: str | None, m
         spec = spec_for(model)
     except ModelNotFoundError:
         raise InvalidInputError(f"model {echo(model)} is only on the workers' disks; this server cannot judge for it", field="model") from None
-    loaded = service._load_upload(data, filename)
+    loaded = service.load_upload(data, filename)
     llm = cache = None
     if refiner == "llm":
         from i2v.refine.cache import RefinementCache
