@@ -86,9 +86,10 @@ def test_a_fit_is_made_once_per_vae_and_cached_on_disk_not_in_the_model_folder(t
     preview._fits.clear()  # a new process: read from disk, not fitted again
     again = projection_for(space)
     assert len(fits) == 1 and np.array_equal(first.matrix, again.matrix)
+    other = LinearVAE(channels=4, spatial=8, temporal=1)
     with torch.no_grad():
-        vae.mix.add_(1.0)  # other weights: another fit
-    projection_for(space)
+        other.mix.add_(1.0)  # the same architecture with other weights: another fit
+    projection_for(LatentSpace("linear", other, other.encode, other.decode, spatial=8))
     assert len(fits) == 2 and len(list((tmp_path / "fits").glob("linear-*.json"))) == 2
 
 

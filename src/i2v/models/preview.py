@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,10 +176,24 @@ def fit_from_vae(space: LatentSpace) -> Projection:
     return fit_projection(np.concatenate(latents), np.concatenate(targets))
 
 
+_fingerprints: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
 def fingerprint(space: LatentSpace) -> str:
     """The fit's cache key: the convention, the VAE's class and config, and each weight's name, shape and first
     values (in fp16, so fp16 and fp32 loads of the same weights agree). Reading a few values per tensor costs
-    milliseconds where hashing every weight would cost seconds."""
+    milliseconds where hashing every weight would cost seconds; it is remembered per loaded VAE, dtype and device."""
+    parameter = next(space.vae.parameters(), None)
+    placement = (space.name, str(parameter.dtype), str(parameter.device)) if parameter is not None else (space.name,)
+    known = _fingerprints.get(space.vae)
+    if known is not None and known[0] == placement:
+        return known[1]
+    key = _fingerprint(space)
+    _fingerprints[space.vae] = (placement, key)
+    return key
+
+
+def _fingerprint(space: LatentSpace) -> str:
     digest = hashlib.sha256(f"v{FIT_VERSION}:{space.name}:{type(space.vae).__name__}".encode())
     config = getattr(space.vae, "config", {})
     digest.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
@@ -250,6 +265,7 @@ class LivePreview:
         self.max_side = max_side
         self.min_interval = MIN_INTERVAL if min_interval is None else min_interval
         self._last = -float("inf")
+        self._first: tuple[Image.Image, np.ndarray] | None = None
 
     def due(self, step: int) -> bool:
         """Whether step `step` (1-based, after it ran) should be shown: ask before computing x0 for it."""
@@ -269,7 +285,10 @@ class LivePreview:
             rgb = F.interpolate(rgb, size=(round(height * scale), round(width * scale)), mode="bilinear", align_corners=False)
         frames = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         if first_frame is not None:
-            frames[0] = np.asarray(first_frame.convert("RGB").resize((frames.shape[2], frames.shape[1]), Image.BILINEAR))
+            if self._first is None or self._first[0] is not first_frame or self._first[1].shape != frames.shape[1:]:
+                small = first_frame.convert("RGB").resize((frames.shape[2], frames.shape[1]), Image.BILINEAR)
+                self._first = (first_frame, np.asarray(small))
+            frames[0] = self._first[1]
         self.hooks.preview(step, self.total, frames)
 
 
