@@ -1,6 +1,10 @@
 """The `i2v` console script, run as a user runs it."""
 
 import json
+import os
+import re
+import shlex
+from pathlib import Path
 
 import av
 import pytest
@@ -488,3 +492,101 @@ def test_llm_refine_sends_the_image_with_llm_vision_and_says_a_fallback_once(pho
     assert "image_url" in json.dumps(sent["my-model"]["messages"])
     assert fails.stderr.count("LLM refiner not used") == 1 and "401" in fails.stderr, fails.stderr
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING and "LLM" in record.getMessage()]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: Commands that only read files they are given; paths after these options are written, not read.
+OUTPUT_OPTIONS = {"-o", "--output"}
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every simple command in the README's ```bash blocks, as argv lists (pipes, &&, ;, &, $( ) and
+    subshells split apart; comments dropped; leading VAR=value assignments kept)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            lexer = shlex.shlex(line, posix=True, punctuation_chars="();<>|&")
+            lexer.whitespace_split, lexer.commenters = True, "#"
+            command: list[str] = []
+            for token in [*lexer, ";"]:
+                if token.strip("();|&") == "" or token.endswith("=$"):
+                    if command:
+                        commands.append(command)
+                    command = []
+                else:
+                    command.append(token)
+    return commands
+
+
+def _click_command(argv: list[str]):
+    """The click command an `i2v …` argv names, and the arguments left for it."""
+    import typer
+
+    from i2v.cli import app
+
+    command, args = typer.main.get_command(app), argv[1:]
+    while hasattr(command, "commands"):
+        assert args and args[0] in command.commands, f"no such i2v command: {' '.join(argv)}"
+        command, args = command.commands[args[0]], args[1:]
+    return command, args
+
+
+def test_every_readme_command_names_files_that_exist_and_options_the_cli_takes():
+    """Each command in the README runs as written from the repository root: every file it reads exists (or an
+    earlier README command makes it), and every `i2v` line parses with the CLI (no run, no model)."""
+    made: set[str] = set()
+    commands = _readme_commands()
+    assert any(command[:1] == ["i2v"] for command in commands) and len(commands) > 30
+    for argv in commands:
+        while argv and re.match(r"^\w+=", argv[0]):  # VAR=value before the command
+            argv = argv[1:]
+        if not argv:
+            continue
+        where = " ".join(argv)
+        if ">" in argv:  # echo … > FILE makes FILE
+            made.add(os.path.expanduser(argv[argv.index(">") + 1]))
+            argv = argv[:argv.index(">")]
+        reads = [token for token in argv if re.match(r"^(examples|bench|scripts|docs|tests)/", token)]
+        if argv[0] == "i2v":
+            command, args = _click_command(argv)
+            ctx = command.make_context(" ".join(argv[:2]), list(args))  # unknown options, bad values: UsageError
+            params = ctx.params
+            if command.name == "make-tiny-model":
+                made.add(str(params["folder"]))
+            reads += [str(params[name]) for name in ("image", "queue_file") if params.get(name) is not None]
+            model = params.get("model")
+            if model and model.startswith(("/", ".", "~")):
+                reads.append(model)
+            outputs = {argv[i + 1] for i, token in enumerate(argv[:-1]) if token in OUTPUT_OPTIONS}
+            reads = [path for path in reads if path not in outputs]
+        elif argv[0] == "curl":
+            reads += [token.split("=@", 1)[1] for token in argv if "=@" in token]
+        elif argv[0] in ("bash", "python") and len(argv) > 1 and not argv[1].startswith("-"):
+            reads.append(argv[1])
+        for path in reads:
+            path = os.path.expanduser(path)
+            assert path in made or (ROOT / path).exists(), f"{where}: {path} does not exist"
+
+
+def test_readme_inline_commands_use_options_the_cli_takes_and_links_stay_in_the_repository():
+    text = README.read_text()
+    for span in re.findall(r"`(i2v [^`]+)`", text):
+        words = span.replace("…", "").split()
+        path = [word for word in words[1:3] if re.fullmatch(r"[a-z-]+", word)]
+        try:
+            command, _ = _click_command(["i2v", *path])
+        except AssertionError:
+            command, _ = _click_command(["i2v", *path[:1]])
+        known = {opt for param in command.params for opt in [*param.opts, *param.secondary_opts]} | {"--help"}
+        for word in words:
+            if word.startswith("-") and not word.startswith("---"):
+                assert word.split("=")[0] in known, f"`{span}`: {word} is not an option of i2v {command.name}"
+    for link in re.findall(r"\]\(([^)#\s]+)", text):
+        if not link.startswith(("http://", "https://")):
+            target = (ROOT / link).resolve()
+            assert target.is_relative_to(ROOT) and target.exists(), f"link {link} leaves the repository or is missing"
+    for path in re.findall(r"\bexamples/[\w.-]+", text):
+        assert (ROOT / path).exists(), path
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in text and ci.rstrip().endswith("python -m pytest -q")
