@@ -14,7 +14,8 @@ I2VGen-XL (parts 1-5) and then Wan 2.2 TI2V-5B (parts 6-8):
 5. soak: back-to-back runs of a mid shape, allocated and reserved memory after each: flat or not;
 6. wan_speed: one Wan denoising step (two batch-1 transformer calls, conditional and unconditional, as the backend
    runs guidance) at 832×480×49 and 1280×704×121, its FLOPs traced on the meta device, the share of both peaks;
-7. wan_memory: predicted against measured peaks per stage for 832×480×49, 1280×704×49 and 1280×704×121 (2 steps);
+7. wan_memory: predicted against measured peaks per stage for 832×480×49, 1280×704×49 and 1280×704×121 (2 steps),
+   then 1280×704×49 with the pab step cache, whose state (every block's self-attention output) the cost model adds;
 8. wan_plan24: the 1280×704×121 plan for a 24 GiB card, 2 steps, under the same allocator cap as part 4.
 
 The Wan parts free I2VGen-XL first, then build Wan at real size with random weights directly on the GPU (transformer
@@ -156,18 +157,21 @@ class WanSetup:
     plan_shape: Shape
     plan_vram: str
     steps: int
+    #: One more memory run with this step cache at this shape: its state is predicted from the shape.
+    cache_shape: Shape
+    cache: str = "pab"
 
 
 #: 480p and 720p at 49 frames, then the released length; the 720p × 121 plan for a 24 GiB card.
 WAN_GPU = WanSetup(
     model="real-size Wan 2.2 TI2V-5B, random weights", speed_shapes=((832, 480, 49), (1280, 704, 121)),
     step_repeats=3, memory_shapes=((832, 480, 49), (1280, 704, 49), (1280, 704, 121)), plan_shape=(1280, 704, 121),
-    plan_vram="24GiB", steps=2,
+    plan_vram="24GiB", steps=2, cache_shape=(1280, 704, 49),
 )
 WAN_DRY = WanSetup(
     model="tiny Wan 2.2 TI2V-5B (i2v.models.wan22.tiny), random weights", speed_shapes=((64, 64, 9), (128, 64, 9)),
-    step_repeats=2, memory_shapes=((128, 64, 9),), plan_shape=(128, 128, 9),
-    plan_vram="6GiB", steps=2,
+    step_repeats=2, memory_shapes=((128, 64, 9),), plan_shape=(128, 128, 9), plan_vram="6GiB", steps=2,
+    cache_shape=(128, 64, 9),
 )
 
 
@@ -181,6 +185,8 @@ class Target:
     plan_shape: Shape
     plan_vram: str
     plan_steps: int
+    #: (shape, step cache) measured after the memory shapes, or None.
+    cache_item: tuple[Shape, str] | None = None
 
 
 def log(message: str) -> None:
@@ -275,17 +281,17 @@ class Check:
     def target(self, wan: bool) -> Target:
         if wan:
             w = self.wan_setup
-            return Target(WAN_PLUGIN, w.memory_shapes, w.steps, w.plan_shape, w.plan_vram, w.steps)
+            return Target(WAN_PLUGIN, w.memory_shapes, w.steps, w.plan_shape, w.plan_vram, w.steps, (w.cache_shape, w.cache))
         s = self.setup
         return Target(PLUGIN, s.memory_shapes, 2, s.plan_shape, s.plan_vram, 2)
 
-    def request(self, shape: Shape, steps: int, plugin=PLUGIN):
+    def request(self, shape: Shape, steps: int, plugin=PLUGIN, cache: str | None = None):
         """The request checked against the model's spec with its defaults filled in, as the backend receives it."""
         width, height, frames = shape
         model = WAN_MODEL if plugin is WAN_PLUGIN else MODEL
         return plugin.spec.apply(GenerationRequest(
             image=Path("gpu-check.png"), prompt=PROMPT, model=model, width=width, height=height, num_frames=frames,
-            steps=steps, seed=0, refiner="none",
+            steps=steps, seed=0, refiner="none", cache=cache,
         ))
 
     def plan_as_given(self, request):
@@ -562,13 +568,16 @@ def part_speed(check: Check, guard: Guard, out: dict) -> None:
 def part_memory(check: Check, guard: Guard, out: dict, wan: bool = False) -> None:
     target = check.target(wan)
     out.update(steps=target.memory_steps, shapes=[])
-    for shape in target.memory_shapes:
-        if not guard.allows(f"memory {label(shape)}"):
+    items = [(shape, None) for shape in target.memory_shapes] + ([target.cache_item] if target.cache_item else [])
+    for shape, cache in items:
+        name = label(shape) + (f", {cache} cache" if cache else "")
+        if not guard.allows(f"memory {name}"):
             continue
-        request = check.request(shape, target.memory_steps, target.plugin)
+        request = check.request(shape, target.memory_steps, target.plugin, cache)
         plan = check.plan_as_given(request)
         estimate = plan.estimate()
-        out["constants"] = _constants_used(estimate)
+        if cache is None:
+            out["constants"] = _constants_used(estimate)
         check.free()
         meter = StageMeter(check)
         check.generate(request, plan.run_options(), Hooks(on_stage=meter))
@@ -576,13 +585,15 @@ def part_memory(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
         outside = check.outside_allocator()
         stages = {stage: _compare(estimate.stages[stage], entry, outside) for stage, entry in meter.stages.items()}
         out["shapes"].append(dict(
-            shape=label(shape), predicted_peak_bytes=estimate.peak_bytes, predicted_peak_stage=estimate.peak_stage,
+            shape=name, cache=cache, predicted_peak_bytes=estimate.peak_bytes, predicted_peak_stage=estimate.peak_stage,
             outside_allocator_bytes=outside, stages=stages,
         ))
         denoise = stages["denoise"]
-        log(f"memory {label(shape)}: denoise predicted {_bytes(denoise['predicted_total'])}, measured "
-            f"{_bytes(denoise['device_peak'])} ({_percent(denoise['error'], signed=True)})")
-    out["calibration"] = _calibrate(out["shapes"], out.get("constants", {})) if check.cuda else NA
+        log(f"memory {name}: denoise predicted {_bytes(denoise['predicted_total'])} (cache state "
+            f"{_bytes(denoise['predicted_state'])}), measured {_bytes(denoise['device_peak'])} "
+            f"({_percent(denoise['error'], signed=True)})")
+    uncached = [shape for shape in out["shapes"] if shape["cache"] is None]  # the fit is for the activations' rule
+    out["calibration"] = _calibrate(uncached, out.get("constants", {})) if check.cuda else NA
 
 
 def _constants_used(estimate) -> dict:
@@ -594,11 +605,12 @@ def _constants_used(estimate) -> dict:
 
 
 def _compare(predicted, measured: dict, outside: int | str) -> dict:
-    """One stage: the advisor's weights + activations (+ fragmentation + overhead) against the device's peak,
-    which is PyTorch's peak reserved plus the memory outside its allocator."""
+    """One stage: the advisor's weights + activations and cache state (+ fragmentation + overhead) against the
+    device's peak, which is PyTorch's peak reserved plus the memory outside its allocator. Measured activations
+    (peak allocated less what the stage began with) include a cache's state, so they are compared with both."""
     entry = dict(
         predicted_weights=predicted.weights_bytes, predicted_activations=predicted.activation_bytes,
-        predicted_total=predicted.total_bytes, seconds=measured["seconds"], start_allocated=measured["start_allocated"],
+        predicted_state=predicted.state_bytes, predicted_total=predicted.total_bytes, seconds=measured["seconds"], start_allocated=measured["start_allocated"],
         peak_allocated=measured["peak_allocated"], peak_reserved=measured["peak_reserved"],
         measured_activations=NA, device_peak=NA, error=None, activation_error=None,
     )
@@ -607,7 +619,8 @@ def _compare(predicted, measured: dict, outside: int | str) -> dict:
         entry["device_peak"] = measured["peak_reserved"] + outside
         entry["error"] = ratio(predicted.total_bytes - entry["device_peak"], entry["device_peak"])
         entry["activation_error"] = ratio(
-            predicted.activation_bytes - entry["measured_activations"], entry["measured_activations"]
+            predicted.activation_bytes + predicted.state_bytes - entry["measured_activations"],
+            entry["measured_activations"],
         )
     return entry
 
@@ -935,18 +948,20 @@ def _md_memory(part: dict, title: str) -> list[str]:
              "Device peak = PyTorch's peak reserved + memory outside its allocator (CUDA context, libraries); "
              "error = (predicted − device peak) / device peak, negative when the advisor under-predicts. Reserved "
              "memory is not emptied between stages, so a later stage's peak reserved includes blocks an earlier "
-             "one cached; measured activations = peak allocated − allocated when the stage began.", ""]
+             "one cached; measured activations = peak allocated − allocated when the stage began, compared with "
+             "predicted activations + cache state.", ""]
     rows = []
     for shape in part.get("shapes", []):
         for stage, entry in shape["stages"].items():
             rows.append([
                 shape["shape"], stage, _bytes(entry["predicted_weights"]), _bytes(entry["predicted_activations"]),
-                _bytes(entry["predicted_total"]), _bytes(entry["peak_allocated"]), _bytes(entry["peak_reserved"]),
-                _bytes(entry["device_peak"]), _percent(entry["error"], True), _bytes(entry["measured_activations"]),
+                _bytes(entry["predicted_state"]), _bytes(entry["predicted_total"]), _bytes(entry["peak_allocated"]),
+                _bytes(entry["peak_reserved"]), _bytes(entry["device_peak"]), _percent(entry["error"], True), _bytes(entry["measured_activations"]),
                 _percent(entry["activation_error"], True),
             ])
-    lines += _table(["shape", "stage", "pred. weights", "pred. activations", "pred. total", "peak allocated",
-                     "peak reserved", "device peak", "error", "meas. activations", "activation error"], rows)
+    lines += _table(["shape", "stage", "pred. weights", "pred. activations", "pred. cache state", "pred. total",
+                     "peak allocated", "peak reserved", "device peak", "error", "meas. activations",
+                     "activation error"], rows)
     calibration = part["calibration"]
     constants = part.get("constants", {})
     if constants:

@@ -63,7 +63,9 @@ def test_dry_run_writes_every_part(tmp_path):
     assert [step["shape"] for step in wan_steps] == ["64×64×9", "128×64×9"]
     assert parts["wan_speed"]["passes_per_step"] == 2
     assert all(step["flops"] > 0 and step["predicted_call_activation_bytes"] > 0 for step in wan_steps)
-    assert [shape["shape"] for shape in parts["wan_memory"]["shapes"]] == ["128×64×9"]
+    assert [shape["shape"] for shape in parts["wan_memory"]["shapes"]] == ["128×64×9", "128×64×9, pab cache"]
+    cached = parts["wan_memory"]["shapes"][1]["stages"]
+    assert cached["denoise"]["predicted_state"] > 0 == cached["encode"]["predicted_state"]  # the cost model's state
     for shape in parts["wan_memory"]["shapes"]:
         assert set(shape["stages"]) == {"encode", "denoise", "decode"}
         for stage in shape["stages"].values():
@@ -79,13 +81,14 @@ def test_dry_run_writes_every_part(tmp_path):
         "| part | status | seconds | error / skipped |",
         "## 1. Device",
         "| width×height×frames | s/step | TFLOP/step (predicted) | TFLOP/s | of measured peak | of nominal peak |",
-        "| shape | stage | pred. weights | pred. activations | pred. total | peak allocated | peak reserved |",
+        "| shape | stage | pred. weights | pred. activations | pred. cache state | pred. total | peak allocated |",
         "## 4. 128×128×8 planned for a 6GiB card",
         "| run | seconds | allocated after | reserved after |",
         "## 6. Wan 2.2 TI2V-5B: speed",
         "| 64×64×9 | ",
         "## 7. Wan 2.2 TI2V-5B: memory: predicted against measured, per stage (2 steps)",
         "| 128×64×9 | decode | ",
+        "| 128×64×9, pab cache | denoise | ",
         "## 8. Wan 2.2 TI2V-5B: 128×128×9 planned for a 6GiB card, 2 steps",
     ):
         assert header in markdown
