@@ -197,12 +197,12 @@ def advise(
         else:
             reasons[field] = tier_note
     settings = [Setting(field=field, value=fields[field], reason=reasons[field]) for field in reasons]
-    return base.model_copy(update=dict(
-        width=width, height=height, preset_reason=preset_reason, settings=settings,
-        warnings=[warning.message for warning in assessment.warnings],
-        reasons=[preset_reason, *[f"{s.field}={s.value}: {s.reason}" for s in settings]],
-        resolution=fields["resolution"],
-    ))
+    return base.model_copy(update={
+        "width": width, "height": height, "preset_reason": preset_reason, "settings": settings,
+        "warnings": [warning.message for warning in assessment.warnings],
+        "reasons": [preset_reason, *[f"{s.field}={s.value}: {s.reason}" for s in settings]],
+        "resolution": fields["resolution"],
+    })
 
 
 def _size_for(image: Image.Image, wanted: str, spec) -> tuple[str, str]:

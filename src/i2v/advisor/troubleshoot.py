@@ -33,7 +33,7 @@ GUIDANCE_HIGH = 11.0
 STEPS_HIGH = 60
 #: Words that name a camera move in a prompt.
 CAMERA_WORDS = re.compile(
-    r"\b(camera|pan(s|ning)?|zoom(s|ing)?|dolly|tilt(s|ing)?|orbit(s|ing)?|tracking|crane|handheld|static shot|fixed shot)\b", re.I
+    r"\b(camera|pan(s|ning)?|zoom(s|ing)?|dolly|tilt(s|ing)?|orbit(s|ing)?|tracking|crane|handheld|static shot|fixed shot)\b", re.IGNORECASE
 )
 
 

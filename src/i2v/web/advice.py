@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from i2v.advisor.assess import ImageAssessment
 from i2v.advisor.recommend import Recommendation
 from i2v.advisor.troubleshoot import SYMPTOMS, Proposal
-from i2v.errors import InvalidInputError, JobNotFoundError, JobStateError, ModelNotFoundError
+from i2v.errors import (
+    InvalidInputError,
+    JobNotFoundError,
+    JobStateError,
+    ModelNotFoundError,
+)
 from i2v.jobs.service import JobService, JobView
 from i2v.jobs.store import ACTIVE
 from i2v.refine.base import RefinedPrompt

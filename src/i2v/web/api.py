@@ -538,7 +538,8 @@ def create_api(service: JobService) -> FastAPI:
         "can answer is listed with its body, and every error is an `ErrorBody` with a stable `code`.",
     )
     app.state.service = service
-    from i2v.web.advice import router as advice_router  # it imports this module's error shapes
+    # Imported here: it imports this module's error shapes.
+    from i2v.web.advice import router as advice_router
 
     app.state.api_routers = (router, advice_router)
     for api_router in app.state.api_routers:
