@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -272,7 +273,7 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
 
 def test_a_cold_wan_plan_at_a_preset_imports_neither_diffusers_nor_transformers(tmp_path):
     """`i2v plan --model wan2.2-ti2v-5b` in a fresh process with an empty data folder: answered from the shipped
-    traces."""
+    traces (a step cache changes no trace: its state comes from the shape), the cache's state planned for."""
     shipped_or_skip()
     script = (
         "import sys\nfrom i2v.cli import main\n"
@@ -280,9 +281,12 @@ def test_a_cold_wan_plan_at_a_preset_imports_neither_diffusers_nor_transformers(
         "print('IMPORTED', [m for m in ('diffusers', 'transformers') if m in sys.modules])\n"
     )
     command = [sys.executable, "-c", script, "plan", "examples/cat.jpg", "--model", MODEL, "--resolution", "720p",
-               "--frames", "121", "--vram", "24GiB", "--json"]
+               "--frames", "121", "--vram", "24GiB", "--cache", "pab", "--json"]
     done = subprocess.run(command, cwd=Path(__file__).parents[1], env={**os.environ, "I2V_HOME": str(tmp_path)},
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "IMPORTED []" in done.stdout
+    report = json.loads(done.stdout[: done.stdout.rindex("IMPORTED")])
+    assert report["plan"]["cache"] == "pab" and report["fits"]
+    assert report["stages"]["denoise"]["state_bytes"] == 30 * 31 * 24 * 36 * 3072 * 2  # every block's attn1 output
     assert not (tmp_path / "advisor-traces-wan22.json").exists()  # nothing traced, nothing cached

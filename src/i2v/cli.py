@@ -367,6 +367,7 @@ def plan(
     fps: FpsOption = None,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
+    cache: Annotated[str | None, typer.Option(help=HELP["cache"] + " Its state is planned for too.")] = None,
     model: Annotated[str | None, typer.Option(help="Model to plan for (see `i2v models list`).")] = None,
     vram: Annotated[str | None, typer.Option(help="Plan for a card with this much memory, e.g. 24GiB. [env var: I2V_VRAM]")] = None,
     device: Annotated[str | None, typer.Option(help="Device to probe: cpu, cuda, cuda:N or mps. [default: best available]")] = None,
@@ -382,7 +383,7 @@ def plan(
 
     request = _request_from_options(
         ctx, image=image, prompt="plan", resolution=resolution, width=width, height=height, frames=frames, fps=fps,
-        steps=steps, guidance=guidance, model=model, allow_degrade=allow_degrade, refiner="none",
+        steps=steps, guidance=guidance, model=model, cache=cache, allow_degrade=allow_degrade, refiner="none",
     )
     if vram is not None:
         try:
