@@ -26,7 +26,7 @@ ALLOWED_WORDS = {
     "bf16", "fp16", "fp32", "ddim", "dpmpp", "unipc", "API", "Gradio", "JSON",
 }
 #: Every visible text node outside content (the model's and the advisor's own words, marked .i2v-content), form
-#: fields and the folded JSON, as ASCII words.
+#: fields and the folded JSON, as ASCII words (a unit after a number, as in 256p, is not a word).
 VISIBLE_WORDS = """() => {
   const words = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -35,7 +35,7 @@ VISIBLE_WORDS = """() => {
     if (!element || element.closest('.i2v-content, script, style, textarea, #details')) continue;
     const style = getComputedStyle(element);
     if (!element.getClientRects().length || style.visibility === 'hidden' || parseFloat(style.fontSize) === 0) continue;
-    for (const match of walker.currentNode.textContent.matchAll(/[A-Za-z][A-Za-z0-9_-]*/g)) words.push(match[0]);
+    for (const match of walker.currentNode.textContent.matchAll(/(?<![0-9])[A-Za-z][A-Za-z0-9_-]*/g)) words.push(match[0]);
   }
   return words;
 }"""
@@ -88,7 +88,16 @@ def shoot(page, name):
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
-def test_a_chinese_user_goes_from_upload_to_result_and_back_from_history(server, browser, tmp_path):
+def recommended(model, image) -> dict:
+    from i2v.advisor.assess import assess
+    from i2v.advisor.device import probe_device
+    from i2v.advisor.recommend import advise
+    from i2v.models.registry import spec_for
+
+    return advise(image, None, model=str(model), assessment=assess(image, spec=spec_for(str(model))), device=probe_device()).request_fields()
+
+
+def test_a_chinese_user_goes_from_upload_to_result_and_back_from_history(server, browser, tmp_path, tiny_model):
     """upload → refine → plan → generate (live preview mid-run) → result card → history restores the form, with
     every UI word in Chinese and no traceback in the server's log."""
     from playwright.sync_api import expect
@@ -110,6 +119,10 @@ def test_a_chinese_user_goes_from_upload_to_result_and_back_from_history(server,
     page.wait_for_selector("#image img", timeout=30_000)
     expect(page.locator("#generate")).to_be_enabled()
     assert page.evaluate("window.heldDuringUpload")
+    # The advisor's image check, and its recommended settings applied to the form.
+    expect(page.locator("#advice_card")).to_contain_text("适合度", timeout=30_000)
+    page.click("#apply_advice")
+    expect(page.locator("#frames input[type=number]")).to_have_value(str(recommended(tiny_model, make_photo(300, 200))["num_frames"]))
 
     # Words from the dictionary and words left out are shown beside the refined prompt, so the user can edit.
     page.fill("#prompt textarea", "猫在隧道里转头，咕噜噜")
@@ -148,6 +161,10 @@ def test_a_chinese_user_goes_from_upload_to_result_and_back_from_history(server,
     for expected in ("A cat turning its head in the tunnel.", "种子\t7", "320×192 · 8 帧 @ 16 fps", "I2VGen-XL · tiny", "CPU"):
         assert expected in card, card
     assert page.inner_text("#progress").startswith("100%")
+    # What went wrong? The advisor's next run for a symptom, put into the form.
+    page.click("#propose")
+    expect(page.locator("#proposal .i2v-proposal")).to_be_visible(timeout=30_000)
+    assert "表单已填好下一次的设置" in page.inner_text("#proposal")
     untranslated = set(page.evaluate(VISIBLE_WORDS)) - ALLOWED_WORDS
     assert not untranslated, f"English left on the Chinese page: {sorted(untranslated)}"
     shoot(page, "ui-zh.png")

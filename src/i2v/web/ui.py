@@ -309,9 +309,11 @@ def build_ui(service: JobService) -> gr.Blocks:
             model=model, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade), **settings,
         )
 
-    def submit(lang, *form):
+    def submit(lang, advice, *form):
         lang = lang_of(lang)
         fields = form_request(lang, *form)
+        if advice:  # what the advisor contributed (assessment, applied recommendation, troubleshooting), for the metadata
+            fields["advice"] = advice
         yield from follow(lang, submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name))
 
     def preview_camera(lang, *form):
@@ -344,17 +346,17 @@ def build_ui(service: JobService) -> gr.Blocks:
                     shown_preview = step
                     preview = gr.update(value=str(path), visible=True,
                                         label=tr(lang, "preview_at", i=step, n=view.progress.total or step))
-            yield (job_id, gr.update(), gr.update(), progress_html(lang, view), preview,
-                   gr.update(), gr.update(), gr.update(), gr.update())
+            yield (job_id, gr.update(), gr.update(), progress_html(lang, view), preview, *(gr.update() for _ in range(6)))
             time.sleep(POLL_SECONDS)
         yield (job_id, gr.update(), gr.update(), *result_outputs(lang, job, view))
 
     def blank_result() -> tuple[Any, ...]:
         return (gr.update(), gr.update(value=None, visible=False), gr.update(value=None, visible=False), "",
-                gr.update(value=None, visible=False), None)
+                gr.update(value=None, visible=False), None, gr.update(visible=False), "")
 
     def result_outputs(lang: str, job, view: JobView) -> tuple[Any, ...]:
-        """progress, live preview, video, card, download, details: a finished job as the page shows it."""
+        """progress, live preview, video, card, download, details, troubleshooter, proposal: a finished job as the
+        page shows it."""
         metadata = public_metadata(job)
         model = (job.request or {}).get("model") or default_model()
         card = ui_text.result_markdown(lang, view, metadata, model_label(model, key_of(model), lang))
@@ -362,6 +364,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         return (
             progress_html(lang, view), gr.update(value=None, visible=False), gr.update(value=video, visible=video is not None), card,
             gr.update(value=video, visible=video is not None), details(view, model_label(model, key_of(model))),
+            gr.update(visible=job.state not in ("queued", "running")), "",
         )
 
     def public_metadata(job) -> dict[str, Any] | None:
@@ -415,12 +418,14 @@ def build_ui(service: JobService) -> gr.Blocks:
         job = service.store.get(ids[event.index]) if event.index < len(ids) else None
         if job is None:
             raise fail(lang, "err.gone")
-        view = service.view(job)
         request = job.request or {}
+        seed = (public_metadata(job) or {}).get("seed", request.get("seed"))
+        return (job.id, *result_outputs(lang, job, service.view(job)), *form_values(lang, job, request, seed), None)
+
+    def form_values(lang: str, job, request: dict[str, Any], seed: int | None) -> tuple[Any, ...]:
+        """A request back in the form: the job's image, the prompt, the model and every setting."""
         model = request.get("model") or default_model()
         spec = spec_of(model)
-        metadata = public_metadata(job)
-        seed = (metadata or {}).get("seed", request.get("seed"))
         values = {name: request.get(name) for name in SETTINGS}
         if spec is not None and values["negative_prompt"] is None:
             values["negative_prompt"] = spec.negative_prompt or ""
@@ -430,12 +435,68 @@ def build_ui(service: JobService) -> gr.Blocks:
         except (OSError, ValueError, TypeError):
             picture = gr.update()
         edited = request.get("refiner") == "none"
-        form = (
+        return (
             picture, request.get("prompt", ""), request.get("prompt", "") if edited else "", "",
             request.get("refiner") or "rules", key_of(model), -1 if seed is None else seed,
             request.get("allow_degrade", False), *spec_updates(spec, lang, values),
         )
-        return (job.id, *result_outputs(lang, job, view), *form)
+
+    def check_image(lang, image_path, key):
+        """After an upload: the advisor's image check and recommended settings for the chosen model (issue 16)."""
+        from i2v.advisor.assess import assess
+        from i2v.advisor.recommend import advise
+        from i2v.media.images import load_image
+
+        lang = lang_of(lang)
+        model = model_of(key)
+        spec = spec_of(model)
+        if not image_path or spec is None:
+            return gr.update(visible=False), "", None, None
+        try:
+            loaded = load_image(Path(image_path).read_bytes(), name=Path(image_path).name)
+            assessment = assess(loaded.image, spec=spec)
+            device = None
+            if service.queue.local_worker:  # the device jobs run on; a Redis pool's devices are the workers'
+                from i2v.advisor.device import probe_device
+
+                device = probe_device()
+            recommendation = advise(loaded.image, None, model=model, assessment=assessment, device=device)
+        except I2VError as error:
+            raise explain(lang, error) from None
+        record = {
+            "assessment": assessment.summary(),
+            "recommendation": {"preset": recommendation.preset, "applied": False, "fields": sorted(recommendation.request_fields())},
+        }
+        return gr.update(visible=True), ui_text.advice_html(lang, assessment, recommendation), recommendation.request_fields(), record
+
+    def apply_advice(lang, key, fields, record):
+        """The recommended settings into the form, and the clip's record saying they were applied."""
+        if not fields:
+            return (*(gr.update() for _ in SETTINGS), record)
+        if record:
+            record = {**record, "recommendation": {**record.get("recommendation", {}), "applied": True}}
+        return (*spec_updates(spec_of(model_of(key)), lang_of(lang), fields), record)
+
+    def troubleshoot(lang, job_id: str | None, symptom: str | None):
+        """What went wrong? The advisor's next run for this job and symptom, put into the form to review and run."""
+        from i2v.advisor.troubleshoot import propose
+
+        lang = lang_of(lang)
+        job = service.store.get(job_id) if job_id else None
+        if job is None or job.state in ("queued", "running"):
+            raise fail(lang, "err.pick_finished")
+        origin = public_metadata(job) or {"request": {**(job.request or {})}}
+        try:
+            with Image.open(job.image_path) as picture:
+                size = picture.size
+            proposal = propose(origin, symptom or "stiff", from_job=job.id, image_size=size)
+        except I2VError as error:
+            raise explain(lang, error) from None
+        except OSError:
+            raise fail(lang, "err.gone") from None
+        request = {**proposal.request, "model": proposal.request.get("model") or (job.request or {}).get("model")}
+        return (ui_text.proposal_html(lang, proposal), *form_values(lang, job, request, request.get("seed")),
+                proposal.request.get("advice"))
 
     def rerun(lang, job_id: str | None):
         lang = lang_of(lang)
@@ -469,6 +530,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             gr.update(choices=refiner_choices(lang)),
             spec_updates(spec_of(default_model()), lang)[SETTINGS.index("cache")],
             idle_html(lang), items, ids, workers(lang), gr.update(label=tr(lang, "image")), gr.update(label=tr(lang, "video")),
+            gr.update(choices=symptom_choices(lang)),
         )
 
     def on_model(lang, key):
@@ -483,14 +545,18 @@ def build_ui(service: JobService) -> gr.Blocks:
     with gr.Blocks(title="i2v", delete_cache=(3600, 86400)) as demo:
         lang = gr.Textbox(value="en", visible=False, elem_id="lang")
         job_id = gr.State(None)
+        advice = gr.State(None)  # the advice record the next run carries into its metadata
+        advice_fields = gr.State(None)
         history_ids = gr.State([])
         gr.Markdown(t("title"), elem_id="title")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, elem_id="inputs"):
                 # Media components show a translation key as "[object Object]": their labels are set on load.
-                image = gr.Image(label=tr("en", "image"), type="filepath", sources=["upload", "clipboard"], height=300, elem_id="image")
-                # The strategy advisor's assessment of the uploaded image goes here (issue 16).
-                gr.Column(visible=False, elem_id="advice")
+                image = gr.Image(label=tr("en", "image"), type="filepath", sources=["upload", "clipboard"], height=300,
+                                 format="png", elem_id="image")  # a clip's image put back from the history stays lossless
+                with gr.Column(visible=False, elem_id="advice") as advice_box:  # the advisor's image check (issue 16)
+                    advice_card = gr.HTML(elem_id="advice_card")
+                    apply_button = gr.Button(t("advice.apply"), size="sm", elem_id="apply_advice")
                 prompt = gr.Textbox(label=t("prompt"), placeholder=t("prompt_placeholder"), lines=2, max_length=MAX_PROMPT_CHARS, elem_id="prompt")
                 with gr.Row():
                     refiner = gr.Radio(refiner_choices("en"), value="rules", label=t("refiner"), elem_id="refiner", scale=3)
@@ -530,8 +596,11 @@ def build_ui(service: JobService) -> gr.Blocks:
                 download = gr.DownloadButton(t("download"), visible=False, elem_id="download")
                 with gr.Accordion(t("details"), open=False, elem_id="details_box"):
                     info = gr.JSON(elem_id="details")
-                # "What went wrong?" for a finished job goes here (issue 16).
-                gr.Column(visible=False, elem_id="troubleshoot")
+                with gr.Column(visible=False, elem_id="troubleshoot") as trouble_box:  # "What went wrong?" (issue 16)
+                    with gr.Row():
+                        symptom = gr.Dropdown(symptom_choices("en"), value="stiff", label=t("trouble"), elem_id="symptom", scale=3)
+                        propose_button = gr.Button(t("trouble.propose"), elem_id="propose", scale=1)
+                    proposal_card = gr.HTML(elem_id="proposal")
         with gr.Accordion(t("history"), open=True):
             gallery = gr.Gallery(label=str(t("history_gallery")), columns=6, height=300, object_fit="contain",
                                  fit_columns=False, elem_id="history", allow_preview=False)
@@ -544,23 +613,34 @@ def build_ui(service: JobService) -> gr.Blocks:
             refresh_workers = gr.Button(t("refresh"), size="sm")
 
         form = [image, prompt, refined, negative, resolution, frames, fps, steps, guidance, seed, model, scheduler, cache, refiner, allow_degrade]
-        run_outputs = [job_id, generate_button, cancel_button, progress, live_preview, video, card, download, info]
+        results = [progress, live_preview, video, card, download, info, trouble_box, proposal_card]
+        run_outputs = [job_id, generate_button, cancel_button, *results]
         restore = [image, prompt, refined, tags, refiner, model, seed, allow_degrade, *settings]
-        demo.load(on_load, lang, [model, refiner, cache, progress, gallery, history_ids, workers_box, image, video], js=WITH_LANG)
+        demo.load(on_load, lang, [model, refiner, cache, progress, gallery, history_ids, workers_box, image, video, symptom], js=WITH_LANG)
         refresh_workers.click(workers, lang, workers_box, js=WITH_LANG)
         model.input(on_model, [lang, model], settings, js=WITH_LANG)
         plan_button.click(plan_preview, [lang, image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box, js=WITH_LANG)
         refine_button.click(refine_preview, [lang, prompt, refiner], [refined, tags, refine_words], js=WITH_LANG)
-        for button, function in ((generate_button, submit), (preview_button, preview_camera)):
-            run = button.click(function, [lang, *form], run_outputs, js=WITH_LANG, concurrency_limit=None)
+        for button, function, inputs in ((generate_button, submit, [lang, advice, *form]), (preview_button, preview_camera, [lang, *form])):
+            run = button.click(function, inputs, run_outputs, js=WITH_LANG, concurrency_limit=None)
             run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
         cancel_button.click(cancel, [lang, job_id], cancel_button, js=WITH_LANG)
         refresh.click(history, lang, [gallery, history_ids], js=WITH_LANG)
-        gallery.select(pick, [lang, history_ids], [job_id, progress, live_preview, video, card, download, info, *restore], js=WITH_LANG)
+        gallery.select(pick, [lang, history_ids], [job_id, *results, *restore, advice], js=WITH_LANG)
+        image.upload(check_image, [lang, image, model], [advice_box, advice_card, advice_fields, advice], js=WITH_LANG)
+        image.clear(lambda: (gr.update(visible=False), "", None, None), None, [advice_box, advice_card, advice_fields, advice])
+        apply_button.click(apply_advice, [lang, model, advice_fields, advice], [*settings, advice], js=WITH_LANG)
+        propose_button.click(troubleshoot, [lang, job_id, symptom], [proposal_card, *restore, advice], js=WITH_LANG)
         rerun_run = rerun_button.click(rerun, [lang, job_id], run_outputs, js=WITH_LANG, concurrency_limit=None)
         rerun_run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
         delete_button.click(delete, [lang, job_id], [gallery, history_ids, job_id, video, card, download, progress], js=WITH_LANG)
     return demo
+
+
+def symptom_choices(lang: str) -> list[tuple[str, str]]:
+    from i2v.advisor.troubleshoot import SYMPTOMS
+
+    return [(tr(lang, f"symptom.{name}") if f"symptom.{name}" in STRINGS["en"] else row.label, name) for name, row in SYMPTOMS.items()]
 
 
 def refiner_choices(lang: str) -> list[tuple[str, str]]:

@@ -135,6 +135,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "words.dictionary": "From the dictionary:",
         "words.dropped": "Not understood:",
         "words.edit": "edit the prompt if they matter",
+        # the strategy advisor (issue 16)
+        "advice.head": "Image check for {model}: suitability {score}/5",
+        "advice.preset": "Recommended: {preset}",
+        "advice.setting": "{field} = {value}",
+        "advice.apply": "Apply recommended settings",
+        "advice.applied": "Recommended settings applied.",
+        "preset.fast": "fast", "preset.standard": "standard", "preset.quality": "quality",
+        "field.resolution": "resolution", "field.num_frames": "frames", "field.steps": "steps", "field.fps": "fps",
+        "field.guidance_scale": "guidance", "field.scheduler": "scheduler", "field.motion_fps": "motion fps",
+        "field.prompt": "prompt", "field.negative_prompt": "negative prompt", "field.seed": "seed", "field.cache": "step cache",
+        "field.size": "size", "field.width": "width", "field.height": "height",
+        "trouble": "What went wrong?",
+        "trouble.symptom": "Symptom",
+        "trouble.propose": "Propose the next run",
+        "trouble.head": "Proposed for “{label}”: the form now holds the next run; press Generate to try it.",
+        "trouble.none": "Nothing to change for this symptom.",
+        "trouble.seed_same": "same seed", "trouble.seed_new": "new seed",
+        "symptom.stiff": "motion too stiff or jerky", "symptom.flicker": "flicker or jitter",
+        "symptom.prompt_ignored": "the prompt was ignored", "symptom.wrong_camera": "the camera moved wrongly",
+        "symptom.too_slow": "it took too long", "symptom.subject_changed": "the subject changed or morphed",
+        "symptom.out_of_memory": "it ran out of memory", "symptom.too_little_motion": "almost nothing moves",
+        "symptom.blurry": "the video is soft or blurry",
         # Gradio's own words its Chinese table lacks (the screen-reader "done" line)
         "common.complete": "Complete",
     },
@@ -253,6 +275,27 @@ STRINGS: dict[str, dict[str, str]] = {
         "words.dropped": "未能理解：",
         "words.edit": "如有需要请修改提示词",
         "common.complete": "完成",
+        "advice.head": "图片检查（{model}）：适合度 {score}/5",
+        "advice.preset": "推荐：{preset}",
+        "advice.setting": "{field} = {value}",
+        "advice.apply": "应用推荐设置",
+        "advice.applied": "已应用推荐设置。",
+        "preset.fast": "快速", "preset.standard": "标准", "preset.quality": "高质量",
+        "field.resolution": "分辨率", "field.num_frames": "帧数", "field.steps": "步数", "field.fps": "播放帧率",
+        "field.guidance_scale": "引导系数", "field.scheduler": "采样器", "field.motion_fps": "运动帧率",
+        "field.prompt": "提示词", "field.negative_prompt": "反向提示词", "field.seed": "种子", "field.cache": "步骤缓存",
+        "field.size": "尺寸", "field.width": "宽", "field.height": "高",
+        "trouble": "哪里不对？",
+        "trouble.symptom": "问题",
+        "trouble.propose": "给出下一次的设置",
+        "trouble.head": "针对“{label}”：表单已填好下一次的设置，点击“生成”即可尝试。",
+        "trouble.none": "这个问题无需改动设置。",
+        "trouble.seed_same": "相同种子", "trouble.seed_new": "新种子",
+        "symptom.stiff": "动作僵硬或卡顿", "symptom.flicker": "闪烁或抖动",
+        "symptom.prompt_ignored": "提示词被忽略", "symptom.wrong_camera": "镜头运动不对",
+        "symptom.too_slow": "耗时太长", "symptom.subject_changed": "主体变了或变形",
+        "symptom.out_of_memory": "显存不足", "symptom.too_little_motion": "几乎不动",
+        "symptom.blurry": "视频模糊",
     },
 }
 #: Stages in the order a run goes through them, with the share of the bar each ends at (denoising is the long one).
@@ -429,3 +472,38 @@ def toast_css() -> str:
             rules.append(f'html[lang^="{lang}"] .toast-title.{kind} {{ font-size: 0; }} '
                          f'html[lang^="{lang}"] .toast-title.{kind}::after {{ content: "{strings[kind]}"; font-size: var(--text-md, 14px); }}')
     return "\n".join(rules)
+
+
+def field_name(lang: str, field: str) -> str:
+    return tr(lang, f"field.{field}") if f"field.{field}" in STRINGS["en"] else field
+
+
+def advice_html(lang: str, assessment: Any, recommendation: Any) -> str:
+    """The image check after upload: the score, what to watch out for, the recommended preset and each setting with
+    its reason (the advisor's own words, as content)."""
+    items = [f"<li>{content(warning.message)}</li>" for warning in assessment.warnings]
+    settings = [
+        f"<li><b>{html.escape(tr(lang, 'advice.setting', field=field_name(lang, s.field), value=s.value))}</b> — {content(s.reason)}</li>"
+        for s in recommendation.settings
+    ]
+    preset = tr(lang, f"preset.{recommendation.preset}") if f"preset.{recommendation.preset}" in STRINGS["en"] else recommendation.preset
+    return (
+        f'<div class="i2v-advice"><b>{html.escape(tr(lang, "advice.head", model=assessment.model, score=assessment.suitability))}</b>'
+        + (f"<ul>{''.join(items)}</ul>" if items else "")
+        + f"<div>{html.escape(tr(lang, 'advice.preset', preset=preset))} · {content(recommendation.preset_reason)}</div>"
+        + f"<ul>{''.join(settings)}</ul></div>"
+    )
+
+
+def proposal_html(lang: str, proposal: Any) -> str:
+    """A troubleshooting proposal: each change with its reason, the seed choice and what could not be changed."""
+    label = tr(lang, f"symptom.{proposal.symptom}") if f"symptom.{proposal.symptom}" in STRINGS["en"] else proposal.label
+    changes = [
+        f"<li><b>{html.escape(field_name(lang, c.field))}</b>: {content(str(c.before))} → {content(str(c.after))} — {content(c.reason)}</li>"
+        for c in proposal.changes
+    ]
+    notes = [f"<li>{content(note)}</li>" for note in proposal.notes]
+    seed = tr(lang, f"trouble.seed_{proposal.seed}")
+    body = f"<ul>{''.join(changes + notes)}</ul>" if changes or notes else f"<p>{html.escape(tr(lang, 'trouble.none'))}</p>"
+    return (f'<div class="i2v-proposal" data-symptom="{html.escape(proposal.symptom)}"><b>{html.escape(tr(lang, "trouble.head", label=label))}</b>'
+            f" ({html.escape(seed)}){body}</div>")
