@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from fake_llm import FakeLLM
 from fastapi.testclient import TestClient
 from helpers import make_photo, wait_for_job
 
@@ -94,6 +95,12 @@ def test_troubleshoot_proposes_and_queues_the_next_run_recorded_as_coming_from_t
     step = queued["request"]["advice"]["troubleshooting"][-1]
     assert (step["from_job"], step["symptom"], step["seed"]) == (done["id"], "out_of_memory", "new")
     assert queued["request"]["allow_degrade"] is True and "seed" not in queued["request"]
+    with FakeLLM() as server, pytest.MonkeyPatch.context() as patch:
+        server.scripted["rewrite"] = json.dumps({"prompt": "The camera pans slowly and steadily to the left."})
+        for name, value in (("PRESET", "openai"), ("BASE_URL", server.base_url), ("MODEL", "rewrite"), ("API_KEY", "x")):
+            patch.setenv(f"I2V_LLM_{name}", value)
+        rewritten = client.post(url, json={"symptom": "stiff", "llm": True}).json()["proposal"]
+    assert rewritten["request"]["prompt"] == "The camera pans slowly and steadily to the left."
     finished = wait_for_job(client, queued["id"], lambda job: job["state"] in ("succeeded", "failed"), timeout=60)
     metadata = client.get(f"/api/v1/jobs/{finished['id']}/metadata").json()
     assert metadata["advice"]["troubleshooting"][-1]["from_job"] == done["id"]

@@ -111,6 +111,7 @@ def troubleshoot_command(
     seed: Annotated[str | None, typer.Option(help="same or new [default: the symptom's choice].")] = None,
     server: Annotated[str | None, typer.Option(help="Server URL for a job id, e.g. http://127.0.0.1:7860 (token from $I2V_API_TOKEN).")] = None,
     queue: Annotated[bool, typer.Option(help="With --server: queue the proposed run at once.")] = False,
+    llm: Annotated[bool, typer.Option("--llm", help="Let the configured LLM (I2V_LLM_*; the server's with --server) rewrite the prompt for the symptom.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the proposal as JSON.")] = False,
 ) -> None:
     """Propose the next run for a disappointing clip: the changed settings and prompt, each with its reason."""
@@ -123,13 +124,18 @@ def troubleshoot_command(
         raise InvalidInputError(f"--seed must be same or new, got {seed!r}")
     path = Path(job_or_json).expanduser()
     if server is not None:
-        answer = _ask_server(server, job_or_json, {"symptom": symptom, "seed": seed, "queue": queue})
+        answer = _ask_server(server, job_or_json, {"symptom": symptom, "seed": seed, "queue": queue, "llm": llm})
         proposal, queued = answer["proposal"], answer.get("job")
         image = None
     elif path.is_file():
         metadata = _read_metadata(path)
         size = (metadata.get("image") or {}).get("size")
-        result = propose(metadata, symptom, seed=seed, from_clip=path.name,  # type: ignore[arg-type]
+        settings = None
+        if llm:
+            from i2v.refine.llm import LLMSettings
+
+            settings = LLMSettings()
+        result = propose(metadata, symptom, seed=seed, from_clip=path.name, llm=settings,  # type: ignore[arg-type]
                          image_size=tuple(size) if isinstance(size, list) and len(size) == 2 else None)
         proposal, queued = result.model_dump(mode="json"), None
         image = metadata["request"].get("image")

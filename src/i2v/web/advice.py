@@ -56,6 +56,10 @@ class TroubleshootBody(BaseModel):
     symptom: SymptomName = Field(description="; ".join(f"{name}: {row.label}" for name, row in SYMPTOMS.items()))
     seed: Literal["same", "new"] | None = Field(default=None, description="Override the symptom's choice of seed")
     queue: bool = Field(default=False, description="Submit the proposed run at once, with the job's image")
+    llm: bool = Field(
+        default=False,
+        description="Let the server's configured LLM (I2V_LLM_*) rewrite the prompt for the symptom; any failure keeps the offline edit, with a note",
+    )
 
 
 class TroubleshootAnswer(BaseModel):
@@ -116,6 +120,12 @@ def _assess(service: JobService, data: bytes, filename: str, text: str | None, m
     )
 
 
+def _llm_settings():
+    from i2v.refine.llm import LLMSettings
+
+    return LLMSettings()
+
+
 @router.post(
     "/jobs/{job_id}/troubleshoot", response_model=TroubleshootAnswer, operation_id="troubleshootJob",
     summary="What went wrong? A symptom of a finished job -> the proposed next run (optionally queued)",
@@ -140,7 +150,7 @@ def troubleshoot_job(http: Request, job_id: str, body: TroubleshootBody) -> Trou
     with Image.open(image_path) as picture:
         size = picture.size
     try:
-        proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size)
+        proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size, llm=_llm_settings() if body.llm else None)
     except ModelNotFoundError:
         raise InvalidInputError("the job's model is only on the workers' disks; this server cannot check a proposal for it", field="model") from None
     queued = None
