@@ -4,7 +4,7 @@ configured, its judgement of the content. Both end in warnings in plain words, e
 The measurements are cheap on any photo (a decoded 4000×2667 one takes ~0.05 s here): everything but the JPEG-block measure is
 taken on a copy whose long side is ANALYSIS_SIDE, so thresholds do not depend on resolution; the block measure
 needs the original 8×8 grid, so it reads one aligned crop of the full-size image. The thresholds were set on the
-project's sample photos and on synthetic images (numbers in docs and tests/test_assess.py); they are heuristics:
+project's sample photos and on synthetic images (the figures are beside each threshold below); they are heuristics:
 a warning is a reason to look, not a verdict.
 """
 
