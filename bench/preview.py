@@ -83,7 +83,7 @@ def i2vgenxl(console: Console, size: int, frames: int, layers: int) -> dict:
     inputs = {key: torch.randn_like(value) if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > 1 else value
               for key, value in inputs.items()}
     with torch.no_grad():
-        step = lambda: unet(**inputs)  # noqa: E731
+        step = lambda: unet(**inputs)
         step()  # warm-up
         seconds = cpu_seconds(step, 2)
         flops = flops_of(step)
@@ -102,7 +102,11 @@ def i2vgenxl(console: Console, size: int, frames: int, layers: int) -> dict:
 def wan(console: Console, size: int, frames: int, layers: int) -> dict:
     from diffusers import WanTransformer3DModel
 
-    from i2v.models.wan22.architecture import TRANSFORMER_CONFIG, trace_transformer, transformer_inputs
+    from i2v.models.wan22.architecture import (
+        TRANSFORMER_CONFIG,
+        trace_transformer,
+        transformer_inputs,
+    )
 
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(**{**TRANSFORMER_CONFIG, "num_layers": layers}).eval()
@@ -110,7 +114,7 @@ def wan(console: Console, size: int, frames: int, layers: int) -> dict:
     inputs = {key: torch.randn_like(value) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
     inputs["timestep"] = torch.full_like(inputs["timestep"], 500.0)
     with torch.no_grad():
-        step = lambda: [transformer(**inputs) for _ in range(2)]  # noqa: E731  (guidance: two calls a step)
+        step = lambda: [transformer(**inputs) for _ in range(2)]  # guidance: two calls a step
         transformer(**inputs)  # warm-up
         seconds = cpu_seconds(step, 1)
         flops = flops_of(step)
@@ -145,7 +149,7 @@ def fit_times(console: Console) -> None:
                     lambda z: wan_vae.decode(z, return_dict=False)[0], spatial=16, temporal=4),
     ]
     for space in spaces:
-        seconds = cpu_seconds(lambda: fit_from_vae(space), 1)
+        seconds = cpu_seconds(lambda space=space: fit_from_vae(space), 1)
         console.print(f"one-time projection fit with the real-size {space.name} VAE: {seconds:.0f} CPU s on this CPU")
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import i2v.models.preview as preview
+from i2v.models import preview
 from i2v.models.base import Hooks, RunOptions
 from i2v.models.loading import resolve_model
 from i2v.models.preview import LatentSpace, fit_from_vae, fit_projection, projection_for

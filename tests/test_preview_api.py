@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from helpers import make_photo
 from PIL import Image
 
-import i2v.models.preview as preview
+from i2v.models import preview
 
 TINY_JOB = {"prompt": "a cat turns its head", "width": 64, "height": 64, "num_frames": 8, "steps": 8, "fps": 8, "seed": 3}
 

@@ -39,12 +39,17 @@ from transformers.utils import logging as transformers_logging
 from i2v.errors import GenerationCancelled, ModelNotFoundError, NonFiniteOutputError
 from i2v.media.images import cover_crop
 from i2v.models.base import BackendOutput, Hooks, RunOptions
-from i2v.models.loading import ModelSource, dtype_name, free_memory, pick_device, pick_dtype
+from i2v.models.loading import (
+    ModelSource,
+    dtype_name,
+    free_memory,
+    pick_device,
+    pick_dtype,
+)
 from i2v.models.preview import LatentSpace, live_preview
 from i2v.models.spec import CACHE_OFF
 from i2v.models.wan22.spec import SPEC
 from i2v.request import GenerationRequest
-
 
 #: The spec's step caches (all but "off") -> their diffusers config for a pipeline, built per run. Measured side
 #: by side on this CPU in bench/wan_cache.py. Each has been checked to change what Wan computes: diffusers' own
