@@ -137,7 +137,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "words.edit": "edit the prompt if they matter",
         # the strategy advisor (issue 16)
         "advice.head": "Image check for {model}: suitability {score}/5",
-        "advice.preset": "Recommended: {preset}",
+        "advice.preset": "Recommended preset: {preset}",
         "advice.setting": "{field} = {value}",
         "advice.apply": "Apply recommended settings",
         "advice.applied": "Recommended settings applied.",
@@ -276,7 +276,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "words.edit": "如有需要请修改提示词",
         "common.complete": "完成",
         "advice.head": "图片检查（{model}）：适合度 {score}/5",
-        "advice.preset": "推荐：{preset}",
+        "advice.preset": "推荐预设：{preset}",
         "advice.setting": "{field} = {value}",
         "advice.apply": "应用推荐设置",
         "advice.applied": "已应用推荐设置。",
@@ -487,10 +487,11 @@ def advice_html(lang: str, assessment: Any, recommendation: Any) -> str:
         for s in recommendation.settings
     ]
     preset = tr(lang, f"preset.{recommendation.preset}") if f"preset.{recommendation.preset}" in STRINGS["en"] else recommendation.preset
+    reason = recommendation.preset_reason.removeprefix(f"{recommendation.preset}: ")
     return (
         f'<div class="i2v-advice"><b>{html.escape(tr(lang, "advice.head", model=assessment.model, score=assessment.suitability))}</b>'
         + (f"<ul>{''.join(items)}</ul>" if items else "")
-        + f"<div>{html.escape(tr(lang, 'advice.preset', preset=preset))} · {content(recommendation.preset_reason)}</div>"
+        + f"<div>{html.escape(tr(lang, 'advice.preset', preset=preset))} — {content(reason)}</div>"
         + f"<ul>{''.join(settings)}</ul></div>"
     )
 
