@@ -281,7 +281,9 @@ class Check:
     def target(self, wan: bool) -> Target:
         if wan:
             w = self.wan_setup
-            return Target(WAN_PLUGIN, w.memory_shapes, w.steps, w.plan_shape, w.plan_vram, w.steps, (w.cache_shape, w.cache))
+            return Target(
+                WAN_PLUGIN, w.memory_shapes, w.steps, w.plan_shape, w.plan_vram, w.steps, (w.cache_shape, w.cache)
+            )
         s = self.setup
         return Target(PLUGIN, s.memory_shapes, 2, s.plan_shape, s.plan_vram, 2)
 
@@ -610,7 +612,8 @@ def _compare(predicted, measured: dict, outside: int | str) -> dict:
     (peak allocated less what the stage began with) include a cache's state, so they are compared with both."""
     entry = dict(
         predicted_weights=predicted.weights_bytes, predicted_activations=predicted.activation_bytes,
-        predicted_state=predicted.state_bytes, predicted_total=predicted.total_bytes, seconds=measured["seconds"], start_allocated=measured["start_allocated"],
+        predicted_state=predicted.state_bytes, predicted_total=predicted.total_bytes, seconds=measured["seconds"],
+        start_allocated=measured["start_allocated"],
         peak_allocated=measured["peak_allocated"], peak_reserved=measured["peak_reserved"],
         measured_activations=NA, device_peak=NA, error=None, activation_error=None,
     )
@@ -956,7 +959,8 @@ def _md_memory(part: dict, title: str) -> list[str]:
             rows.append([
                 shape["shape"], stage, _bytes(entry["predicted_weights"]), _bytes(entry["predicted_activations"]),
                 _bytes(entry["predicted_state"]), _bytes(entry["predicted_total"]), _bytes(entry["peak_allocated"]),
-                _bytes(entry["peak_reserved"]), _bytes(entry["device_peak"]), _percent(entry["error"], True), _bytes(entry["measured_activations"]),
+                _bytes(entry["peak_reserved"]), _bytes(entry["device_peak"]), _percent(entry["error"], True),
+                _bytes(entry["measured_activations"]),
                 _percent(entry["activation_error"], True),
             ])
     lines += _table(["shape", "stage", "pred. weights", "pred. activations", "pred. cache state", "pred. total",

@@ -181,7 +181,8 @@ def test_a_step_cache_adds_its_state_to_the_denoise_peak():
         grown = estimate.stages["denoise"].total_bytes - off.stages["denoise"].total_bytes
         assert grown == pytest.approx(state * 1.1, abs=2)  # with fragmentation, like activations
     assert 4.5 * GiB < expected["pab"] < 4.7 * GiB
-    denoise = [plans[cache].estimate().stages["denoise"].total_bytes for cache in ("off", "taylorseer", "first-block", "pab")]
+    order = ("off", "taylorseer", "first-block", "pab")
+    denoise = [plans[cache].estimate().stages["denoise"].total_bytes for cache in order]
     assert denoise == sorted(denoise) and len(set(denoise)) == 4
     # Planned for 24 GiB with pab: the state stays, so the denoise stage must shed more than without.
     with_pab, without = (make_plan(reference(cache=cache), PHOTO, device) for cache in ("pab", "off"))
