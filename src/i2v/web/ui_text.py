@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from i2v.models.base import STAGES
+from i2v.models.base import STAGE_VERBS, STAGES
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -70,13 +70,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "state.interrupted": "Interrupted",
         "stage.queued": "waiting in the queue",
         "stage.starting": "starting",
-        "stage.load": "loading the model",
-        "stage.refine": "refining the prompt",
-        "stage.encode": "encoding the prompt and image",
-        "stage.denoise": "denoising",
-        "stage.render": "rendering frames",
-        "stage.decode": "decoding frames",
-        "stage.write": "writing the video",
+        **{f"stage.{stage}": verb for stage, verb in STAGE_VERBS.items()},  # the run's stages in the CLI's words
         "stage.done": "done",
         "queue_position": "position {n} in the queue",
         "step": "step {i}/{n}",
