@@ -244,7 +244,9 @@ def build_ui(service: JobService) -> gr.Blocks:
     default_key = next((key for key, model in keys_now().items() if model == default_model()), default_model())
 
     def model_of(key: str | None) -> str:
-        return keys_now().get(key or "", key or default_model())
+        """The model a page key names; "" for a key the page never offered (a crafted call), which every check
+        refuses, so a client cannot make the server read a folder it names."""
+        return keys_now().get(key, "") if key else default_model()
 
     def key_of(model: str) -> str:
         return next((key for key, value in keys_now().items() if value == model), model)
