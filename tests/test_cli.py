@@ -447,6 +447,10 @@ def test_a_device_this_machine_lacks_exits_2_naming_its_devices_before_loading(p
         assert result.exit_code == 2, result.output
         assert f"devices here: {', '.join(available_devices())}" in message
         assert "loading" not in message and "not found" not in message and "Traceback" not in message
+    if "cuda:0" not in available_devices():  # `plan` probed the CPU instead, unless planning for a given card
+        result = CliRunner().invoke(app, ["plan", str(photo_path), "--device", "cuda"], env=env)
+        assert result.exit_code == 2 and "devices here: " in result.stderr, result.output
+        assert CliRunner().invoke(app, ["plan", str(photo_path), "--device", "cuda", "--vram", "24GiB"], env=env).exit_code == 0
     result = CliRunner().invoke(app, ["generate", str(photo_path), "x", "--dtype", "fp8"], env=env)
     assert result.exit_code == 2 and "--dtype must be fp32, bf16 or fp16, got 'fp8'" in result.stderr
     assert not list(tmp_path.glob("out*"))

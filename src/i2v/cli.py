@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import threading
@@ -392,6 +393,8 @@ def plan(
             _fail(f"--vram: {error}")
     if dtype is not None and dtype not in ("fp16", "bf16", "fp32"):
         _fail(f"--dtype must be fp16, bf16 or fp32, got {dtype!r}")
+    if vram is None and not os.environ.get("I2V_VRAM"):  # else a card not in this machine is planned for
+        _check_device(device, None, request.model)  # a missing GPU was probed as the CPU, silently
     loaded = load_image(image)
     report = plan_report(
         request, loaded.image.size, vram, allow_degrade, margin, device=device, dtype=dtype, image=loaded.image  # type: ignore[arg-type]
@@ -482,8 +485,6 @@ def _llm_settings(preset: str | None, base_url: str | None, model: str | None, t
 
 def describe_llm(settings: Any) -> str:
     """One line naming the endpoint, model and key variable an LLM refine uses, so a default is never silent."""
-    import os
-
     base_url, vision_model, text_model = settings.resolved()
     unset = not settings.model_fields_set & {"preset", "base_url"}
     where = f"nothing configured, so the {settings.preset} preset: {base_url}" if unset else (
