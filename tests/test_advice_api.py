@@ -119,3 +119,5 @@ def test_troubleshoot_refuses_unknown_symptoms_jobs_and_unfinished_jobs(client):
     assert wrong.status_code == 422 and all(f"'{name}'" in wrong.json()["detail"] for name in SYMPTOMS)
     extra = client.post(f"/api/v1/jobs/{waiting.id}/troubleshoot", json={"symptom": "flicker", "sudo": True})
     assert extra.status_code == 422
+    garbage = client.post(f"/api/v1/jobs/{waiting.id}/troubleshoot", content=b"\x1dnI#o", headers={"content-type": "application/json"})
+    assert garbage.status_code in (400, 422) and garbage.json()["code"] in ("bad_request", "invalid_input")

@@ -86,8 +86,8 @@ def test_tiny_images_are_flagged_and_large_ones_measured_on_a_small_copy():
     large = scene().resize((4000, 2667), Image.BILINEAR)
     figures = measure(large, I2VGENXL)
     assert (figures.width, figures.height) == (4000, 2667) and figures.upscale < 0.05
-    # Measured on a downscaled copy: the same picture at 640 and at 4000 px reads alike.
-    assert figures.sharpness == pytest.approx(measure(scene(), I2VGENXL).sharpness, rel=0.3)
+    # Measured on a downscaled copy: the 640 px picture upscaled to 4000 px (which softens it) still reads sharp.
+    assert measure(scene(), I2VGENXL).sharpness > figures.sharpness > 2 * BLUR_THRESHOLD
     assert codes(assess(large, spec=I2VGENXL)) == set()
 
 

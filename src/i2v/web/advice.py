@@ -130,7 +130,7 @@ def _llm_settings():
     "/jobs/{job_id}/troubleshoot", response_model=TroubleshootAnswer, operation_id="troubleshootJob",
     summary="What went wrong? A symptom of a finished job -> the proposed next run (optionally queued)",
     responses={
-        **NOT_FOUND, 409: _error("The job is still queued or running"),
+        **NOT_FOUND, 400: _error("The body cannot be parsed (not JSON)"), 409: _error("The job is still queued or running"),
         429: {**_error("queue: too many jobs waiting (I2V_QUEUE_LIMIT)"), "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a slot likely frees"}}},
         507: _error("queue: the server's data folder is full"),
     },
