@@ -14,7 +14,7 @@ from PIL import Image
 
 from i2v.models import preview
 
-TINY_JOB = {"prompt": "a cat turns its head", "width": 64, "height": 64, "num_frames": 8, "steps": 8, "fps": 8, "seed": 3}
+TINY_JOB = {"prompt": "a cat turns its head", "width": 64, "height": 64, "num_frames": 8, "steps": 4, "fps": 8, "seed": 3}
 
 
 @pytest.fixture
@@ -57,13 +57,13 @@ def test_a_running_job_streams_preview_events_whose_url_serves_an_animated_webp(
     names = [name for name, _ in stream]
     previews = [data for name, data in stream if name == "preview"]
     assert names[-1] == "done" and previews, names
-    assert all(data["total"] == 8 and data["url"] == f"/api/v1/jobs/{job_id}/preview?step={data['step']}" for data in previews)
+    assert all(data["total"] == 4 and data["url"] == f"/api/v1/jobs/{job_id}/preview?step={data['step']}" for data in previews)
     steps = [data["step"] for data in previews]
-    assert steps == sorted(set(steps)) and steps[-1] == 8  # the last step's preview is written before the job ends
+    assert steps == sorted(set(steps)) and steps[-1] == 4  # the last step's preview is written before the job ends
     assert names.index("preview") < names.index("done")
 
     job = api.get(f"/api/v1/jobs/{job_id}").json()
-    assert job["preview_step"] == 8 and job["preview_url"] == previews[-1]["url"]
+    assert job["preview_step"] == 4 and job["preview_url"] == previews[-1]["url"]
     response = api.get(job["preview_url"])
     assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
     image = Image.open(io.BytesIO(response.content))
