@@ -77,9 +77,11 @@ def file_data(path) -> dict:
 
 
 def ui_inputs(fn: str, image: dict, model: str) -> list:
+    """The page's inputs in order: its language first, then (for submit) the advisor's record, then the form."""
     if fn == "plan_preview":
-        return [image, model, "512p", 16, 16, 50, 9.0, True]
-    return [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", None, "rules", True]
+        return ["en", image, model, "512p", 16, 16, 50, 9.0, True]
+    form = [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", None, "rules", True]
+    return ["en", None, *form] if fn == "submit" else ["en", *form]
 
 
 def hostile_paths(server, finished_job, tmp_path):
@@ -115,21 +117,22 @@ def test_ui_refuses_files_named_by_url_without_fetching_them(client, url):
 
 
 def test_ui_refine_has_the_prompt_limit(client):
-    event, stream = gradio_call(client, "refine_preview", ["猫" * 2001, "rules"])
+    event, stream = gradio_call(client, "refine_preview", ["en", "猫" * 2001, "rules"])
     assert event == "error" and "the limit is 2000" in stream and len(stream) < 1000
 
 
 def test_ui_accepts_what_the_client_uploaded(client, server):
     uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")})
     assert uploaded.status_code == 200, uploaded.text
-    event, stream = gradio_call(client, "plan_preview", ui_inputs("plan_preview", file_data(uploaded.json()[0]), str(server.model)))
-    assert event == "complete" and "Plan" in stream, stream
+    # The page names a local model by its folder's name, never its path.
+    event, stream = gradio_call(client, "plan_preview", ui_inputs("plan_preview", file_data(uploaded.json()[0]), server.model.name))
+    assert event == "complete" and "Memory plan" in stream, stream
 
 
 def test_ui_preview_camera_runs_the_same_job_on_camera_preview(client, server):
     uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")}).json()[0]
-    inputs = ui_inputs("submit", file_data(uploaded), str(server.model))  # the button overrides the picked model
-    inputs[1] = "镜头向左平移"
+    inputs = ui_inputs("preview_camera", file_data(uploaded), server.model.name)  # the button overrides the picked model
+    inputs[2] = "镜头向左平移"
     event, stream = gradio_call(client, "preview_camera", inputs)
     assert event == "complete", stream
     job = client.get("/api/v1/jobs").json()["jobs"][0]
