@@ -295,8 +295,9 @@ def judgement_warnings(judgement: Judgement | None) -> list[ImageWarning]:
     return found
 
 
-#: What each offline warning costs the offline score (5 = nothing found).
-PENALTIES = {"small": 2, "blurred": 2, "text": 2, "compressed": 1, "low_contrast": 1, "aspect": 1}
+#: What each offline warning costs the offline score (5 = nothing found). Tiny images and pages of text are among
+#: the kinds that animate badly, so either alone brings the score to 2, where the advisor suggests a fast trial run.
+PENALTIES = {"small": 3, "text": 3, "blurred": 2, "compressed": 1, "low_contrast": 1, "aspect": 1}
 
 
 def offline_score(warnings: list[ImageWarning]) -> int:
