@@ -36,8 +36,9 @@ def test_submit_follow_events_and_download(client):
             elif line.startswith("data: "):
                 events.append((name, json.loads(line.removeprefix("data: "))))
     assert events[-1][0] == "done"
-    stages = [data["progress"].get("stage") for _, data in events]
+    stages = [data["progress"].get("stage") for name, data in events if name != "preview"]  # a preview is not a job
     assert "done" in stages
+    assert all(set(data) == {"step", "total", "url"} for name, data in events if name == "preview")
     final = events[-1][1]
     assert final["state"] == "succeeded" and final["refined_prompt"]["source"] == "rules"
     assert "cat" in final["refined_prompt"]["prompt"].lower()
