@@ -197,3 +197,19 @@ def test_about_eight_previews_a_run_at_most_one_a_second_and_always_the_last(mon
         if live.due(step):
             live.show(step, torch.zeros(1, 4, 2, 4, 4))
     assert shown == [6, 18, 30, 42, 50]
+
+
+def test_a_vae_that_overflows_gives_no_preview_and_the_run_goes_on(tiny_model, monkeypatch, caplog):
+    """A half-precision VAE can return inf/NaN: those samples are dropped, and with too few left there is no
+    preview (a warning says why) while the job runs as before."""
+    rng = np.random.default_rng(0)
+    latents, rgb = rng.normal(size=(100, 4)), rng.normal(size=(100, 3))
+    rgb[:10] = np.nan
+    assert np.isfinite(fit_projection(latents, rgb).matrix).all()
+    rgb[:97] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        fit_projection(latents, rgb)
+    monkeypatch.setattr(preview, "fit_from_vae", lambda space: fit_projection(latents, rgb))
+    preview._fits.clear()
+    _, final, previews = run_with_previews(tiny_model, steps=2)
+    assert previews == [] and final.shape == (8, 64, 64, 3) and "no live preview" in caplog.text

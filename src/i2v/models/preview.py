@@ -97,6 +97,10 @@ def fit_projection(latents: np.ndarray, rgb: np.ndarray, ridge: float = RIDGE) -
     """Least squares rgb ≈ matrix @ latent + bias over N samples: `latents` N×C, `rgb` N×3."""
     latents = np.asarray(latents, dtype=np.float64)
     rgb = np.asarray(rgb, dtype=np.float64)
+    finite = np.isfinite(latents).all(axis=1) & np.isfinite(rgb).all(axis=1)  # a half-precision VAE may overflow
+    latents, rgb = latents[finite], rgb[finite]
+    if len(latents) < latents.shape[1]:
+        raise ValueError(f"only {len(latents)} finite samples to fit a {latents.shape[1]}-channel projection")
     design = np.concatenate([latents, np.ones((latents.shape[0], 1))], axis=1)
     regulariser = ridge * len(design) * np.eye(design.shape[1])
     regulariser[-1, -1] = 0.0  # the bias is not shrunk
