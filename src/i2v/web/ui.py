@@ -195,7 +195,7 @@ def model_choices(service: JobService, lang: str = "en") -> list[tuple[str, str]
 
 
 def model_label(model: str, key: str, lang: str = "en") -> str:
-    """A model for people: its spec's label, plus the folder's name for a local folder ("I2VGen-XL · tiny")."""
+    """A model for people: its spec's label, plus the folder's name for a local folder (e.g. "<label> · tiny")."""
     from i2v.models.registry import known_models
 
     known = known_models().get(model)
