@@ -74,6 +74,12 @@ def test_a_running_job_streams_preview_events_whose_url_serves_an_animated_webp(
     service = api.app.state.service
     path = service.preview_file(job_id)
     assert path is not None and path.read_bytes() == response.content and path.parent.name == "outputs"
+    path.unlink()  # the file going between the lookup and the read (a delete racing the GET) is no preview, not a 500
+    service.preview_file = lambda _job_id: path
+    gone = api.get(job["preview_url"])
+    assert gone.status_code == 404 and gone.json()["code"] == "no_preview"
+    del service.preview_file
+    path.write_bytes(response.content)
     assert api.delete(f"/api/v1/jobs/{job_id}").status_code == 204
     assert not path.exists()
 

@@ -200,13 +200,18 @@ class JobService:
         path = preview_path(self.settings.subfolder("outputs"), job.id)
         return path if _preview_step(job) is not None and path.is_file() else None
 
-    def preview(self, job_id: str) -> Path:
-        """Like `preview_file`, but NoPreviewError (404, `no_preview`) when there is none."""
+    def preview(self, job_id: str) -> bytes:
+        """The latest preview's bytes, read whole (it is replaced atomically while a job runs, so a stat-then-stream
+        could announce one preview's length and send another's); NoPreviewError (404, `no_preview`) when there is
+        none, including when the job is deleted between the lookup and the read."""
         path = self.preview_file(job_id)
-        if path is None:
-            raise NoPreviewError(f"job {job_id} has no live preview yet (its first comes a few denoising steps in; "
-                                 "some models make none)")
-        return path
+        try:
+            if path is not None:
+                return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        raise NoPreviewError(f"job {job_id} has no live preview yet (its first comes a few denoising steps in; "
+                             "some models make none)")
 
     def public_metadata(self, job: Job) -> dict[str, Any]:
         """The clip's metadata JSON without server paths (the image and output locations are the server's business)."""

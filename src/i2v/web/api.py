@@ -358,10 +358,7 @@ def job_preview(
     step: int | None = Query(None, ge=0, le=1_000_000, description="Ignored: the `preview` event's URL carries it so that "
                              "each preview has its own URL; the latest preview is served"),
 ) -> Response:
-    # Read whole (a preview is small): the file is replaced atomically while a job runs, so a stat-then-stream
-    # response could announce one preview's length and send another's bytes.
-    data = service_of(request).preview(job_id).read_bytes()
-    return Response(data, media_type=PREVIEW_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
+    return Response(service_of(request).preview(job_id), media_type=PREVIEW_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/jobs/{job_id}/metadata", operation_id="jobMetadata", responses=NOT_FOUND, summary="Everything needed to reproduce the clip (no server paths)")
