@@ -48,16 +48,32 @@ def test_cache_is_a_model_field_off_by_default_on_wan_and_absent_elsewhere(tmp_p
 
 def test_wan_offers_the_caches_its_backend_configures():
     assert WAN.caches[0] == "off"
-    assert set(CACHE_CONFIGS) == set(CACHES) == {"first-block", "taylorseer", "pab"}
-    assert "magcache" not in WAN.caches  # no Wan magnitude ratios ship with diffusers
+    assert set(CACHE_CONFIGS) == set(CACHES) == {"first-block", "taylorseer", "pab", "magcache"}
 
 
-@pytest.mark.parametrize("cache", ["magcache", "OFF", ""])
+def test_magcache_reads_its_authors_curve_resampled_to_the_runs_steps():
+    """The conditional half of the authors' interleaved 50-step curve (step 1 padded with 1.0), their setting, and
+    diffusers' nearest-neighbour resampling for another step count (the authors' formula, per branch)."""
+    from i2v.models.wan22 import magcache
+
+    assert len(magcache.INTERLEAVED) == 2 * (magcache.CALIBRATED_STEPS - 1)
+    assert magcache.CONDITIONAL[:3] == (1.0, 0.99512, 0.99559) and magcache.CONDITIONAL[-1] == 0.96655
+    unconditional = magcache.INTERLEAVED[1::2]
+    assert max(abs(c - u) for c, u in zip(magcache.CONDITIONAL[1:], unconditional)) < 0.0005
+    full = CACHE_CONFIGS["magcache"](None, 50)
+    assert full.mag_ratios.tolist() == pytest.approx(magcache.CONDITIONAL)
+    assert (full.threshold, full.max_skip_steps, full.retention_ratio) == (0.06, 2, 0.2)
+    fast = CACHE_CONFIGS["magcache"](None, 30)
+    assert fast.num_inference_steps == 30 and len(fast.mag_ratios) == 30
+    assert fast.mag_ratios.tolist() == pytest.approx([magcache.CONDITIONAL[round(i * 49 / 29)] for i in range(30)])
+
+
+@pytest.mark.parametrize("cache", ["teacache", "OFF", ""])
 def test_wan_refuses_a_cache_it_does_not_offer_naming_the_ones_it_does(tmp_path, cache):
     with pytest.raises(InvalidInputError) as caught:
         WAN.apply(request_for("x", tmp_path / "p.png", cache=cache))
     assert caught.value.problems == [
-        ("cache", f"must be one of off, first-block, taylorseer, pab for Wan 2.2 TI2V-5B, got {cache!r}")
+        ("cache", f"must be one of off, first-block, taylorseer, pab, magcache for Wan 2.2 TI2V-5B, got {cache!r}")
     ]
 
 
@@ -205,10 +221,10 @@ def test_cli_cache_pab_runs_and_is_recorded(wan_tiny_model, photo_path, tmp_path
 
 
 def test_cli_refuses_a_cache_the_model_does_not_offer(wan_tiny_model, tiny_model, photo_path, tmp_path, one_thread):
-    result = run_cli("generate", str(photo_path), "x", "--model", str(wan_tiny_model), "--cache", "magcache",
+    result = run_cli("generate", str(photo_path), "x", "--model", str(wan_tiny_model), "--cache", "teacache",
                      "-o", str(tmp_path / "o.mp4"))
     assert result.returncode == 2
-    assert "cache: must be one of off, first-block, taylorseer, pab for Wan 2.2 TI2V-5B, got 'magcache'" in result.stderr
+    assert "cache: must be one of off, first-block, taylorseer, pab, magcache for Wan 2.2 TI2V-5B, got 'teacache'" in result.stderr
     result = run_cli("generate", str(photo_path), "x", "--model", str(tiny_model), "--cache", "off",
                      "-o", str(tmp_path / "o.mp4"))
     assert result.returncode == 2
@@ -219,7 +235,7 @@ def test_cli_refuses_a_cache_the_model_does_not_offer(wan_tiny_model, tiny_model
 def test_cli_help_names_each_models_caches():
     from i2v.cli import HELP
 
-    assert "Wan 2.2 TI2V-5B: off, first-block, taylorseer, pab (default off)" in HELP["cache"]
+    assert "Wan 2.2 TI2V-5B: off, first-block, taylorseer, pab, magcache (default off)" in HELP["cache"]
     assert "I2VGen-XL: not used" in HELP["cache"] and "Camera preview: not used" in HELP["cache"]
 
 

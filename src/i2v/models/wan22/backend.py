@@ -27,6 +27,7 @@ import torch
 from diffusers import (
     AutoencoderKLWan,
     FirstBlockCacheConfig,
+    MagCacheConfig,
     PyramidAttentionBroadcastConfig,
     TaylorSeerCacheConfig,
     WanImageToVideoPipeline,
@@ -48,22 +49,23 @@ from i2v.models.loading import (
 )
 from i2v.models.preview import LatentSpace, live_preview
 from i2v.models.spec import CACHE_OFF
+from i2v.models.wan22 import magcache
 from i2v.models.wan22.spec import SPEC
 from i2v.request import GenerationRequest
 
-#: The spec's step caches (all but "off") -> their diffusers config for a pipeline, built per run. Measured side
-#: by side on this CPU in bench/wan_cache.py. Each has been checked to change what Wan computes: diffusers' own
-#: defaults do not always reach Wan's module names.
-CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline], Any]] = {
+#: The spec's step caches (all but "off") -> their diffusers config for a pipeline and the run's step count, built
+#: per run. Measured side by side on this CPU in bench/wan_cache.py. Each has been checked to change what Wan
+#: computes: diffusers' own defaults do not always reach Wan's module names.
+CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline, int], Any]] = {
     # While the first block's residual changes by under 10% (relative mean) from the last step that ran every
     # block, the other blocks are skipped and their last residual reused. Separate state per guidance branch.
-    "first-block": lambda pipeline: FirstBlockCacheConfig(threshold=0.1),
+    "first-block": lambda pipeline, steps: FirstBlockCacheConfig(threshold=0.1),
     # TaylorSeer, with Wan's own module names: diffusers' default patterns ("^blocks.*attn", full match) match
     # none of Wan's `blocks.N.attn1`/`attn2`, so the default config silently caches nothing. After 3 full steps,
     # 2 of every 3 steps skip all blocks (`blocks.N`, returning placeholders) and extrapolate the output
     # projection (`proj_out`) to first order. Not the per-module form (`blocks.N.attn1|attn2|ffn`): its Taylor
     # factors are two full-width tensors per module per branch, about 60 GB in bf16 at 720p × 121 frames.
-    "taylorseer": lambda pipeline: TaylorSeerCacheConfig(
+    "taylorseer": lambda pipeline, steps: TaylorSeerCacheConfig(
         cache_interval=3, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
         skip_predict_identifiers=[r"blocks\.\d+"], cache_identifiers=[r"proj_out"],
     ),
@@ -71,9 +73,17 @@ CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline], Any]] = {
     # 100-800 (the middle of the schedule), reused otherwise. Its state is not kept per guidance branch, and Wan
     # runs the two branches as separate calls, so with guidance the unconditional pass reuses the conditional
     # pass's self-attention of the same step; without guidance, every other step reuses the last one's.
-    "pab": lambda pipeline: PyramidAttentionBroadcastConfig(
+    "pab": lambda pipeline, steps: PyramidAttentionBroadcastConfig(
         spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
         current_timestep_callback=lambda: pipeline.current_timestep,
+    ),
+    # MagCache with its authors' curve and setting for this checkpoint (magcache.py: where from, and how a branch
+    # and another step count read it): after the first 20% of the steps, a call adds its last residual to the
+    # first block's input instead of running the blocks while the accumulated magnitude-ratio error stays at most
+    # 0.06, for at most 2 calls in a row. Separate state per guidance branch. The curve is resampled to `steps`.
+    "magcache": lambda pipeline, steps: MagCacheConfig(
+        mag_ratios=list(magcache.CONDITIONAL), num_inference_steps=steps, threshold=magcache.THRESHOLD,
+        max_skip_steps=magcache.MAX_SKIP_STEPS, retention_ratio=magcache.RETENTION_RATIO,
     ),
 }
 
@@ -169,7 +179,7 @@ class WanBackend:
                 raise _Stop(0, total)
             cache = request.cache or CACHE_OFF
             if cache != CACHE_OFF:
-                pipeline.transformer.enable_cache(CACHE_CONFIGS[cache](pipeline))
+                pipeline.transformer.enable_cache(CACHE_CONFIGS[cache](pipeline, total))
                 notes.append(f"{cache} cache: faster, slightly different frames from the uncached run")
 
             def on_step_end(pipe, index: int, timestep, kwargs: dict) -> dict:

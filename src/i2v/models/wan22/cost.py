@@ -26,6 +26,7 @@ shape alone, as the backend configures diffusers' hooks (`backend.CACHE_CONFIGS`
 | first-block | per guidance branch: the first block's output and residual, the last block's residual (3 hidden states) | 0.94 GiB |
 | taylorseer | per guidance branch: the output projection's value and first difference, float32 (tokens × 192 each) | 80 MiB |
 | pab | every block's self-attention output, one set for both branches (30 hidden states) | 4.7 GiB |
+| magcache | per guidance branch: the first block's input and the blocks' last residual (2 hidden states) | 0.62 GiB |
 
 Checked against the tensors the hooks hold after a run (tests/test_advisor_wan.py on the tiny model; the same at
 real width with fewer blocks in the closing note).
@@ -191,6 +192,8 @@ def state_bytes(
         return blocks * hidden
     if cache == "first-block":
         return branches * 3 * hidden
+    if cache == "magcache":
+        return branches * 2 * hidden
     if cache == "taylorseer":
         return branches * (TAYLOR_ORDER + 1) * tokens * out_width * TAYLOR_FACTOR_BYTES
     return 0

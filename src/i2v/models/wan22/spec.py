@@ -31,15 +31,10 @@ SPEC = ModelSpec(
     schedulers=("unipc",),
     # diffusers' step caches on the transformer, configured in backend.py (CACHE_CONFIGS): "first-block" skips the
     # other blocks while the first block's output barely changes; "taylorseer" extrapolates the output on 2 of
-    # every 3 steps; "pab" (pyramid attention broadcast) reuses self-attention in the middle of the schedule.
-    # No "magcache" yet. It skips steps by a per-step magnitude-ratio curve calibrated on the trained weights;
-    # diffusers ships a curve for Flux only, but MagCache's authors publish one for this checkpoint (TI2V-5B,
-    # image-to-video, 50 steps, conditional and unconditional interleaved: MagCache4Wan2.2/magcache_generate.py in
-    # their Apache-2.0 repository), and diffusers' MagCacheConfig runs on Wan's blocks with it (tiny model, 50
-    # steps, threshold 0.06, at most 2 skips in a row, first 20% kept: 52 of 100 block passes). Offering it needs
-    # that curve in backend.CACHE_CONFIGS (one curve for both branches; they differ by under 0.0005) and its state
-    # (the previous residual and the first block's input, per branch) in the cost model.
-    caches=("off", "first-block", "taylorseer", "pab"),
+    # every 3 steps; "pab" (pyramid attention broadcast) reuses self-attention in the middle of the schedule;
+    # "magcache" skips all 30 blocks of a call by a magnitude-ratio curve its authors calibrated on these weights
+    # (magcache.py, Apache-2.0, with their threshold 0.06, at most 2 skips in a row, first 20% of steps kept).
+    caches=("off", "first-block", "taylorseer", "pab", "magcache"),
     negative_prompt=NEGATIVE_PROMPT,
     motion_fps=None,
     prompt=PromptBudget(
