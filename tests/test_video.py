@@ -38,6 +38,18 @@ def test_formats_decode_back(tmp_path, fmt, codec):
         assert rate == 8
 
 
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_long_clips_encode_every_frame_at_its_time(tmp_path, fmt):
+    """Wan's default 121 frames at 24 fps: past ~40 frames the muxer rewrites the stream's time base, which once
+    made every clip longer than that fail to save."""
+    source = clip(frames=121, height=32, width=48)
+    path = encode_video(source, tmp_path / f"long.{fmt}", fps=24)
+    frames, rate, _ = decode(path)
+    assert frames.shape == source.shape and rate == 24
+    with av.open(str(path)) as container:
+        assert float(container.duration / av.time_base) == pytest.approx(121 / 24, abs=0.1)
+
+
 def test_mp4_is_yuv420p_h264(tmp_path):
     path = encode_video(clip(frames=16), tmp_path / "out.mp4", fps=16)
     with av.open(str(path)) as container:

@@ -60,7 +60,10 @@ def _write_av(frames: np.ndarray, temp: Path, fps: int, fmt: VideoFormat, crf: i
     with av.open(str(temp), mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.time_base = Fraction(1, fps)
+        # Frames carry their own time base: the stream's changes when the muxer writes its header (to 1/12288 in
+        # mp4, once the encoder's lookahead first emits packets, ~40 frames in), and frame indices read in that
+        # base go backwards, which the muxer refuses.
+        frame_time_base = stream.time_base = Fraction(1, fps)
         if fmt == "mp4":
             stream.options = {"crf": str(crf), "preset": "medium"}
         elif fmt == "webm":
@@ -68,7 +71,7 @@ def _write_av(frames: np.ndarray, temp: Path, fps: int, fmt: VideoFormat, crf: i
         for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
             video_frame.pts = index
-            video_frame.time_base = stream.time_base
+            video_frame.time_base = frame_time_base
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode(None))
 
