@@ -457,8 +457,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = []
         for item in error.errors():
-            location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header", "cookie", "form")]
-            field = ".".join(location) or "request"
+            loc = item.get("loc", ())
+            location = [str(part) for part in loc if part not in ("body", "query", "path", "header", "cookie", "form")]
+            field = ".".join(location) or ("body" if loc[:1] == ("body",) else "request")  # the whole body: not an object, or none
             message = item.get("msg", "invalid").removeprefix("Value error, ")
             if item.get("type") == "json_invalid":
                 field, message = "body", f"the body is not valid JSON ({item.get('ctx', {}).get('error', 'cannot parse it')})"
