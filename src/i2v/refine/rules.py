@@ -697,6 +697,14 @@ def _find_en_camera(clause: str) -> tuple[list[CameraHit], str]:
     return hits, clause
 
 
+
+def camera_moves(text: str) -> list[CameraHit]:
+    """The camera instructions `text` gives, in Chinese or English, as the refiner reads them (tempo words such as
+    慢动作 are not camera moves and are left out), so other parts of i2v need no camera vocabulary of their own."""
+    chinese, rest = _find_cn_camera(text)
+    english, _ = _find_en_camera(rest)
+    return [hit for hit in chinese + english if hit.tag is None or hit.tag in CAMERA_TAGS]
+
 # --------------------------------------------------------------------------------------------------
 # Reading Chinese clauses
 # --------------------------------------------------------------------------------------------------
