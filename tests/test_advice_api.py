@@ -121,3 +121,52 @@ def test_troubleshoot_refuses_unknown_symptoms_jobs_and_unfinished_jobs(client):
     assert extra.status_code == 422
     garbage = client.post(f"/api/v1/jobs/{waiting.id}/troubleshoot", content=b"\x1dnI#o", headers={"content-type": "application/json"})
     assert garbage.status_code in (400, 422) and garbage.json()["code"] in ("bad_request", "invalid_input")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [(b"not json", {"content-type": "application/json"}), (b"[1, 2]", {"content-type": "application/json"}), (b"", {}),
+     (b"--x\r\nContent-Disposition: form-data; name=\"symptom\"\r\n\r\nflicker\r\n--x--\r\n", {"content-type": "multipart/form-data; boundary=x"})],
+    ids=["not-json", "a-list", "no-body", "multipart"],
+)
+def test_troubleshoot_names_the_body_when_it_is_not_a_json_object_as_documented(client, body, headers):
+    answer = client.post("/api/v1/jobs/0123456789abcdef/troubleshoot", content=body, headers=headers)
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid_input", answer.text
+    assert [problem["field"] for problem in answer.json()["errors"]] == ["body"]
+
+
+def test_the_documents_list_only_what_each_route_answers(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    troubleshoot = paths["/api/v1/jobs/{job_id}/troubleshoot"]["post"]["responses"]
+    assert "not JSON" not in troubleshoot["400"]["description"] and "`body`" in troubleshoot["422"]["description"]
+    assessing = paths["/api/v1/assess"]["post"]
+    assert "503" not in assessing["responses"] and "503" in troubleshoot  # only the route that reads jobs
+    form = client.get("/openapi.json").json()["components"]["schemas"][assessing["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]]
+    assert "the last `image` part" in form["properties"]["image"]["description"]
+    two = client.post("/api/v1/assess", files=[("image", ("a.png", png(), "image/png")), ("image", ("b.png", png(400, 300), "image/png"))])
+    assert two.json()["assessment"]["measurements"]["width"] == 400  # as documented, like /plan and /jobs
+
+
+STEP = {"symptom": "flicker", "seed": "same", "changes": []}
+
+
+@pytest.mark.parametrize(
+    "advice",
+    [
+        {"troubleshooting": [{**STEP, "changes": [{"field": "prompt", "before": "x" * 2001, "after": "y", "reason": "r"}]}]},
+        {"troubleshooting": [{**STEP, "symptom": "sad"}]},
+        {"troubleshooting": [{**STEP, "from_job": "../../etc/passwd"}]},
+        {"troubleshooting": [{**STEP, "changes": [{"field": "Prompt; rm", "before": 1, "after": 2, "reason": "r"}]}]},
+        {"assessment": {"source": "offline", "suitability": 3, "warnings": ["x" * 100]}},
+        {"recommendation": {"preset": "fast", "applied": True, "fields": ["a b"]}},
+        {"troubleshooting": [{**STEP, "changes": [{"field": "prompt", "before": "x" * 2000, "after": "y" * 2000, "reason": "r"}] * 8}] * 2},
+    ],
+    ids=["long-before", "unknown-symptom", "job-id-path", "field-not-a-name", "warning-not-a-code", "field-list-junk", "over-32k-in-all"],
+)
+def test_a_hostile_advice_record_is_refused_at_submit(client, advice):
+    answer = client.post(
+        "/api/v1/jobs", files={"image": ("photo.png", png(), "image/png")},
+        data={"request": json.dumps({"prompt": "waves", "advice": advice})},
+    )
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid_input", answer.text[:300]
+    assert all(problem["field"].startswith("advice") for problem in answer.json()["errors"])

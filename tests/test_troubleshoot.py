@@ -15,39 +15,92 @@ from i2v.refine.llm import LLMSettings
 from i2v.request import GenerationRequest
 
 I2VGENXL = "ali-vilab/i2vgen-xl"
-RUN = GenerationRequest(image="cat.jpg", prompt="a cat turning its head. The sun shines.", model=I2VGENXL, seed=42)
+WAN = "wan2.2-ti2v-5b"
+PREVIEW = "camera-preview"
+PROMPT = "a cat turning its head. The sun shines."
+RUN = GenerationRequest(image="cat.jpg", prompt=PROMPT, model=I2VGENXL, seed=42)
+STIFF, VISIBLE = f"{PROMPT[:-1]}, smooth, continuous, natural motion", f"{PROMPT[:-1]}, clearly visible, pronounced motion"
+STATIC, KEEPS = f"{PROMPT[:-1]}, static camera, fixed shot", f"{PROMPT[:-1]}, the subject keeps its appearance"
+LEAD = "a cat turning its head, clearly visible"
 
-#: Symptom -> {field: value after} for the run above at the model's defaults (512p, 16 frames, 50 steps, 9.0).
+#: Model -> symptom -> {field: value after} for RUN's prompt at each model's defaults. Guidance and steps move
+#: relative to the model's own default (I2VGen-XL 9 -> 11, Wan 2.2 5 -> 6; 50 -> 60 steps); a model without a
+#: setting gets no change to it (camera-preview: no guidance, steps or negative prompt).
 EXPECTED = {
-    "stiff": {"guidance_scale": 11.0, "steps": 60, "prompt": "a cat turning its head. The sun shines, smooth, continuous, natural motion"},
-    "flicker": {"resolution": "256p", "num_frames": 12},
-    "prompt_ignored": {"guidance_scale": 11.0, "prompt": "a cat turning its head, clearly visible"},
-    "wrong_camera": {"prompt": "a cat turning its head. The sun shines, static camera, fixed shot", "guidance_scale": 10.0},
-    "too_slow": {"steps": 25, "scheduler": "dpmpp", "resolution": "256p"},
-    "subject_changed": {"motion_fps": 8, "prompt": "a cat turning its head. The sun shines, the subject keeps its appearance"},
-    "out_of_memory": {"resolution": "256p", "num_frames": 12, "allow_degrade": True},
-    "too_little_motion": {"guidance_scale": 11.0, "prompt": "a cat turning its head. The sun shines, clearly visible, pronounced motion"},
-    "blurry": {"steps": 60, "resolution": "768p"},
+    I2VGENXL: {
+        "stiff": {"guidance_scale": 11.0, "steps": 60, "prompt": STIFF},
+        "flicker": {"resolution": "256p", "num_frames": 12},
+        "prompt_ignored": {"guidance_scale": 11.0, "prompt": LEAD},
+        "wrong_camera": {"prompt": STATIC, "guidance_scale": 10.0},
+        "too_slow": {"steps": 25, "scheduler": "dpmpp", "resolution": "256p"},
+        "subject_changed": {"motion_fps": 8, "prompt": KEEPS},
+        "out_of_memory": {"resolution": "256p", "num_frames": 12, "allow_degrade": True},
+        "too_little_motion": {"guidance_scale": 11.0, "prompt": VISIBLE},
+        "blurry": {"steps": 60, "resolution": "768p"},
+    },
+    WAN: {
+        "stiff": {"guidance_scale": 6.0, "steps": 60, "prompt": STIFF},
+        "flicker": {"resolution": "480p", "num_frames": 89},
+        "prompt_ignored": {"guidance_scale": 6.0, "prompt": LEAD},
+        "wrong_camera": {"prompt": STATIC, "guidance_scale": 5.5},
+        "too_slow": {"steps": 30, "resolution": "480p", "cache": "first-block"},
+        "subject_changed": {"prompt": KEEPS},
+        "out_of_memory": {"resolution": "480p", "num_frames": 89, "allow_degrade": True},
+        "too_little_motion": {"guidance_scale": 6.0, "prompt": VISIBLE},
+        "blurry": {"steps": 60},
+    },
+    PREVIEW: {
+        "stiff": {"prompt": STIFF},
+        "flicker": {"resolution": "256p", "num_frames": 12},
+        "prompt_ignored": {"prompt": LEAD},
+        "wrong_camera": {"prompt": STATIC},
+        "too_slow": {"resolution": "256p"},
+        "subject_changed": {"prompt": KEEPS},
+        "out_of_memory": {"resolution": "256p", "num_frames": 12, "allow_degrade": True},
+        "too_little_motion": {"prompt": VISIBLE},
+        "blurry": {"resolution": "768p"},
+    },
 }
 
 
-def test_every_row_is_tested():
-    assert set(EXPECTED) == set(SYMPTOMS)
+def test_every_row_is_tested_for_every_model():
+    assert all(set(rows) == set(SYMPTOMS) for rows in EXPECTED.values())
 
 
-@pytest.mark.parametrize("symptom", list(SYMPTOMS))
-def test_each_row_proposes_a_request_the_model_accepts(symptom):
-    proposal = propose(RUN, symptom, from_job="abc123")
-    changed = {change.field: change.after for change in proposal.changes}
-    assert {field: changed.get(field) for field in EXPECTED[symptom]} == EXPECTED[symptom]
+@pytest.mark.parametrize(("model", "symptom"), [(model, symptom) for model in EXPECTED for symptom in SYMPTOMS])
+def test_each_row_proposes_a_request_the_model_accepts(model, symptom):
+    proposal = propose(RUN.model_copy(update={"model": model}), symptom, from_job="abc123")
+    changed = {change.field: change.after for change in proposal.changes if change.field != "negative_prompt"}
+    assert changed == EXPECTED[model][symptom]  # exactly these: nothing a model lacks, nothing another model's number
     assert all(change.reason and change.before != change.after for change in proposal.changes)
-    request = spec_for(I2VGENXL).apply(GenerationRequest(image="cat.jpg", **proposal.request))
-    for field, value in EXPECTED[symptom].items():
+    spec = spec_for(model)
+    request = spec.apply(GenerationRequest(image="cat.jpg", **proposal.request))
+    for field, value in EXPECTED[model][symptom].items():
         assert getattr(request, field) == value
+    if spec.guidance is not None and "guidance_scale" in changed:
+        assert spec.guidance.default < changed["guidance_scale"] <= spec.guidance.default * 1.25
     row = SYMPTOMS[symptom]
     assert proposal.seed == row.seed and (request.seed == 42) == (row.seed == "same")
     step = request.advice.troubleshooting[-1]
     assert (step.from_job, step.symptom, step.seed) == ("abc123", symptom, row.seed) and step.changes == proposal.changes
+
+
+def test_a_camera_move_named_in_chinese_is_kept():
+    proposal = propose(GenerationRequest(image="x.png", prompt="镜头向左平移，猫转头", model=I2VGENXL), "wrong_camera")
+    assert {change.field for change in proposal.changes} == {"guidance_scale"}  # no "static camera", no "pan" forbidden
+    assert any("already names a camera move" in note for note in proposal.notes)
+
+
+def test_a_specific_prompt_keeps_the_subjects_action():
+    prompt = "A cat sits by the window. It slowly turns its head to the left. The curtains are blue."
+    proposal = propose(GenerationRequest(image="x.png", prompt=prompt, model=I2VGENXL), "prompt_ignored")
+    assert proposal.request["prompt"] == "A cat sits by the window. It slowly turns its head to the left, clearly visible"
+
+
+def test_an_unknown_model_is_named_not_sent_to_the_default_models_download():
+    with pytest.raises(InvalidInputError, match="'nope-model' is unknown here") as raised:
+        propose({"request": {"prompt": "a cat", "model": "nope-model"}}, "flicker")
+    assert "models pull" not in str(raised.value) and raised.value.field == "model"
 
 
 def test_negative_prompt_rows_add_their_terms_once():

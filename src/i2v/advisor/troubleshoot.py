@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from i2v.errors import InvalidInputError
+from i2v.refine.rules import camera_moves
 from i2v.request import AdviceRecord, Change, GenerationRequest, TroubleshootStep
 
 if TYPE_CHECKING:
@@ -27,14 +28,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeedChoice = Literal["same", "new"]
-#: Guidance the issue's guidance (and common practice) gives for stiff motion or an ignored prompt.
-GUIDANCE_HIGH = 11.0
-#: Steps for smoother motion and detail.
-STEPS_HIGH = 60
-#: Words that name a camera move in a prompt.
-CAMERA_WORDS = re.compile(
-    r"\b(camera|pan(s|ning)?|zoom(s|ing)?|dolly|tilt(s|ing)?|orbit(s|ing)?|tracking|crane|handheld|static shot|fixed shot)\b", re.IGNORECASE
-)
+#: Guidance for stiff motion or an ignored prompt, as a share above the model's own default: I2VGen-XL's 9 becomes
+#: 11 (the 10-12 common practice gives for it), Wan 2.2's 5 (flow matching, which saturates sooner) becomes 6.
+GUIDANCE_UP = 0.22
+#: A smaller step up, for a camera instruction: 9 -> 10, 5 -> 5.5.
+GUIDANCE_NUDGE = 0.11
+#: Steps for smoother motion and detail, over the model's default: 50 -> 60 (the 60+ practice gives).
+STEPS_UP = 1.2
+#: Sentences that go on about the subject ("It turns its head"): its action, kept when the prompt is cut down.
+CONTINUES_SUBJECT = re.compile(r"^(it|its|he|his|she|her|they|their|then|and|它|他|她|然后)\b|^(它|他|她|然后)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ SYMPTOMS: dict[str, Symptom] = {
     "stiff": Symptom(
         "motion too stiff or jerky",
         (
-            Step("guidance_scale", "raise_to", "stiff or jerky motion: guidance 10-12 makes the model follow the motion asked for", GUIDANCE_HIGH),
-            Step("steps", "at_least", "more denoising steps (60+) smooth the motion between frames", STEPS_HIGH),
+            Step("guidance_scale", "raise_to", "stiff or jerky motion: guidance a step above the model's default makes it follow the motion asked for", GUIDANCE_UP),
+            Step("steps", "at_least", "more denoising steps (a fifth over the model's default) smooth the motion between frames", STEPS_UP),
             Step("prompt", "append", "says what kind of motion is wanted", "smooth, continuous, natural motion"),
         ),
         "same", "make the motion smooth and continuous: name one clear action and how it flows",
@@ -78,9 +80,9 @@ SYMPTOMS: dict[str, Symptom] = {
     "prompt_ignored": Symptom(
         "the prompt was ignored",
         (
-            Step("guidance_scale", "raise_by", "more guidance makes the prompt weigh more", 2.0),
+            Step("guidance_scale", "raise_by", "more guidance makes the prompt weigh more", GUIDANCE_UP),
             Step("refiner", "refiner_on", "the refiner writes the prompt in the form the model reads"),
-            Step("prompt", "lead_with_action", "a specific prompt: the subject and its action first, as the only thing asked"),
+            Step("prompt", "lead_with_action", "a specific prompt: the subject and its action first, as the only thing asked (sentences about anything else left out)"),
         ),
         "same", "make the prompt specific: the visible subject and one concrete action first, nothing else",
     ),
@@ -89,7 +91,7 @@ SYMPTOMS: dict[str, Symptom] = {
         (
             Step("prompt", "camera_explicit", "says what the camera should do; without it the model moves the camera as it likes"),
             Step("negative_prompt", "negative_add_no_camera", "asks for no camera motion the prompt did not name", "camera shake, zoom, pan"),
-            Step("guidance_scale", "raise_by", "more guidance makes the camera instruction weigh more", 1.0),
+            Step("guidance_scale", "raise_by", "more guidance makes the camera instruction weigh more", GUIDANCE_NUDGE),
         ),
         "new", "state the camera move explicitly (or 'static camera') at the end of the prompt",
     ),
@@ -126,7 +128,7 @@ SYMPTOMS: dict[str, Symptom] = {
         "almost nothing moves",
         (
             Step("motion_fps", "motion_high", "faster motion conditioning: more change per frame"),
-            Step("guidance_scale", "raise_to", "more guidance makes the model follow the motion asked for", GUIDANCE_HIGH),
+            Step("guidance_scale", "raise_to", "more guidance (a step above the model's default) makes it follow the motion asked for", GUIDANCE_UP),
             Step("prompt", "append", "asks for visible motion", "clearly visible, pronounced motion"),
         ),
         "new", "ask for one large, clearly visible motion of the subject",
@@ -134,7 +136,7 @@ SYMPTOMS: dict[str, Symptom] = {
     "blurry": Symptom(
         "the video is soft or blurry",
         (
-            Step("steps", "at_least", "more steps resolve more detail", STEPS_HIGH),
+            Step("steps", "at_least", "more steps (a fifth over the model's default) resolve more detail", STEPS_UP),
             Step("resolution", "size_up", "one size preset up, if the image has the pixels for it"),
         ),
         "same", "",
@@ -174,13 +176,22 @@ def propose(
     image has the pixels; `llm` lets an LLM rewrite the prompt for the symptom."""
     if symptom not in SYMPTOMS:
         raise InvalidInputError(f"symptom must be one of {', '.join(SYMPTOMS)}, got {symptom!r}", field="symptom")
+    from i2v.errors import ModelNotFoundError
     from i2v.models.registry import spec_for
+    from i2v.request import echo
 
     row = SYMPTOMS[symptom]
     given, used_seed = _origin_fields(origin)
     given.pop("image", None)
     request = GenerationRequest(image="image", **given)
-    spec = spec_for(request.model)
+    try:
+        spec = spec_for(request.model)
+    except ModelNotFoundError:
+        raise InvalidInputError(
+            f"the run's model {echo(request.model)} is unknown here (not in the registry, and no model folder of that "
+            "name on this machine), so its settings cannot be checked: troubleshoot it where that model is installed",
+            field="model",
+        ) from None
     resolved = spec.apply(request)
     fields = {key: value for key, value in given.items() if value is not None}
     changes: list[Change] = []
@@ -212,7 +223,7 @@ def propose(
             choice = "new"
     advice = request.advice or AdviceRecord()
     step_record = TroubleshootStep(from_job=from_job, from_clip=from_clip, symptom=symptom, seed=choice, changes=changes)
-    fields["advice"] = advice.model_copy(update={"troubleshooting": [*advice.troubleshooting, step_record][-32:]}).model_dump(mode="json")
+    fields["advice"] = advice.with_step(step_record).model_dump(mode="json")
     GenerationRequest(image="image", **fields)  # the proposal must be a request the model accepts
     spec.apply(GenerationRequest(image="image", **fields))
     return Proposal(symptom=symptom, label=row.label, request=fields, changes=changes, seed=choice, notes=notes)
@@ -243,14 +254,15 @@ def _apply(step: Step, resolved: GenerationRequest, fields: dict, spec: ModelSpe
     if field == "guidance_scale":
         if spec.guidance is None:
             return f"{spec.label} takes no guidance; {field} left out"
-        target = step.value if action == "raise_to" else (current or spec.guidance.default) + step.value
-        after = round(min(max(target, current or 0), spec.guidance.max), 2)
+        default = spec.guidance.default  # a step relative to the model's own scale, not another model's number
+        target = default * (1 + step.value) if action == "raise_to" else (current or default) + default * step.value
+        after = min(max(round(target * 2) / 2, current or 0), spec.guidance.max)
         return change(after) or f"guidance is already {current:g} (the most this step asks for)"
     if field == "steps":
         if spec.steps is None:
             return f"{spec.label} does not denoise; steps left out"
         if action == "at_least":
-            after = min(max(current, step.value), spec.steps.max)
+            after = min(max(current, round(spec.steps.default * step.value)), spec.steps.max)
         else:  # fast_tier
             tier_steps = spec.tiers["fast"].steps if "fast" in spec.tiers else None
             after = min(current, tier_steps) if tier_steps else current
@@ -280,7 +292,7 @@ def _apply(step: Step, resolved: GenerationRequest, fields: dict, spec: ModelSpe
     if field == "negative_prompt":
         if spec.negative_prompt is None:
             return f"{spec.label} takes no negative prompt"
-        if action == "negative_add_no_camera" and CAMERA_WORDS.search(resolved.prompt or ""):
+        if action == "negative_add_no_camera" and camera_moves(resolved.prompt or ""):
             return None  # the user asked for a camera move: do not forbid camera motion
         base = current or ""
         missing = [term for term in step.value.split(", ") if term.lower() not in base.lower()]
@@ -290,12 +302,11 @@ def _apply(step: Step, resolved: GenerationRequest, fields: dict, spec: ModelSpe
         if action == "append":
             return None if step.value.lower() in prompt.lower() else change(_join(prompt, step.value))
         if action == "camera_explicit":
-            if CAMERA_WORDS.search(prompt):
+            if camera_moves(prompt):
                 return "the prompt already names a camera move; a new seed often follows it better"
             return change(_join(prompt, "static camera, fixed shot"))
         if action == "lead_with_action":
-            first = re.split(r"(?<=[.;!?])\s+", prompt.strip())[0].rstrip(".;!?")
-            return None if "clearly visible" in first else change(_join(first, "clearly visible"))
+            return None if "clearly visible" in prompt else change(_join(_subject_and_action(prompt), "clearly visible"))
     if field == "refiner":
         return change("rules") if resolved.refiner == "none" else None
     if field == "allow_degrade":
@@ -324,6 +335,14 @@ def _resize(step: Step, resolved: GenerationRequest, spec: ModelSpec, image_size
     if image_size is not None and spec.size.presets[above[0]] ** 2 > image_size[0] * image_size[1] * 2:
         return f"the image ({image_size[0]}×{image_size[1]}) has too few pixels for {above[0]}; a larger original would help more"
     return Change(field="resolution", before=current, after=above[0], reason=step.reason)
+
+
+def _subject_and_action(prompt: str) -> str:
+    """The first sentence and those that go on about its subject ("A cat sits. It turns its head."), without the
+    rest ("The sun shines."): a prompt about the subject's action only, which keeps the action wherever it is."""
+    sentences = [part for part in re.split(r"(?<=[.;!?。；！？])\s*", prompt.strip()) if part]
+    kept = sentences[:1] + [part for part in sentences[1:] if CONTINUES_SUBJECT.match(part)]
+    return " ".join(kept).rstrip(".;!?。；！？ ")
 
 
 def _join(prompt: str, addition: str) -> str:

@@ -30,7 +30,8 @@ from i2v.request import MAX_PROMPT_CHARS, AdviceRecord, default_model, echo
 from i2v.web.api import COMMON, NOT_FOUND, UPLOAD, _error, service_of
 from i2v.web.security import require_token
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses=COMMON)
+#: Every route's statuses but the job database's 503, which only the routes that read jobs list.
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses={k: v for k, v in COMMON.items() if k != 503})
 
 SymptomName = Literal[tuple(SYMPTOMS)]  # type: ignore[valid-type]
 
@@ -73,7 +74,7 @@ class TroubleshootAnswer(BaseModel):
 )
 async def assess_image(
     http: Request,
-    image: UploadFile = File(description="The image you will animate"),
+    image: UploadFile = File(description="The image you will animate. Sent twice, the last `image` part is the one judged, as /plan and /jobs take the last"),
     text: str | None = Form(None, max_length=MAX_PROMPT_CHARS, description="The motion you want, in any language (refined for the tags)"),
     model: str | None = Form(None, max_length=512, description="The model to judge for; default: the server's default model"),
     refiner: Literal["rules", "llm"] = Form("rules", description="llm: also ask the server's configured LLM (vision) to judge the image"),
@@ -130,7 +131,10 @@ def _llm_settings():
     "/jobs/{job_id}/troubleshoot", response_model=TroubleshootAnswer, operation_id="troubleshootJob",
     summary="What went wrong? A symptom of a finished job -> the proposed next run (optionally queued)",
     responses={
-        **NOT_FOUND, 400: _error("The body cannot be parsed (not JSON)"), 409: _error("The job is still queued or running"),
+        **NOT_FOUND, 400: _error("The body nests JSON too deeply to parse"), 409: _error("The job is still queued or running"),
+        422: _error("The body is not a JSON object (errors names `body`: not JSON, a list, form data, none), or a field "
+                    "is invalid (errors names it: symptom, seed, …), or the job's model is unknown here (`model`)"),
+        503: COMMON[503],
         429: {**_error("queue: too many jobs waiting (I2V_QUEUE_LIMIT)"), "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a slot likely frees"}}},
         507: _error("queue: the server's data folder is full"),
     },
@@ -149,10 +153,7 @@ def troubleshoot_job(http: Request, job_id: str, body: TroubleshootBody) -> Trou
     image_path = service.file(job, "image")
     with Image.open(image_path) as picture:
         size = picture.size
-    try:
-        proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size, llm=_llm_settings() if body.llm else None)
-    except ModelNotFoundError:
-        raise InvalidInputError("the job's model is only on the workers' disks; this server cannot check a proposal for it", field="model") from None
+    proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size, llm=_llm_settings() if body.llm else None)
     queued = None
     if body.queue:
         queued = service.view(service.submit(proposal.request, image_path.read_bytes(), image_path.name))
