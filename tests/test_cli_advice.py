@@ -110,3 +110,16 @@ def test_the_main_app_offers_assess_plan_shows_the_recommendation_and_generate_t
     wrong = runner.invoke(app, ["generate", str(image), "pan left", "--model", "camera-preview", "--preset", "turbo"])
     assert wrong.exit_code == 2 and "--preset must be one of fast, standard, quality" in wrong.output
     assert runner.invoke(app, ["assess", str(image), "--model", "camera-preview", "--json"]).exit_code == 0
+
+
+def test_assess_takes_generates_prompt_limit_and_a_missing_text_is_a_placeholder(cli):
+    from i2v.cli import FLAGS, _with_flags
+    from i2v.cli_advice import PROMPT_PLACEHOLDER, generate_command
+
+    long = cli("assess", EXAMPLE, "x" * 12_000)
+    assert long.exit_code == 2 and "limit is 2000" in long.output and "run it" not in long.output
+    assert len(long.output.strip().splitlines()) == 1
+    bare = cli("assess", EXAMPLE)
+    assert bare.exit_code == 0 and f"{EXAMPLE} {PROMPT_PLACEHOLDER} --preset" in bare.output and "…" not in bare.output
+    assert generate_command("a.png", {"prompt": "p", "num_frames": 8, "steps": 30}) == "i2v generate a.png p --frames 8 --steps 30"
+    assert _with_flags("num_frames: no; steps: no") == "num_frames (--frames): no; steps: no" and "num_frames" in FLAGS

@@ -88,12 +88,12 @@ console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
-#: Request field -> the CLI flag that sets it, so messages name what the user typed.
+#: Request field -> the `generate` flag that sets it: messages name what the user typed, and the advisor prints
+#: `i2v generate` commands with it.
 FLAGS = {
-    "num_frames": "--frames",
-    "guidance_scale": "--guidance",
-    "negative_prompt": "--negative-prompt",
-    "motion_fps": "--motion-fps",
+    "model": "--model", "negative_prompt": "--negative-prompt", "resolution": "--resolution", "width": "--width",
+    "height": "--height", "num_frames": "--frames", "fps": "--fps", "motion_fps": "--motion-fps", "steps": "--steps",
+    "guidance_scale": "--guidance", "scheduler": "--scheduler", "cache": "--cache", "seed": "--seed",
 }
 
 
@@ -173,7 +173,8 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 def _with_flags(message: str) -> str:
     """Name the flag the user typed beside the request field a message names."""
     for field, flag in FLAGS.items():
-        message = message.replace(f"{field}:", f"{field} ({flag}):")
+        if flag != f"--{field}":  # "--steps" after "steps:" would say nothing new
+            message = message.replace(f"{field}:", f"{field} ({flag}):")
     return message
 
 

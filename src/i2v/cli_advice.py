@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from i2v.errors import I2VError, InvalidInputError
-from i2v.request import GenerationRequest, default_model
+from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 
 console = Console(stderr=True)
+#: The prompt in the printed command when none was given: plainly something to replace.
+PROMPT_PLACEHOLDER = "'<WHAT SHOULD MOVE, AND HOW>'"
 
 
 def assess_command(
@@ -38,6 +40,8 @@ def assess_command(
 
     if refiner not in ("rules", "llm"):
         raise InvalidInputError(f"--refiner must be rules or llm, got {refiner!r}")
+    if text is not None and len(text) > MAX_PROMPT_CHARS:  # generate's limit: else "run it" would print a refused command
+        raise InvalidInputError(f"TEXT is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}, as for i2v generate")
     name = model or default_model()
     spec = spec_for(name)
     loaded = load_image(image)
@@ -68,7 +72,7 @@ def assess_command(
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     import shlex
 
-    prompt = shlex.quote(text) if text else "'…'"
+    prompt = shlex.quote(text) if text and text.strip() else PROMPT_PLACEHOLDER
     model_flag = f" --model {shlex.quote(name)}" if model else ""
     out.print(f"run it: i2v generate {shlex.quote(str(image))} {prompt}{model_flag} --preset {recommendation.preset}",
               highlight=False, soft_wrap=True)
@@ -161,17 +165,11 @@ def troubleshoot_command(
         out.print("run it: " + generate_command(image, proposal["request"]), highlight=False, soft_wrap=True)
 
 
-#: Request field -> `i2v generate` flag, for the printed command.
-FLAGS = {
-    "model": "--model", "negative_prompt": "--negative-prompt", "resolution": "--resolution", "width": "--width",
-    "height": "--height", "num_frames": "--frames", "fps": "--fps", "motion_fps": "--motion-fps", "steps": "--steps",
-    "guidance_scale": "--guidance", "scheduler": "--scheduler", "cache": "--cache", "seed": "--seed",
-}
-
-
 def generate_command(image: str, fields: dict[str, Any]) -> str:
     """The `i2v generate` line for a proposed request (the advice chain is recorded only through the API)."""
     import shlex
+
+    from i2v.cli import FLAGS  # here: the main app imports this module
 
     parts = ["i2v", "generate", shlex.quote(str(image)), shlex.quote(fields["prompt"])]
     for field, flag in FLAGS.items():
