@@ -167,8 +167,8 @@ def test_a_step_cache_adds_its_state_to_the_denoise_peak():
     """At 720p × 121 (1152 × 768 here: 31 × 24 × 36 = 26,784 tokens) pab keeps every block's self-attention output
     (30 × tokens × 3072 bf16 ≈ 4.6 GiB), first-block three hidden states per guidance branch (≈ 0.9 GiB),
     magcache two per branch (≈ 0.6 GiB), taylorseer the output projection's two float32 factors per branch
-    (≈ 78 MiB); off keeps nothing. Only the denoise stage holds it, and the ladder never turns a cache off: the
-    plan must fit with it."""
+    (≈ 78 MiB); off keeps nothing. Only the denoise stage holds it; at 24 GiB the cheaper rungs make room for
+    it, so the plan keeps the cache."""
     tokens, hidden = 31 * 24 * 36, 31 * 24 * 36 * 3072 * 2
     expected = {"off": 0, "taylorseer": 2 * 2 * tokens * 192 * 4, "magcache": 2 * 2 * hidden,
                 "first-block": 2 * 3 * hidden, "pab": 30 * hidden}
@@ -191,6 +191,43 @@ def test_a_step_cache_adds_its_state_to_the_denoise_peak():
     assert with_pab.fits and with_pab.cache == "pab"
     assert with_pab.estimate().stages["denoise"].state_bytes == expected["pab"]
     assert len(with_pab.changes) >= len(without.changes)
+
+
+def test_a_step_cache_shortens_the_predicted_time_by_its_schedule(capsys):
+    """The time estimate scales the denoise stage by what each cache's config fixes, at 720p × 121, 50 steps:
+    MagCache runs the blocks in 26 of 50 calls a branch (its curve, as diffusers resamples it), TaylorSeer in 19
+    (3 warm-up calls, then 1 in 3), PAB reuses self-attention in 21 of 100 calls (weighted by its FLOP share);
+    first-block depends on the weights, so no saving is predicted. The timesteps PAB's window reads are the real
+    scheduler's at every step count."""
+    from diffusers import UniPCMultistepScheduler
+
+    from i2v.advisor.report import render_plan_table
+    from i2v.models.wan22 import cost
+    from i2v.models.wan22.spec import SPEC
+    from i2v.models.wan22.tiny import SCHEDULER_CONFIG
+
+    assert cost.FLOW_SHIFT == SCHEDULER_CONFIG["flow_shift"]
+    for steps in (1, 7, 30, 50, 100):
+        scheduler = UniPCMultistepScheduler(**SCHEDULER_CONFIG)
+        scheduler.set_timesteps(steps)
+        assert scheduler.timesteps.tolist() == cost._timesteps(steps)
+    assert [cost.magcache_computes(steps) for steps in (10, 30, 50)] == [5, 16, 26]
+    reports = {cache: plan_report(reference(cache=cache), PHOTO, "80GiB") for cache in SPEC.caches}
+    seconds = {cache: report["predicted_seconds"] for cache, report in reports.items()}
+    fractions = {cache: report["cache_compute"]["fraction"] for cache, report in reports.items()}
+    assert fractions["magcache"] == 26 / 50 and fractions["taylorseer"] == 19 / 50
+    assert fractions["first-block"] == fractions["off"] == 1.0 and seconds["first-block"] == seconds["off"]
+    assert "21 of 100 calls" in reports["pab"]["cache_compute"]["note"] and 0.8 < fractions["pab"] < 0.9
+    assert seconds["taylorseer"] < seconds["magcache"] < seconds["pab"] < seconds["off"]
+    device = probe_device(vram="80GiB")
+    flops = {cache: unconstrained_plan(reference(cache=cache), PHOTO, device).estimate().flops for cache in ("off", "magcache")}
+    assert flops["magcache"]["denoise"] == pytest.approx(flops["off"]["denoise"] * 26 / 50, rel=1e-12)
+    assert flops["magcache"]["encode"] == flops["off"]["encode"]
+    capsys.readouterr()
+    from rich.console import Console
+
+    Console(width=200).print(render_plan_table(reports["magcache"]))
+    assert "with magcache: 0.52 of the uncached denoise work" in capsys.readouterr().out
 
 
 def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_path):

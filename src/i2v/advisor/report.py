@@ -81,12 +81,14 @@ def plan_report(
         peak_stage=estimate.peak_stage,
         warnings=warnings,
         predicted_seconds=round(predicted_seconds(plan, estimate, info), 1),
+        cache_compute=estimate.cache.model_dump() if estimate.cache else None,
     )
 
 
 def predicted_seconds(plan: ExecutionPlan, estimate: MemoryEstimate, device: DeviceInfo) -> float:
-    """Traced FLOPs over the device's throughput, plus weight copies the offload mode adds. Rough: it ignores
-    the cost of feed-forward chunking's smaller kernels and of model loading."""
+    """Traced FLOPs (the denoise stage's scaled by the step cache's expected share) over the device's throughput,
+    plus weight copies the offload mode adds. Rough: it ignores the cost of feed-forward chunking's smaller
+    kernels and of model loading."""
     flops = sum(estimate.flops.values())
     if device.kind == "cpu":
         compute = flops / (CPU_TFLOPS * 1e12)
@@ -130,7 +132,12 @@ def render_plan_table(report: dict[str, Any]) -> Table:
         f"({report['margin']:.0%} margin, peak while {STAGE_VERBS[report['peak_stage']]}): {fits}",
     )
     table.add_row("as requested", format_bytes(report["unconstrained_peak_bytes"]))
-    table.add_row("predicted time", f"≈ {report['predicted_seconds']:.0f} s")
+    cache = report.get("cache_compute")
+    saving = (
+        f" (with {cache['cache']}: {cache['fraction']:.2f} of the uncached denoise work; {cache['note']})"
+        if cache and cache.get("note") else ""
+    )
+    table.add_row("predicted time", f"≈ {report['predicted_seconds']:.0f} s{saving}")
     for label, items in (("changes", report["changes"]), ("warnings", report["warnings"])):
         if items:
             table.add_row(label, "\n".join(f"• {item}" for item in items))

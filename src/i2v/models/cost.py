@@ -39,8 +39,21 @@ class StagePeak(BaseModel):
     state_bytes: int = 0
 
 
+class CacheCompute(BaseModel):
+    """How much of the uncached denoise work a step cache is expected to leave, and what that rests on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cache: str
+    #: Expected denoise FLOPs over the uncached run's (1.0: no saving predicted).
+    fraction: float
+    #: Why: the calls it skips and what fixes them, or why no saving is predicted. Empty without a cache.
+    note: str = ""
+
+
 class MemoryEstimate(BaseModel):
-    """Predicted peak of a plan, where it happens, and the FLOPs behind each stage (for time estimates)."""
+    """Predicted peak of a plan, where it happens, and the FLOPs behind each stage (for time estimates; the
+    denoise stage's already scaled by the step cache's expected `cache.fraction`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,13 +62,16 @@ class MemoryEstimate(BaseModel):
     overhead_bytes: int
     stages: dict[str, StagePeak]
     flops: dict[str, int]
+    cache: CacheCompute | None = None
 
     @classmethod
-    def of(cls, stages: dict[str, StagePeak], flops: dict[str, int], device: str) -> MemoryEstimate:
+    def of(
+        cls, stages: dict[str, StagePeak], flops: dict[str, int], device: str, cache: CacheCompute | None = None
+    ) -> MemoryEstimate:
         peak_stage = max(stages, key=lambda stage: stages[stage].total_bytes)
         return cls(
             peak_bytes=stages[peak_stage].total_bytes, peak_stage=peak_stage, overhead_bytes=runtime_overhead(device),
-            stages=stages, flops=flops,
+            stages=stages, flops=flops, cache=cache,
         )
 
 

@@ -31,6 +31,19 @@ shape alone, as the backend configures diffusers' hooks (`backend.CACHE_CONFIGS`
 Checked against the tensors the hooks hold after a run (tests/test_advisor_wan.py on the tiny model; the same at
 real width with fewer blocks in the closing note).
 
+A cache also saves time: `cache_compute` gives the share of the uncached denoise FLOPs a run is expected to do,
+worked out from each cache's config as the backend sets it (the same rules diffusers' hooks apply), and the time
+estimate scales the denoise stage by it:
+
+| cache | what decides the skips | 720p × 121, 50 steps, guided |
+|---|---|---|
+| first-block | the weights (the first block's residual change): unknown ahead, so no saving is predicted | 1.0 |
+| taylorseer | its schedule only: 3 warm-up calls, then 1 call in 3 runs the blocks (per branch) | 19/50 = 0.38 |
+| pab | its schedule only: self-attention every other call while 100 < t < 800 (UniPC, shift 5: 21 of 100 calls); weighted by self-attention's share of a call's FLOPs (counted from the shapes, 65%) | 0.86 |
+| magcache | its authors' curve, resampled to the steps as diffusers does, and threshold: no weights needed | 26/50 = 0.52 |
+
+The embedders and the output projection still run on a skipped call (<1% of a step at these sizes): left out.
+
 Where the weights are, per placement (what the backend does):
 
 | placement | text encoding | image encoding | denoise | decode |
@@ -55,6 +68,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from i2v.models.cost import (
+    CacheCompute,
     MemoryEstimate,
     StagePeak,
     TraceCache,
@@ -162,12 +176,112 @@ def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
     )
     encode = max(steps["text"], steps["image"], key=lambda peak: peak.total_bytes)
     stages: dict[str, StagePeak] = {"encode": encode, "denoise": steps["denoise"], "decode": steps["decode"]}
+    compute = cache_compute(plan, step["flops"])
     flops = {
         "encode": text["flops"] * _passes(plan) + image["flops"],
-        "denoise": plan.steps * _passes(plan) * step["flops"],
+        "denoise": round(plan.steps * _passes(plan) * step["flops"] * compute.fraction),
         "decode": decode["flops"],
     }
-    return MemoryEstimate.of(stages, flops, plan.device)
+    return MemoryEstimate.of(stages, flops, plan.device, cache=compute)
+
+
+#: The released scheduler's flow-matching schedule (UniPC with flow sigmas, `tiny.SCHEDULER_CONFIG`): the timesteps
+#: PAB's window is compared with.
+FLOW_SHIFT, TRAIN_TIMESTEPS = 5.0, 1000
+#: TaylorSeer's schedule as the backend configures it: every call before this one runs the blocks, then one in
+#: TAYLOR_INTERVAL (diffusers' `disable_cache_before_step`, `cache_interval`).
+TAYLOR_WARMUP, TAYLOR_INTERVAL = 3, 3
+#: PAB's schedule as the backend configures it: self-attention computed every PAB_SKIP_RANGE-th call while the
+#: timestep is strictly inside PAB_TIMESTEPS (diffusers' `spatial_attention_block_skip_range`, `..._timestep_skip_range`).
+PAB_SKIP_RANGE, PAB_TIMESTEPS = 2, (100, 800)
+
+
+def cache_compute(plan: ExecutionPlan, step_flops: int) -> CacheCompute:
+    """The share of the uncached denoise FLOPs the plan's cache is expected to do, and how that was found (the
+    table in the module's docstring). `step_flops`: one traced transformer call."""
+    steps, branches = plan.steps, _passes(plan)
+    if plan.cache == "taylorseer":
+        runs = sum(1 for call in range(steps) if _taylor_computes(call))
+        return CacheCompute(
+            cache=plan.cache, fraction=runs / steps,
+            note=f"the blocks run in {runs} of {steps} calls per guidance branch (fixed by its schedule)",
+        )
+    if plan.cache == "magcache":
+        runs = magcache_computes(steps)
+        return CacheCompute(
+            cache=plan.cache, fraction=runs / steps,
+            note=f"the blocks run in {runs} of {steps} calls per guidance branch (fixed by the calibrated curve)",
+        )
+    if plan.cache == "pab":
+        calls = steps * branches
+        skipped = sum(1 for call, t in enumerate(t for t in _timesteps(steps) for _ in range(branches)) if _pab_skips(call, t))
+        share = min(1.0, attention_flops(plan.width, plan.height, plan.frames) / step_flops)
+        return CacheCompute(
+            cache=plan.cache, fraction=1 - skipped / calls * share,
+            note=f"self-attention ({share:.0%} of a call's FLOPs) reused in {skipped} of {calls} calls (fixed by its schedule)",
+        )
+    if plan.cache == "first-block":
+        return CacheCompute(
+            cache=plan.cache, fraction=1.0,
+            note="its skips depend on the weights and the image: no saving predicted",
+        )
+    return CacheCompute(cache=plan.cache, fraction=1.0, note="")
+
+
+def _taylor_computes(call: int) -> bool:
+    """diffusers' TaylorSeer hook: the warm-up calls, then every TAYLOR_INTERVAL-th call after the one following it."""
+    return call < TAYLOR_WARMUP or (call - TAYLOR_WARMUP - 1) % TAYLOR_INTERVAL == 0
+
+
+def _pab_skips(call: int, timestep: float) -> bool:
+    """diffusers' PAB hook on one self-attention (its call counter counts both guidance branches' calls)."""
+    low, high = PAB_TIMESTEPS
+    return call > 0 and low < timestep < high and call % PAB_SKIP_RANGE != 0
+
+
+def _timesteps(steps: int) -> list[int]:
+    """The scheduler's timesteps (UniPC with flow sigmas and a fixed shift), truncated to integers as it stores them."""
+    import numpy as np
+
+    sigmas = np.linspace(1, 1 / TRAIN_TIMESTEPS, steps + 1)[:-1]
+    sigmas = FLOW_SHIFT * sigmas / (1 + (FLOW_SHIFT - 1) * sigmas)
+    if abs(sigmas[0] - 1) < 1e-6:
+        sigmas[0] -= 1e-6
+    return [int(t) for t in sigmas * TRAIN_TIMESTEPS]
+
+
+def magcache_computes(steps: int) -> int:
+    """Calls per guidance branch that run the blocks under MagCache at `steps`: diffusers' hook replayed on the
+    curve it reads (nearest-neighbour resampled, float32 as its tensors are); it never needs the weights."""
+    import numpy as np
+
+    from i2v.models.wan22 import magcache
+
+    curve = np.array(magcache.CONDITIONAL, dtype=np.float32)
+    if steps == 1:
+        ratios = curve[-1:]
+    else:
+        scale = np.float32((len(curve) - 1) / (steps - 1))
+        ratios = curve[np.round(np.arange(steps, dtype=np.float32) * scale).astype(int)]
+    retention = int(magcache.RETENTION_RATIO * steps + 0.5)
+    one = np.float32(1.0)
+    ratio, run, error, computes = one, 0, np.float32(0.0), 0
+    for step in range(steps):
+        if step >= retention:
+            ratio, run = ratio * ratios[step], run + 1
+            error = error + abs(one - ratio)
+            if step > 0 and error <= magcache.THRESHOLD and run <= magcache.MAX_SKIP_STEPS:
+                continue
+            ratio, run, error = one, 0, np.float32(0.0)
+        computes += 1
+    return computes
+
+
+def attention_flops(width: int, height: int, frames: int, *, width_model: int = 3072, blocks: int = 30) -> int:
+    """Self-attention's FLOPs in one transformer call, counted from the shapes as the tracer counts them (2 a
+    multiply-add): the q, k, v and output projections and the two token-by-token products, in every block."""
+    n = tokens(width, height, frames)
+    return blocks * (8 * n * width_model * width_model + 4 * n * n * width_model)
 
 
 def cache_state_bytes(plan: ExecutionPlan) -> int:
