@@ -84,7 +84,7 @@ def test_advise_caps_the_size_at_what_a_small_image_can_fill_and_gives_each_sett
     assert "small image (451×300): 512p is the largest that keeps detail" in why["resolution"]
     assert "768p would upscale it 4.4×" in why["resolution"]
     assert why["num_frames"].startswith("slow_motion") and small.num_frames == 24
-    assert why["steps"].startswith("standard preset") and why["guidance_scale"] == "the model's default"
+    assert why["steps"] == "the standard preset's 50 steps (the model's reference count)" and why["guidance_scale"] == "the model's default"
     large = advise(make_photo(1600, 900))
     assert large.resolution == "768p" and {setting.field for setting in large.settings} >= {"resolution", "steps", "scheduler"}
 
@@ -120,3 +120,33 @@ def test_apply_fills_only_what_the_user_left_out_unless_told_to_override():
     forced = advice.apply(mine, override=True)
     assert (forced.steps, forced.width, forced.resolution) == (advice.steps, None, advice.resolution)
     SPEC.apply(forced)
+
+
+def test_reasons_describe_the_settings_recommended_not_the_tier_they_came_from():
+    from pathlib import Path
+
+    from i2v.advisor.device import probe_device
+    from i2v.advisor.recommend import advise
+
+    with Image.open(Path(__file__).parent.parent / "examples" / "cat.jpg") as opened:
+        cat = opened.convert("RGB")
+    wan = advise(cat, model="wan2.2-ti2v-5b", device=probe_device(None, "24GiB"))
+    reasons = {setting.field: setting.reason for setting in wan.settings}
+    assert wan.resolution == "480p" and reasons["resolution"].startswith("small image")
+    assert "720p" not in reasons["steps"] and "50 steps" in reasons["steps"]  # the quality tier says 720p; 480p is used
+    assert not any("720p" in reason for field, reason in reasons.items() if field != "resolution")
+
+
+def test_the_image_is_measured_once_for_the_chosen_model(monkeypatch):
+    from i2v.advisor import assess as assess_module
+    from i2v.advisor.device import probe_device
+    from i2v.advisor.recommend import advise
+
+    measured, crops = [], []
+    real_measure, real_blockiness = assess_module.measure, assess_module.blockiness
+    monkeypatch.setattr(assess_module, "measure", lambda image, spec=None: measured.append(spec.label) or real_measure(image, spec))
+    monkeypatch.setattr(assess_module, "blockiness", lambda image: crops.append(1) or real_blockiness(image))
+    advise(PHOTO, model="wan2.2-ti2v-5b", device=probe_device(None, "80GiB"))
+    recommendation = recommend(PHOTO, "fast", model="wan2.2-ti2v-5b")
+    assert len(crops) == 2 and [label.split()[0] for label in measured] == ["Wan", "Wan"]  # one each, Wan's spec
+    assert recommendation.model == "wan2.2-ti2v-5b" and recommendation.warnings == []

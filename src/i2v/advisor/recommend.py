@@ -105,16 +105,32 @@ _REQUEST_FIELDS = {"resolution", "num_frames", "steps", "guidance_scale", "fps",
 
 
 def recommend(
-    image: Image.Image, preset: PresetName = "standard", tags: list[str] | None = None, *, model: str | None = None
+    image: Image.Image,
+    preset: PresetName = "standard",
+    tags: list[str] | None = None,
+    *,
+    model: str | None = None,
+    assessment: ImageAssessment | None = None,
 ) -> Recommendation:
     """The model's `preset` tier at the image's aspect ratio, adjusted by refiner tags (slow_motion: more frames
     played slower, ...) through the same hints the refiner gives, kept within the model's spec, with warnings
-    about the image."""
+    about the image (from `assessment`, else the image measured once for this model)."""
     from i2v.models.registry import spec_for
     from i2v.request import default_model
 
     model = model or default_model()
     spec = spec_for(model)
+    if assessment is None:
+        from i2v.advisor.assess import assess
+
+        assessment = assess(image, spec=spec)
+    return _tier_settings(image.size, preset, tags, model, spec).model_copy(
+        update={"warnings": [warning.message for warning in assessment.warnings]}
+    )
+
+
+def _tier_settings(size: tuple[int, int], preset: str, tags: list[str] | None, model: str, spec) -> Recommendation:
+    """The tier's settings at the image's aspect ratio, adjusted by tags, without looking at the pixels."""
     if preset not in spec.tiers:
         raise ValueError(f"preset must be one of {', '.join(spec.tiers)}, got {preset!r}")
     tier = spec.tiers[preset]
@@ -132,11 +148,8 @@ def recommend(
             wanted["num_frames"] = spec.frames.nearest(wanted["num_frames"])[-1]
         fields.update(wanted)
         reasons.append(hint.reason)
-    width, height = spec.size.target(tier.resolution, *image.size)
-    return Recommendation(
-        preset=preset, model=model, width=width, height=height, reasons=reasons,
-        warnings=image_warnings(image, max_aspect=spec.size.max_aspect), **fields,
-    )
+    width, height = spec.size.target(tier.resolution, *size)
+    return Recommendation(preset=preset, model=model, width=width, height=height, reasons=reasons, **fields)
 
 
 
@@ -163,12 +176,12 @@ def advise(
 
         assessment = assess(image, spec=spec)
     if preset is None:
-        preset, preset_reason = _choose_preset(image, tags, model, assessment, device)
+        preset, preset_reason = _choose_preset(image, tags, model, spec, assessment, device)
     elif preset not in spec.tiers:
         raise ValueError(f"preset must be one of {', '.join(spec.tiers)}, got {preset!r}")
     else:
         preset_reason = f"{preset}: as asked"
-    base = recommend(image, preset, tags, model=model)
+    base = _tier_settings(image.size, preset, tags, model, spec)
     tier = spec.tiers[preset]
     fields = base.request_fields()
     reasons: dict[str, str] = {}
@@ -177,7 +190,7 @@ def advise(
         fields["resolution"] = resolution
     width, height = spec.size.target(fields["resolution"], *image.size)
     reasons["resolution"] = f"{size_reason}; {width}×{height} at the image's aspect ratio"
-    tier_note = f"{preset} preset" + (f": {tier.note}" if tier.note else "")
+    # Each reason speaks of its own setting only: a tier's note also names its size, which _size_for may change.
     hint = settings_hint_for(list(tags or []), spec)
     hinted = set(hint.model_dump(exclude_none=True, exclude={"reason"})) if hint else set()
     defaults = spec.defaults()
@@ -186,8 +199,11 @@ def advise(
             continue
         if field in hinted:
             reasons[field] = hint.reason  # type: ignore[union-attr]
-        elif field in ("steps", "scheduler") and getattr(tier, field) is not None:
-            reasons[field] = tier_note
+        elif field == "steps" and tier.steps is not None:
+            reference = " (the model's reference count)" if fields[field] == defaults.get(field) else ""
+            reasons[field] = f"the {preset} preset's {fields[field]} steps{reference}"
+        elif field == "scheduler" and tier.scheduler is not None:
+            reasons[field] = f"the {preset} preset's sampler, {fields[field]}"
         elif field == "motion_fps":
             reasons[field] = "the playback rate clamped to the motion speeds the model was trained on"
         elif field == "num_frames" and spec.frames.validated == fields[field]:
@@ -195,7 +211,7 @@ def advise(
         elif fields[field] == defaults.get(field):
             reasons[field] = "the model's default"
         else:
-            reasons[field] = tier_note
+            reasons[field] = f"the {preset} preset's {field.replace('_', ' ')}"
     settings = [Setting(field=field, value=fields[field], reason=reasons[field]) for field in reasons]
     return base.model_copy(update={
         "width": width, "height": height, "preset_reason": preset_reason, "settings": settings,
@@ -223,7 +239,7 @@ def _size_for(image: Image.Image, wanted: str, spec) -> tuple[str, str]:
 
 
 def _choose_preset(
-    image: Image.Image, tags: list[str] | None, model: str, assessment: ImageAssessment, device: DeviceInfo | None
+    image: Image.Image, tags: list[str] | None, model: str, spec, assessment: ImageAssessment, device: DeviceInfo | None
 ) -> tuple[PresetName, str]:
     if assessment.suitability <= TRIAL_SUITABILITY:
         how = "the vision model" if assessment.judgement else "the offline checks"
@@ -238,8 +254,8 @@ def _choose_preset(
     from i2v.request import GenerationRequest
 
     for name in reversed(PRESETS):
-        candidate = recommend(image, name, tags, model=model)
-        size, _ = _size_for(image, candidate.resolution, _spec(model))
+        candidate = _tier_settings(image.size, name, tags, model, spec)
+        size, _ = _size_for(image, candidate.resolution, spec)
         request = GenerationRequest(image="plan", prompt="plan", model=model, **{**candidate.request_fields(), "resolution": size})
         plan = make_plan(request, image.size, device)
         seconds = predicted_seconds(plan, plan.estimate(), device)
@@ -247,12 +263,6 @@ def _choose_preset(
             return name, (f"{name}: fits on {device.name} ({format_bytes(plan.predicted_peak_bytes)} of "
                           f"{format_bytes(plan.budget_bytes)}), about {_duration(seconds)}")
     return "fast", f"fast: nothing better fits on {device.name} within {_duration(TIME_BUDGET_SECONDS)}"
-
-
-def _spec(model: str):
-    from i2v.models.registry import spec_for
-
-    return spec_for(model)
 
 
 def _duration(seconds: float) -> str:
