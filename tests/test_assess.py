@@ -94,8 +94,22 @@ def test_tiny_images_are_flagged_and_large_ones_measured_on_a_small_copy():
 def test_a_text_poster_is_flagged_and_grey_images_read_as_colourless():
     result = assess(poster(), spec=I2VGENXL)
     assert result.measurements.text_like and "text" in codes(result)
-    assert result.measurements.colourfulness < GREY_THRESHOLD
+    assert result.measurements.colourfulness < GREY_THRESHOLD and "grey" in codes(result)
     assert result.suitability <= 3
+    grey_photo = assess(scene().convert("L"), spec=I2VGENXL)
+    assert codes(grey_photo) == {"grey"} and grey_photo.suitability == 5  # a fair input: a note, not a penalty
+    assert "black and white" in grey_photo.warnings[0].message
+
+
+@pytest.mark.parametrize("dither", [Image.Dither.FLOYDSTEINBERG, Image.Dither.NONE], ids=["dithered", "plain"])
+def test_a_palette_image_is_measured_as_the_photo_it_shows(dither):
+    from pathlib import Path
+
+    with Image.open(Path(__file__).parent.parent / "examples" / "cat.jpg") as photo:
+        palette = photo.convert("P", dither=dither)  # the web palette: dithering is pixel-scale noise (was read as text)
+    result = assess(palette, spec=I2VGENXL)
+    assert codes(result) == set() and result.suitability == 5
+    assert not result.measurements.text_like and "text" in codes(assess(poster().convert("P"), spec=I2VGENXL))
 
 
 def test_aspect_beyond_the_models_clamp_says_how_much_is_cut():

@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ CONTRAST_THRESHOLD = 40.0
 #: 0.99-1.08; the cat photo saved at JPEG quality 75 measures 1.27, 50: 1.50, 30: 1.78, 15: 2.49 (coffee: 1.14,
 #: 1.34, 1.56, 2.11). 1.5 is "quality 30-50 or worse".
 BLOCKINESS_THRESHOLD = 1.5
-#: Hasler-Süsstrunk colourfulness under which an image is (nearly) grey: greyscale photos measure 0.
+#: Hasler-Süsstrunk colourfulness under which an image is (nearly) grey: greyscale photos measure 0, the cat and
+#: coffee samples 20-40. The models were trained on colour video and tend to tint a grey image as it moves.
 GREY_THRESHOLD = 8.0
 #: The full-size crop the block measure reads (a multiple of 8).
 BLOCK_CROP = 1024
@@ -85,7 +86,7 @@ class Judgement(BaseModel):
 class ImageWarning(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: str = Field(description="Stable name: small, aspect, portrait, blurred, compressed, low_contrast, text, several_people, several_animals, abstract, low_suitability")
+    code: str = Field(description="Stable name: small, aspect, portrait, blurred, compressed, low_contrast, text, grey, several_people, several_animals, abstract, low_suitability")
     message: str = Field(description="What is wrong and what to do, in plain words")
 
 
@@ -153,7 +154,14 @@ class ImageStats(BaseModel):
 
 
 def small_copy(image: Image.Image) -> Image.Image:
-    """The image with its long side at most ANALYSIS_SIDE, in RGB (resized with reduce() first, no full copy)."""
+    """The image with its long side at most ANALYSIS_SIDE, in RGB (resized with reduce() first, no full copy).
+
+    A palette or 1-bit image is converted and averaged over 3×3 first: its dithering is pixel-scale noise standing
+    for in-between colours, which would read as sharp edges on two levels (text) and as extreme sharpness (the cat
+    photo dithered to the web palette measured 5800 and text-like; averaged, 103 and not). Pillow resizes these
+    modes by nearest neighbour, which would keep the noise."""
+    if image.mode in ("P", "PA", "1"):
+        image = image.convert("RGB").filter(ImageFilter.BoxBlur(1))
     scale = ANALYSIS_SIDE / max(image.size)
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -270,6 +278,10 @@ def offline_warnings(figures: Measurements, max_aspect: float) -> list[ImageWarn
         warn("low_contrast", f"the image has very low contrast ({figures.contrast:.0f}/255); motion will be hard to see")
     if figures.text_like:
         warn("text", "the image looks mostly like text or a document; the model animates scenes, and text will warp")
+    if figures.colourfulness < GREY_THRESHOLD:
+        warn("grey", f"the image is (nearly) black and white (colourfulness {figures.colourfulness:.0f} < "
+             f"{GREY_THRESHOLD:.0f}); the model was trained on colour video and may tint it as it moves: say "
+             "'black and white' in the prompt")
     return found
 
 
