@@ -230,6 +230,25 @@ def test_a_step_cache_shortens_the_predicted_time_by_its_schedule(capsys):
     assert "with magcache: 0.52 of the uncached denoise work" in capsys.readouterr().out
 
 
+def test_at_12_gib_the_plan_turns_a_state_holding_cache_off_rather_than_failing():
+    """pab keeps every block's self-attention (4.6 GiB at 720p × 121): at 12 GiB no offload makes room for it,
+    so the ladder turns it off, after the offloads that cost little speed and before sequential offload and
+    fewer frames or a smaller size; the plan it gives the backend runs uncached. A cache a plan fits with stays."""
+    device = probe_device(vram="12GiB")
+    given = unconstrained_plan(reference(cache="pab"), PHOTO, device)
+    plan = make_plan(reference(cache="pab"), PHOTO, device)
+    assert given.cache == "pab" and not given.fits
+    assert plan.fits and plan.cache == "off" and plan.run_options().cache == "off"
+    assert (plan.width, plan.height, plan.frames) == (1152, 768, 121)
+    names = [change.rsplit(": ", 1)[0] for change in plan.changes]
+    dropped = names.index("turn the pab step cache off (slower: trades its speed-up for its memory)")
+    assert any("group offload" in name for name in names[:dropped])
+    assert all("sequential" not in name and "fewer" not in name for name in names[:dropped])
+    kept = make_plan(reference(cache="taylorseer"), PHOTO, probe_device(vram="24GiB"))
+    assert kept.fits and kept.cache == "taylorseer" and kept.run_options().cache == "taylorseer"
+    assert make_plan(reference(), PHOTO, device).changes == make_plan(reference(cache="off"), PHOTO, device).changes
+
+
 def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_path):
     """The formula, at the tiny model's shape (2 blocks of width 24, fp32, 64 × 64 × 9: 12 tokens), against the
     most the tensors diffusers' hooks hold after any of 3 steps (TaylorSeer has both factors after the third;

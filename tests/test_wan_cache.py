@@ -6,6 +6,7 @@ bench/wan_cache.py, never asserted here."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -186,6 +187,16 @@ def test_a_cancelled_cached_run_leaves_no_cache_and_no_state(ours, job, uncached
     assert not ours.pipeline.transformer.is_cache_enabled
     assert np.array_equal(run(ours, job, "off").frames, uncached)  # the next uncached run: a fresh one
     assert np.array_equal(run(ours, job, cache).frames, cached)  # the next cached run starts from empty state
+
+
+def test_the_plans_cache_overrides_the_requests(pristine, ours, job, uncached):
+    """A plan that turned the request's cache off to fit runs uncached (the backend reads the plan's cache; the
+    pristine backend fails if any cache is enabled); a plan that kept it runs it."""
+    request, photo, options = job
+    plain = pristine.generate(request.model_copy(update={"cache": "pab"}), photo, replace(options, cache="off"), base.Hooks())
+    assert np.array_equal(plain.frames, uncached) and plain.notes == []
+    kept = ours.generate(request, photo, replace(options, cache="pab"), base.Hooks())
+    assert kept.notes == ["pab cache: faster, slightly different frames from the uncached run"]
 
 
 def test_the_clip_records_its_cache_and_warns(ours, job):

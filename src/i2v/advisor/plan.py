@@ -2,7 +2,8 @@
 
 The ladder goes from cheap to costly: half precision, encoders off the GPU after encoding, tiled one-frame VAE
 decode, guidance in two passes, feed-forward chunking, model CPU offload, group offload of the denoiser, FP8
-storage of the denoiser's weights, sequential offload, then (only for settings the user did not fix, or with
+storage of the denoiser's weights, the request's step cache off where it keeps state (the uncached reference
+frames, slower: it trades the cache's speed for its memory), sequential offload (much slower), then (only for settings the user did not fix, or with
 allow_degrade) fewer frames and a lower resolution. Each model's cost model lists the rungs its backend takes and
 may name its parts for the labels (`names`: "the text encoder", "the transformer"). Planning applies the
 cheapest rung that lowers the predicted peak until it fits; `next_rung` is the same ladder for a run that
@@ -56,7 +57,7 @@ class ExecutionPlan(BaseModel):
     #: The denoiser's weights stored in FP8, computed in `dtype` (diffusers' layerwise casting).
     fp8_weights: bool = False
     #: The step cache the run uses (one of the model's `spec.caches`): its state is device memory too. The ladder
-    #: never changes it: a cache changes the frames, so it is the user's choice.
+    #: only ever turns it off (the "drop_cache" rung), back to the uncached reference frames, never on.
     cache: str = CACHE_OFF
     attention: Attention = "efficient"
     device: DeviceKind = "cuda"
@@ -75,7 +76,7 @@ class ExecutionPlan(BaseModel):
         return RunOptions(
             width=self.width, height=self.height, decode_chunk_size=self.decode_chunk, vae_tiling=self.vae_tiling,
             cfg_mode=self.cfg_mode, offload=self.offload, ff_chunking=self.ff_chunking, num_frames=self.frames,
-            group_offload=self.group_offload, fp8_weights=self.fp8_weights,
+            group_offload=self.group_offload, fp8_weights=self.fp8_weights, cache=self.cache,
         )
 
     def estimate(self) -> MemoryEstimate:
@@ -131,6 +132,11 @@ def _fewer_frames(plan: ExecutionPlan) -> dict | None:
     return dict(frames=frames) if frames < plan.frames else None
 
 
+def _holds_state(plan: ExecutionPlan) -> bool:
+    """The plan's step cache keeps tensors on the device between denoiser calls (turning it off frees them)."""
+    return plan.cache != CACHE_OFF and predict_peak(plan).stages["denoise"].state_bytes > 0
+
+
 LADDER: tuple[Rung, ...] = (
     Rung(
         "half_precision", _fixed("half precision (fp16/bf16) instead of fp32"),
@@ -167,6 +173,11 @@ LADDER: tuple[Rung, ...] = (
     Rung(
         "fp8_weights", _named("store {denoiser}'s weights in FP8, computed in half precision"),
         lambda p: dict(fp8_weights=True) if not p.fp8_weights and p.device == "cuda" else None,
+    ),
+    Rung(
+        "drop_cache",
+        lambda before, after: f"turn the {before.cache} step cache off (slower: trades its speed-up for its memory)",
+        lambda p: dict(cache=CACHE_OFF) if _holds_state(p) else None,
     ),
     Rung(
         "sequential_offload", _fixed("stream the weights layer by layer (sequential CPU offload, much slower)"),

@@ -112,6 +112,9 @@ class RunOptions:
     #: Keep the denoiser's weights in FP8 and compute in the run's dtype (diffusers' layerwise casting): half
     #: the weight memory, a small loss of precision.
     fp8_weights: bool = False
+    #: The step cache to run with when the advisor's plan chose it (it may turn the request's off to fit); None
+    #: keeps the request's.
+    cache: str | None = None
 
 
 @dataclass

@@ -8,8 +8,9 @@ takes over the parts our promises need:
 2. noise: the initial latents drawn from a CPU generator seeded by the request, the same on every device (the
    pipeline draws nothing else: the image is encoded with the VAE's mode, and UniPC adds no noise);
 3. denoise: the pipeline's loop with `output_type="latent"`; its step callback reports each step and, when a
-   cancel is asked for, stops before the next step by raising, so a cancelled run skips the VAE decode. A step
-   cache the request asks for (`CACHE_CONFIGS`) is put on the transformer for this stage only and taken off
+   cancel is asked for, stops before the next step by raising, so a cancelled run skips the VAE decode. The step
+   cache the run's options name (the plan's: it may have turned the request's off to fit), else the request's
+   (`CACHE_CONFIGS`), is put on the transformer for this stage only and taken off
    after it, cancelled or not: "off" never touches the transformer, so it is the uncached pipeline exactly;
 4. decode: the latents through the VAE exactly as the pipeline does, as a stage of its own.
 
@@ -49,7 +50,7 @@ from i2v.models.loading import (
 )
 from i2v.models.preview import LatentSpace, live_preview
 from i2v.models.spec import CACHE_OFF
-from i2v.models.wan22 import magcache
+from i2v.models.wan22 import cost, magcache
 from i2v.models.wan22.spec import SPEC
 from i2v.request import GenerationRequest
 
@@ -66,7 +67,8 @@ CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline, int], Any]] = {
     # projection (`proj_out`) to first order. Not the per-module form (`blocks.N.attn1|attn2|ffn`): its Taylor
     # factors are two full-width tensors per module per branch, about 60 GB in bf16 at 720p × 121 frames.
     "taylorseer": lambda pipeline, steps: TaylorSeerCacheConfig(
-        cache_interval=3, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
+        cache_interval=cost.TAYLOR_INTERVAL, disable_cache_before_step=cost.TAYLOR_WARMUP, max_order=cost.TAYLOR_ORDER,
+        taylor_factors_dtype=torch.float32,
         skip_predict_identifiers=[r"blocks\.\d+"], cache_identifiers=[r"proj_out"],
     ),
     # Pyramid attention broadcast: self-attention (`attn1`) computed every other call while the timestep is in
@@ -74,7 +76,7 @@ CACHE_CONFIGS: dict[str, Callable[[WanImageToVideoPipeline, int], Any]] = {
     # runs the two branches as separate calls, so with guidance the unconditional pass reuses the conditional
     # pass's self-attention of the same step; without guidance, every other step reuses the last one's.
     "pab": lambda pipeline, steps: PyramidAttentionBroadcastConfig(
-        spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+        spatial_attention_block_skip_range=cost.PAB_SKIP_RANGE, spatial_attention_timestep_skip_range=cost.PAB_TIMESTEPS,
         current_timestep_callback=lambda: pipeline.current_timestep,
     ),
     # MagCache with its authors' curve and setting for this checkpoint (magcache.py: where from, and how a branch
@@ -177,7 +179,7 @@ class WanBackend:
             total = request.steps
             if hooks.stop_requested():
                 raise _Stop(0, total)
-            cache = request.cache or CACHE_OFF
+            cache = options.cache or request.cache or CACHE_OFF  # the plan's, where it turned the request's off
             if cache != CACHE_OFF:
                 pipeline.transformer.enable_cache(CACHE_CONFIGS[cache](pipeline, total))
                 notes.append(f"{cache} cache: faster, slightly different frames from the uncached run")

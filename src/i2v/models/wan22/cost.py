@@ -117,7 +117,7 @@ class WanCost:
 
     rungs = frozenset({
         "half_precision", "offload_encoders", "tiled_decode", "model_offload", "group_offload", "fp8_weights",
-        "sequential_offload", "fewer_frames", "lower_resolution",
+        "drop_cache", "sequential_offload", "fewer_frames", "lower_resolution",
     })
     #: How guidance runs: the pipeline's conditional and unconditional passes are two batch-1 calls.
     cfg_mode = "split"
