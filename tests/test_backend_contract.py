@@ -6,7 +6,7 @@ is, its id and dtype). A new backend (Wan next) is one row in `BACKENDS`: every 
 
 The clauses: validation before anything runs; same seed, same frames (another seed, other frames); cancel
 within one step; progress and stages in order; complete metadata, saved as it is; atomic output; the plan
-recorded. Sizes are tiny (64×64, 8 frames, 3 steps) so the file runs in seconds on two cores; no test looks at
+recorded. Each of Wan's step caches runs the clauses its state or hooks could break (5b). Sizes are tiny (64×64, 8 frames, 3 steps) so the file runs in seconds on two cores; no test looks at
 a clock's reading, only at the order of what was reported.
 """
 
@@ -168,7 +168,10 @@ def test_same_seed_same_frames_other_seed_other_frames(contract_model, contract,
 def test_cancel_within_one_step(contract_model, contract, photo_path, k):
     """`cancelled` is polled before every step: when it turns True on poll k + 1, the run stops with
     GenerationCancelled(step=k), after exactly k steps were reported, and it is not polled again."""
-    request = make_request(photo_path, contract_model)
+    check_cancel_within_one_step(make_request(photo_path, contract_model), contract, k)
+
+
+def check_cancel_within_one_step(request: GenerationRequest, contract: Contract, k: int) -> None:
     polls, steps = [], []
 
     def cancelled() -> bool:
@@ -189,14 +192,18 @@ def test_cancel_within_one_step(contract_model, contract, photo_path, k):
 def test_progress_and_stages_in_order(contract_model, contract, photo_path):
     """on_step reports strictly increasing steps ending at the total, every one during the backend's stepping
     stage; stages come as "load", "refine", then the backend's own, each once."""
-    request = make_request(photo_path, contract_model)
+    check_progress_and_stages_in_order(make_request(photo_path, contract_model), contract)
+
+
+def check_progress_and_stages_in_order(request: GenerationRequest, contract: Contract) -> i2v.GenerationResult:
+    """The run's reports checked as above; the run's result, for more checks on the same run."""
     events, reports = [], []
 
     def on_step(step: int, total: int, elapsed: float) -> None:
         events.append(("step", step))
         reports.append((step, total, elapsed))
 
-    run(request, on_step=on_step, on_stage=lambda name: events.append(("stage", name)))
+    result = run(request, on_step=on_step, on_stage=lambda name: events.append(("stage", name)))
     total = total_steps(contract, request)
     steps = [step for step, _, _ in reports]
     assert all(later > earlier for earlier, later in pairwise(steps)), f"steps not strictly increasing: {steps}"
@@ -212,6 +219,7 @@ def test_progress_and_stages_in_order(contract_model, contract, photo_path):
     expected = [*(("stage", name) for name in stages[:split]), *(("step", step) for step in range(1, total + 1)),
                 *(("stage", name) for name in stages[split:])]
     assert events == expected
+    return result
 
 
 # 4. Metadata complete, and saved as it is.
@@ -260,15 +268,17 @@ def test_metadata_complete_and_saved_as_is(contract_model, contract, photo_path,
 
 def test_output_is_atomic(contract_model, photo_path, tmp_path):
     """A save leaves the clip and its JSON and nothing else; a save that cannot be done leaves nothing at all."""
-    result = run(make_request(photo_path, contract_model))
+    check_output_is_atomic(run(make_request(photo_path, contract_model)), tmp_path, frames_for(contract_model))
 
+
+def check_output_is_atomic(result: i2v.GenerationResult, tmp_path: Path, frames: int) -> None:
     folder = tmp_path / "out"
     path = result.save(folder / "clip.mp4")
     names = sorted(entry.name for entry in folder.iterdir())
     assert not [name for name in names if name.startswith(".") or ".partial" in name], names
     assert names == ["clip.json", "clip.mp4"]
     with av.open(str(path)) as container:
-        assert sum(1 for _ in container.decode(video=0)) == frames_for(contract_model)
+        assert sum(1 for _ in container.decode(video=0)) == frames
 
     blocker = tmp_path / "blocker"  # a file where the output folder would have to be
     blocker.write_text("not a folder")
@@ -283,6 +293,31 @@ def test_output_is_atomic(contract_model, photo_path, tmp_path):
         result.save(occupied / "clip.mp4")
     assert [entry.name for entry in occupied.iterdir()] == ["clip.mp4"] and (occupied / "clip.mp4").is_dir()
     assert not any((occupied / "clip.mp4").iterdir())
+
+
+# 5b. Each Wan step cache keeps the clauses a cache could break.
+
+#: Wan's step caches (all but "off", which is the uncached run the rows above check).
+WAN_CACHES = [cache for cache in spec_for("wan2.2-ti2v-5b").caches if cache != "off"]
+#: One step more than the common job's 3: TaylorSeer runs its first 3 calls in full and skips the 4th; MagCache
+#: and PAB skip some calls by then too (`cost.cache_compute`'s schedules).
+CACHED_STEPS = 4
+
+
+@pytest.mark.parametrize("cache", WAN_CACHES)
+def test_each_wan_cache_keeps_seed_cancel_progress_and_atomic_output(wan_tiny_model, photo_path, tmp_path, cache):
+    """The clauses a cache's state or hooks could break, on the tiny Wan row's job with the cache on: same seed,
+    same frames (its state starts empty each run); progress and stages in order; atomic output; cancel within
+    one step (its hooks leave with the cancelled run: the next run gives the same frames again). Two runs and a
+    cancelled one per cache, about a second: validation, metadata and the plan do not depend on the cache and
+    stay with the rows above (tests/test_wan_cache.py checks each cache skips work and changes the frames)."""
+    contract = BACKENDS["tiny Wan 2.2"]
+    request = make_request(photo_path, str(wan_tiny_model), cache=cache, steps=CACHED_STEPS)
+    first = check_progress_and_stages_in_order(request, contract)
+    assert first.metadata["request"]["cache"] == cache and any(note.startswith(f"{cache} cache:") for note in first.warnings)
+    check_output_is_atomic(first, tmp_path, frames_for(request.model))
+    check_cancel_within_one_step(request, contract, 2)
+    assert np.array_equal(run(request).frames, first.frames)
 
 
 # 6. The plan recorded.
