@@ -357,8 +357,8 @@ def shipped_or_skip() -> None:
     rather than fail the suite for an upstream release."""
     from i2v.models.i2vgenxl import shipped
 
-    made, installed = shipped.shipped_versions(), shipped.current_versions()
-    if made is None or not shipped.applies(made):
+    made, installed = shipped.TRACES.shipped_versions(), shipped.TRACES.current_versions()
+    if made is None or not shipped.TRACES.applies(made):
         pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.i2vgenxl.shipped build`")
 
 
@@ -368,9 +368,9 @@ def test_shipped_traces_equal_a_fresh_trace():
     from i2v.models.i2vgenxl import shipped
 
     shipped_or_skip()
-    keys = shipped.sample()
+    keys = shipped.TRACES.sample()
     assert {key.split("|")[0] for key in keys} == {"weights", "encoders", "vae_encode", "vae_decode", "unet"}
-    assert shipped.check(keys) == [], "rebuild with `python -m i2v.models.i2vgenxl.shipped build`"
+    assert shipped.TRACES.check(keys) == [], "rebuild with `python -m i2v.models.i2vgenxl.shipped build`"
 
 
 def test_shipped_traces_apply_only_to_the_releases_they_were_made_with():
@@ -379,9 +379,9 @@ def test_shipped_traces_apply_only_to_the_releases_they_were_made_with():
     from i2v.models.i2vgenxl import shipped
 
     shipped_or_skip()
-    made = shipped.shipped_versions()
-    assert shipped.applies({**made, "torch": made["torch"].split("+")[0] + "+cu126"})  # a CUDA build of the same release
-    assert not shipped.applies({**made, "diffusers": "0.1.0"}) and not shipped.applies({**made, "trace": -1})
+    made = shipped.TRACES.shipped_versions()
+    assert shipped.TRACES.applies({**made, "torch": made["torch"].split("+")[0] + "+cu126"})  # a CUDA build of the same release
+    assert not shipped.TRACES.applies({**made, "diffusers": "0.1.0"}) and not shipped.TRACES.applies({**made, "trace": -1})
 
 
 def test_a_plan_from_shipped_traces_equals_a_traced_plan(monkeypatch, tmp_path):

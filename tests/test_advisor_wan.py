@@ -295,8 +295,8 @@ def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_pat
 def shipped_or_skip() -> None:
     from i2v.models.wan22 import shipped
 
-    made, installed = shipped.shipped_versions(), shipped.current_versions()
-    if made is None or not shipped.applies(made):
+    made, installed = shipped.TRACES.shipped_versions(), shipped.TRACES.current_versions()
+    if made is None or not shipped.TRACES.applies(made):
         pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.wan22.shipped build`")
 
 
@@ -306,10 +306,10 @@ def test_shipped_traces_equal_a_fresh_trace():
     from i2v.models.wan22 import shipped
 
     shipped_or_skip()
-    keys = shipped.sample(max_frames=49)
+    keys = shipped.TRACES.sample(max_frames=49)
     assert {key.split("|")[0] for key in keys} == {"weights", "text_encoder", "vae_encode", "vae_decode", "transformer"}
     assert sum(key.startswith("vae_decode") for key in keys) == 2 and sum(key.startswith("weights") for key in keys) == 3
-    assert shipped.check(keys) == [], "rebuild with `python -m i2v.models.wan22.shipped build`"
+    assert shipped.TRACES.check(keys) == [], "rebuild with `python -m i2v.models.wan22.shipped build`"
 
 
 def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, tmp_path):

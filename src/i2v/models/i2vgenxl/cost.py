@@ -43,7 +43,7 @@ def versions() -> str:
 def _shipped(key: str) -> dict | None:
     from i2v.models.i2vgenxl import shipped
 
-    return shipped.lookup(key)
+    return shipped.TRACES.lookup(key)
 
 
 CACHE = TraceCache("advisor-traces.json", versions, _shipped)

@@ -105,7 +105,7 @@ def versions() -> str:
 def _shipped(key: str) -> dict | None:
     from i2v.models.wan22 import shipped
 
-    return shipped.lookup(key)
+    return shipped.TRACES.lookup(key)
 
 
 CACHE = TraceCache("advisor-traces-wan22.json", versions, _shipped)
