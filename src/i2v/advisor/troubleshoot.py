@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeedChoice = Literal["same", "new"]
-#: Guidance for stiff motion or an ignored prompt, as a share above the model's own default: I2VGen-XL's 9 becomes
-#: 11 (the 10-12 common practice gives for it), Wan 2.2's 5 (flow matching, which saturates sooner) becomes 6.
+#: Guidance for stiff motion or an ignored prompt, as a share above the model's own default: a default of 9 becomes
+#: 11 (the 10-12 common practice gives for such a model), a flow-matching model's 5 (it saturates sooner) becomes 6.
 GUIDANCE_UP = 0.22
 #: A smaller step up, for a camera instruction: 9 -> 10, 5 -> 5.5.
 GUIDANCE_NUDGE = 0.11
