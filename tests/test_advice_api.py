@@ -147,6 +147,14 @@ def test_the_documents_list_only_what_each_route_answers(client):
     assert two.json()["assessment"]["measurements"]["width"] == 400  # as documented, like /plan and /jobs
 
 
+def test_refine_documents_the_answers_it_gives_to_bodies_it_cannot_take(client):
+    responses = client.get("/openapi.json").json()["paths"]["/api/v1/refine"]["post"]["responses"]
+    not_json = client.post("/api/v1/refine", content=b"not json", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and not_json.json()["errors"][0]["field"] == "body" and "`body`" in responses["422"]["description"]
+    deep = client.post("/api/v1/refine", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and "too deeply" in responses["400"]["description"] and "not JSON" not in responses["400"]["description"]
+
+
 STEP = {"symptom": "flicker", "seed": "same", "changes": []}
 
 

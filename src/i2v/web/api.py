@@ -378,7 +378,7 @@ def delete_job(request: Request, job_id: str) -> None:
     service_of(request).delete(job_id)
 
 
-@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body cannot be parsed (not JSON, or nested too deeply)")}, summary="Refine raw text into the English prompt and tags (no image)")
+@router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body nests JSON too deeply to parse"), 422: _error("The body is not a JSON object (errors names `body`: not JSON, a list, none), or a field is invalid")}, summary="Refine raw text into the English prompt and tags (no image)")
 def refine_text(body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
