@@ -493,7 +493,8 @@ def describe_llm(settings: Any) -> str:
     images = ("text only; --llm-vision if it takes images" if vision_model is None else
               "takes images" if vision_model == text_model else f"images go to {vision_model}")
     variable = settings.key_variable()
-    key = "no key" if variable is None else f"key from {variable} ({'set' if os.environ.get(variable) or settings.api_key else 'not set'})"
+    key = ("no key (I2V_LLM_API_KEY is not set; a provider's own key goes only to its preset's endpoint)"
+           if variable is None and settings.custom_endpoint() else "no key") if variable is None else f"key from {variable} ({'set' if os.environ.get(variable) or settings.api_key else 'not set'})"
     hint = "; choose with --llm or --llm-base-url" if unset else ""
     return f"llm: {where}, model {text_model} ({images}), {key}{hint}"
 
