@@ -1,4 +1,4 @@
-"""The advisor's memory model against the seed system's measurements on a 24 GB RTX 4090.
+"""The advisor's memory model against the measurements of the prototype i2v grew from on a 24 GB RTX 4090.
 
 The seed ran diffusers' defaults: fp16, every model on the GPU, SDPA attention, guidance in one batch-2 pass,
 VAE decode one frame at a time. It reported 13.2 GB peak at 512p/16 frames/50 steps, 17.8 GB at 768p/24/80 and
@@ -27,7 +27,7 @@ from i2v.models.i2vgenxl import PLUGIN
 from i2v.models.i2vgenxl.cost import CACHE, predict_peak
 from i2v.request import GenerationRequest
 
-#: The seed system's model, named in every request whatever I2V_MODEL says (its spec and cost model plan them).
+#: The prototype's model, named in every request whatever I2V_MODEL says (its spec and cost model plan them).
 MODEL = PLUGIN.known[0].model_id
 
 #: (resolution, frames, steps, seed's measured peak in GB or None for out-of-memory)
