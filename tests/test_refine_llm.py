@@ -319,3 +319,29 @@ def test_a_150_word_reply_is_cut_to_wans_120(server, monkeypatch):
     monkeypatch.setattr(fake_llm, "GOOD", {**GOOD, "prompt": (sentence * 4).strip()})
     whole = refiner(server, "good-100", spec=WAN).refine("猫转头")
     assert whole.prompt == (sentence * 4).strip() and not any("cut to" in note for note in whole.notes)
+
+
+def test_a_providers_key_never_goes_to_a_custom_base_url(server, monkeypatch, tmp_path):
+    """`--llm-base-url` with no `--llm` is the user's own endpoint: MOONSHOT_API_KEY (the default preset's key)
+    must not be sent there; only I2V_LLM_API_KEY is, and the llm line says which."""
+    from typer.testing import CliRunner
+
+    from i2v.cli import app
+
+    for name in ("I2V_LLM_PRESET", "I2V_LLM_BASE_URL", "I2V_LLM_MODEL", "I2V_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    moonshot = "sk-moonshot-SECRET"
+    args = ["refine", "猫转头", "--refiner", "llm", "--llm-base-url", server.base_url, "--llm-model", "my-model"]
+    env = {"I2V_HOME": str(tmp_path), "MOONSHOT_API_KEY": moonshot}
+    first = CliRunner().invoke(app, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert moonshot not in server.headers_seen[-1].get("authorization", "")
+    assert "MOONSHOT_API_KEY" not in first.stderr and "no key (I2V_LLM_API_KEY is not set" in first.stderr
+    asked = len(server.headers_seen)
+    # Another model name, so the answer cache does not answer for the server.
+    second = CliRunner().invoke(app, [*args[:-1], "my-model:keyed"], env={**env, "I2V_LLM_API_KEY": SECRET})
+    assert second.exit_code == 0 and len(server.headers_seen) == asked + 1, second.output
+    assert server.headers_seen[-1]["authorization"] == f"Bearer {SECRET}"
+    assert "key from I2V_LLM_API_KEY (set)" in second.stderr
+    # Naming the preset is a choice to send its key there.
+    assert LLMSettings(preset="kimi", base_url=server.base_url).key_variable() == "MOONSHOT_API_KEY"

@@ -89,10 +89,18 @@ class LLMSettings(BaseSettings):
             vision_model = preset.vision_model if self.vision is not False else None
         return base_url, vision_model, text_model
 
+    def custom_endpoint(self) -> bool:
+        """A base URL was given and no preset: the endpoint is the user's own, not the (default) preset's."""
+        return self.base_url is not None and "preset" not in self.model_fields_set
+
     def key_variable(self) -> str | None:
         """Where the API key comes from, to tell the user: I2V_LLM_API_KEY when set, else the preset's own
-        variable; None when the preset needs no key."""
-        return "I2V_LLM_API_KEY" if self.api_key is not None else PRESETS[self.preset].key_env
+        variable; None when the preset needs no key. A provider's key only ever goes to that provider: with a
+        base URL of the user's own and no preset named, the default preset's variable (MOONSHOT_API_KEY) is
+        never read, so only I2V_LLM_API_KEY can be sent there."""
+        if self.api_key is not None:
+            return "I2V_LLM_API_KEY"
+        return None if self.custom_endpoint() else PRESETS[self.preset].key_env
 
     def key(self) -> str:
         if self.api_key is not None:
@@ -335,7 +343,7 @@ def _missing_subject(subject: str, prompt: str) -> str | None:
 
 
 def _status_reason(status: int, error: openai.APIStatusError, settings: LLMSettings) -> str:
-    key_env = PRESETS[settings.preset].key_env or "I2V_LLM_API_KEY"
+    key_env = settings.key_variable() or "I2V_LLM_API_KEY"
     body = str(getattr(error, "body", "") or error.message or "")
     if status == 401:
         return f"the endpoint rejected the API key (401): check {key_env} or I2V_LLM_API_KEY"
