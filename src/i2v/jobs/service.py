@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import re
 import secrets
 import shutil
 import statistics
@@ -168,8 +169,8 @@ class JobService:
             refined_prompt=job.refined_prompt,
             plan=job.plan,
             timings=job.timings,
-            warnings=job.warnings or [],
-            error=self._redact(job.error),
+            warnings=[self._redact(warning, (job.request or {}).get("model")) for warning in job.warnings or []],
+            error=self._redact(job.error, (job.request or {}).get("model")),
             attempts=job.attempts,
             worker=job.worker,
             created_at=job.created_at,
@@ -263,8 +264,11 @@ class JobService:
             self._check_free_space(len(image_bytes))
             try:
                 upload.write_bytes(image_bytes)
-                # Only what the client set (plus the resolved model): the advisor may change the rest.
-                stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model}
+                # Only what the client set (plus the resolved model): the advisor may change the rest. The seed is
+                # drawn now when none was given, so the job has it from the start: a cancelled or failed run, a
+                # retry and a Redis worker all use (and show) the one seed.
+                stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model,
+                          "seed": request.with_seed().seed}
                 job = self.store.create(stored, str(upload), job_id=job_id, warnings=warnings)
             except Exception as error:
                 upload.unlink(missing_ok=True)
@@ -403,11 +407,44 @@ class JobService:
             "besides the upload): the operator must free space (old jobs can be deleted); nothing was stored"
         )
 
-    def _redact(self, text: str | None) -> str | None:
-        """Job errors may quote a file in the data folder: show it relative to I2V_HOME, not as a server path."""
+    def _redact(self, text: str | None, model: Any = None) -> str | None:
+        """Job errors (and warnings) may quote server files: a model folder becomes its folder name (as the UI labels
+        it), the data folder `$I2V_HOME`, the Hugging Face cache `$HF_CACHE`, and any other absolute path (site-packages,
+        /tmp, a home folder) its last part after `…/`. The server's log keeps the full text."""
         if not text:
             return text
-        return text.replace(str(self.settings.folder), "$I2V_HOME")
+        return scrub_paths(text, self._path_names(model))
+
+    def _path_names(self, model: Any = None) -> dict[str, str]:
+        """Server folders a client may see by name only: folder -> what to show instead."""
+        from huggingface_hub import constants
+
+        names: dict[str, str] = {}
+        for candidate in dict.fromkeys([*(m for m in (model, default_model(), *self.settings.model_list) if isinstance(m, str))]):
+            folder = Path(candidate).expanduser()
+            if folder.is_absolute() or folder.is_dir():
+                names[str(folder)] = folder.name or candidate
+        for folder, shown in ((self.settings.folder, "$I2V_HOME"), (Path(constants.HF_HUB_CACHE), "$HF_CACHE")):
+            names[str(folder)] = shown
+        for folder, shown in list(names.items()):  # symlinked /tmp and the like: the resolved spelling too
+            try:
+                names.setdefault(str(Path(folder).resolve()), shown)
+            except OSError:
+                pass
+        return names
+
+
+#: An absolute POSIX path (not the path part of a URL, nor one already made relative), or a Windows one.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/$~\\-])(?:/|[A-Za-z]:\\)(?=[^\s'\"`/\\:,;()\[\]<>])(?:[^\s'\"`/\\:,;()\[\]<>]+[/\\])*([^\s'\"`/\\:,;()\[\]<>]*)")
+
+
+def scrub_paths(text: str, names: dict[str, str]) -> str:
+    """`text` with each folder in `names` replaced by its name (longest first, so a model folder inside the data
+    folder keeps its own name) and any other absolute path cut to `…/` and its last part."""
+    for folder in sorted(names, key=len, reverse=True):
+        if len(folder) > 1:
+            text = text.replace(folder, names[folder])
+    return _ABSOLUTE_PATH.sub(lambda match: f"…/{match.group(1)}" if match.group(1) else "…/", text)
 
 
 def _preview_step(job: Job) -> int | None:
