@@ -109,7 +109,14 @@ def test_a_chinese_user_goes_from_upload_to_result_and_back_from_history(server,
     expect(page.locator("#cancel")).to_be_disabled()  # nothing of this page is running
 
     page.click("#generate")  # a user's mistake: a toast in Chinese, nothing in the server's log
-    expect(page.get_by_text("请先上传图片。")).to_be_visible(timeout=10_000)
+    toast = page.locator(".toast-body").filter(has_text="请先上传图片。")
+    expect(toast).to_be_visible(timeout=10_000)
+    # Its heading too, while it shows: Gradio writes "Error" whatever the title; the page's CSS draws "错误" over it.
+    heading = toast.locator(".toast-title")
+    assert heading.evaluate("e => getComputedStyle(e, '::after').content") == '"错误"'
+    assert heading.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") == 0
+    untranslated = set(page.evaluate(VISIBLE_WORDS)) - ALLOWED_WORDS
+    assert not untranslated, f"English in the Chinese toast: {sorted(untranslated)}"
 
     # Generate waits while the image uploads.
     page.evaluate("""() => { window.heldDuringUpload = false; const button = document.getElementById('generate');
@@ -226,6 +233,9 @@ def test_an_english_user_switches_to_wan_makes_mistakes_and_cancels(server, brow
     page.wait_for_function("document.querySelector('#progress .i2v-progress').dataset.stage === 'denoise'", timeout=60_000)
     page.click("#cancel")
     page.wait_for_selector("#result .i2v-card[data-state=cancelled]", timeout=60_000)
+    card = page.inner_text("#result")  # a user's cancel, not an error; nothing to troubleshoot
+    assert re.search(r"cancelled at step \d+ of 60", card) and "What went wrong" not in card, card
+    expect(page.locator("#troubleshoot")).to_be_hidden()
     expect(page.locator("#cancel")).to_be_disabled()
     expect(page.locator("#generate")).to_be_enabled()
     expect(page.locator("#download")).to_be_hidden()

@@ -41,3 +41,26 @@ def test_the_bar_only_moves_forward_through_a_run():
     assert "step" not in progress_html("en", view("running", "encode", 0, 10))
     assert "step 4/10" in progress_html("en", view("running", "denoise", 4, 10, eta=12.0))
     assert "step" not in progress_html("en", view("running", "decode", 10, 10))
+
+
+def test_a_cancelled_job_reads_as_cancelled_not_as_an_error():
+    """A user's cancel is not an error: the card and the bar say where it stopped, in the page's language."""
+    from i2v.web.ui_text import result_markdown
+
+    job = SimpleNamespace(state="cancelled", queue_position=None, error="cancelled after step 12 of 60; nothing was written",
+                          progress=SimpleNamespace(stage="denoise", step=12, total=60, eta_seconds=None),
+                          refined_prompt=None, request={"seed": 3}, plan=None, timings=None, warnings=None)
+    for lang, words in (("zh", "已在第 12/60 步取消"), ("en", "cancelled at step 12 of 60")):
+        card, bar = result_markdown(lang, job, None, "tiny"), progress_html(lang, job)
+        assert words in card and words in bar, (card, bar)
+        assert tr(lang, "result.error") not in card and "i2v-error" not in bar and "cancelled after" not in card + bar
+
+
+def test_the_troubleshooter_is_offered_for_a_clip_or_a_failure_the_advisor_knows():
+    from i2v.web.ui import troubleshootable
+
+    assert troubleshootable("succeeded", None)
+    assert troubleshootable("failed", "CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert not troubleshootable("failed", "model_not_found: no model at /models/x")
+    assert not troubleshootable("cancelled", "cancelled after step 12 of 60; nothing was written")
+    assert not troubleshootable("running", None)

@@ -56,6 +56,9 @@ HEAD = """<script>
   document.addEventListener('drop', e => { if (e.target.closest && e.target.closest('#image')) hold(); }, true);
 })();
 </script>"""
+#: The toast headings in the page's language: in <head>, since Gradio prefixes css= rules with its container's
+#: class (html[lang] … never matched there) and toasts are drawn outside that container.
+HEAD += "<style>\n" + ui_text.toast_css() + "\n</style>"
 CSS = """
 .i2v-progress { padding: 6px 0; }
 .i2v-bar { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; }
@@ -66,7 +69,7 @@ CSS = """
 .i2v-card table { width: 100%; border-collapse: collapse; } .i2v-card th { text-align: left; width: 7em; vertical-align: top; }
 .i2v-card th, .i2v-card td { padding: 3px 6px; border-bottom: 1px solid var(--border-color-primary, #e5e7eb); }
 #history .caption-label { white-space: normal; font-size: 0.75em; line-height: 1.25; }
-""" + ui_text.toast_css()
+"""
 
 
 def refine_words_markdown(refined: RefinedPrompt, lang: str = "en") -> str:
@@ -366,7 +369,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         return (
             progress_html(lang, view), gr.update(value=None, visible=False), gr.update(value=video, visible=video is not None), card,
             gr.update(value=video, visible=video is not None), details(view, model_label(model, key_of(model))),
-            gr.update(visible=job.state not in ("queued", "running")), "",
+            gr.update(visible=troubleshootable(job.state, job.error)), "",
         )
 
     def public_metadata(job) -> dict[str, Any] | None:
@@ -637,6 +640,14 @@ def build_ui(service: JobService) -> gr.Blocks:
         rerun_run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
         delete_button.click(delete, [lang, job_id], [gallery, history_ids, job_id, video, card, download, progress], js=WITH_LANG)
     return demo
+
+
+def troubleshootable(state: str, error: str | None) -> bool:
+    """Whether "What went wrong?" has something to propose: a finished clip, or a failure the advisor has a row for
+    (running out of memory). Not for a cancel, nor for a failure no setting fixes (a model that cannot load)."""
+    if state == "succeeded":
+        return True
+    return state == "failed" and "out of memory" in (error or "").lower()
 
 
 def symptom_choices(lang: str) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ prompt, warnings, the plan's changes) is content, not UI: it is wrapped in `.i2v
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from i2v.models.base import STAGE_VERBS, STAGES
@@ -92,6 +93,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "result.time_value": "{total:.0f} s ({parts})",
         "result.warnings": "Notes",
         "result.error": "What went wrong",
+        "result.cancelled": "Cancelled",
+        "result.cancelled_at": "cancelled at step {i} of {n}; nothing was written",
         "no_tags": "none",
         # plan
         "plan.head": "**Memory plan** for {model} on {device}",
@@ -235,6 +238,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "result.time_value": "{total:.0f} 秒（{parts}）",
         "result.warnings": "提示",
         "result.error": "出错原因",
+        "result.cancelled": "已取消",
+        "result.cancelled_at": "已在第 {i}/{n} 步取消，未写入任何文件",
         "no_tags": "无",
         "plan.head": "**显存规划**：{model}，设备 {device}",
         "plan.shape": "{w}×{h}，{frames} 帧，{dtype}",
@@ -332,12 +337,23 @@ def progress_html(lang: str, view: Any, cancelling: bool = False) -> str:
         if cancelling:
             words.append(tr(lang, "cancelling"))
     kind = {"succeeded": "done", "failed": "failed", "cancelled": "failed", "interrupted": "failed"}.get(view.state, "running")
-    error = f'<div class="i2v-error">{content(view.error)}</div>' if view.error else ""
+    if view.state == "cancelled":  # the user's own choice, not an error: in the page's words
+        error = f'<div class="i2v-cancelled">{html.escape(cancelled_text(lang, view))}</div>'
+    else:
+        error = f'<div class="i2v-error">{content(view.error)}</div>' if view.error else ""
     return (
         f'<div class="i2v-progress i2v-{kind}" data-state="{html.escape(view.state)}" data-stage="{html.escape(stage)}" '
         f'data-percent="{percent}"><div class="i2v-bar"><div class="i2v-fill" style="width:{percent}%"></div></div>'
         f'<div class="i2v-line"><b>{percent}%</b> · {html.escape(" · ".join(words))}</div>{error}</div>'
     )
+
+
+def cancelled_text(lang: str, view: Any) -> str:
+    """A cancelled job in the page's language: the step it stopped at (from the runner's message) when known."""
+    found = re.search(r"cancelled after step (\d+) of (\d+)", view.error or "")
+    if found:
+        return tr(lang, "result.cancelled_at", i=found[1], n=found[2])
+    return tr(lang, "state.cancelled")
 
 
 def idle_html(lang: str) -> str:
@@ -388,7 +404,9 @@ def result_markdown(lang: str, view: Any, metadata: dict[str, Any] | None, model
         parts = ", ".join(f"{tr(lang, f'stage.{name}') if f'stage.{name}' in STRINGS['en'] else name} {seconds:.1f}"
                           for name, seconds in timings.items())
         rows.append((tr(lang, "result.time"), html.escape(tr(lang, "result.time_value", total=sum(timings.values()), parts=parts))))
-    if view.error:
+    if view.state == "cancelled":
+        rows.append((tr(lang, "result.cancelled"), html.escape(cancelled_text(lang, view))))
+    elif view.error:
         rows.append((tr(lang, "result.error"), content(view.error)))
     if view.warnings:
         rows.append((tr(lang, "result.warnings"), "<br>".join(content(warning) for warning in view.warnings)))
