@@ -197,6 +197,8 @@ def test_make_tiny_model_and_models_list(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "tiny" / "model_index.json").is_file()
     assert (tmp_path / "tiny" / "tokenizer" / "vocab.json").is_file()
+    # The command to try is one line to copy (not wrapped at 80 columns off a terminal).
+    assert any(line.startswith("wrote a tiny") and line.rstrip().endswith("--steps 3") for line in result.stderr.splitlines()), result.stderr
     listing = run_cli("models", "list", env={"HF_HOME": str(tmp_path / "hf"), "COLUMNS": "200"})
     assert listing.returncode == 0, listing.stderr
     assert "ali-vilab/i2vgen-xl" in listing.stdout and "no (about 6 GB" in listing.stdout
@@ -411,6 +413,7 @@ def test_every_commands_help_shows_its_text_whole():
         callbacks |= {(group.name, info.name): info.callback for info in group.typer_instance.registered_commands}
     commands = dict(_commands(typer.main.get_command(app)))
     assert set(commands) == set(callbacks) and len(commands) >= 8
+    assert {("assess",), ("troubleshoot",)} <= set(commands)  # cli_advice's commands, in one help style with the rest
     runner = CliRunner()
     for path, command in [((), None), *commands.items()]:
         result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
@@ -423,6 +426,10 @@ def test_every_commands_help_shows_its_text_whole():
         for line in lines:
             assert line.count("[") == line.count("]"), f"{where}: {line}"
         assert text.count("[default:") == len(re.findall(r"\[default: [^\]\s][^\]]*\]", text)), where
+        # One style: "Sentence. [default: …]" and "[env var: …]", never "…) [default: …]." nor "[env I2V_…]".
+        assert not re.search(r"\[(default|env var):[^\]]*\]\.", text), f"{where}: a period after [default/env var: …]: {text}"
+        assert not re.search(r"\[env (?!var:)", text), f"{where}: [env …] instead of [env var: …]: {text}"
+        assert not re.search(r"[\w)] \[default:", text), f"{where}: [default: …] not after a sentence's end: {text}"
         if command is None:
             continue
         usage = next(line for line in lines if "Usage:" in line)
@@ -594,3 +601,16 @@ def test_readme_inline_commands_use_options_the_cli_takes_and_links_stay_in_the_
         assert (ROOT / path).exists(), path
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in text and ci.rstrip().endswith("python -m pytest -q")
+
+
+def test_migrations_say_nothing_below_a_warning(tmp_path, caplog):
+    """`i2v serve` used to open with a dozen `INFO alembic…` lines (one per migration step)."""
+    import logging
+
+    from i2v.jobs.store import migrate
+
+    caplog.set_level(logging.INFO)
+    migrate(f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert (tmp_path / "jobs.db").is_file()
+    assert not [record for record in caplog.records if record.name.startswith("alembic") and record.levelno < logging.WARNING]
+    assert logging.getLogger("alembic").getEffectiveLevel() == logging.WARNING  # its warnings and errors still show

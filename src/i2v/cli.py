@@ -551,8 +551,9 @@ def make_tiny_model(
     path = builder(folder, seed=seed)
     spec = plugin_for(name).spec
     frames = spec.frames.nearest(8)[0]
+    # One line, never wrapped at the terminal's width: the command is meant to be copied.
     console.print(f"wrote a tiny random-weight pipeline to {path}; try: i2v generate examples/cat.jpg 'a cat' --model {path} "
-                  f"--width 64 --height 64 --frames {frames} --steps 3", highlight=False)
+                  f"--width 64 --height 64 --frames {frames} --steps 3", highlight=False, markup=False, soft_wrap=True)
 
 
 @models_app.command("list", cls=Command)

@@ -24,10 +24,10 @@ PROMPT_PLACEHOLDER = "'<WHAT SHOULD MOVE, AND HOW>'"
 def assess_command(
     image: Annotated[Path, typer.Argument(help="The image you will animate.")],
     text: Annotated[str | None, typer.Argument(help="The motion you want, in any language (its tempo tags shape the settings).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model to judge for (see `i2v models list`) [default: $I2V_MODEL, else the registry's default].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model to judge for (see `i2v models list`). [default: $I2V_MODEL, else the registry's default]")] = None,
     refiner: Annotated[str, typer.Option(help="rules (offline) or llm: llm also asks the configured vision LLM to judge the image.")] = "rules",
-    vram: Annotated[str | None, typer.Option(help="Recommend for a card with this much memory, e.g. 24GiB [env I2V_VRAM].")] = None,
-    device: Annotated[str | None, typer.Option(help="Device to plan for [default: best available].")] = None,
+    vram: Annotated[str | None, typer.Option(help="Recommend for a card with this much memory, e.g. 24GiB. [env var: I2V_VRAM]")] = None,
+    device: Annotated[str | None, typer.Option(help="Device to plan for. [default: best available]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {assessment, refined, recommendation} as JSON.")] = False,
 ) -> None:
     """Judge IMAGE for a model and recommend a preset and settings, each with its reason."""
@@ -112,7 +112,7 @@ def render_recommendation(recommendation: Any) -> Table:
 def troubleshoot_command(
     job_or_json: Annotated[str, typer.Argument(help="A clip's metadata file (the .json beside the video), or a job id with --server.")],
     symptom: Annotated[str, typer.Option(help="What went wrong, e.g. flicker or stiff (a name it does not know lists them all).")],
-    seed: Annotated[str | None, typer.Option(help="same or new [default: the symptom's choice].")] = None,
+    seed: Annotated[str | None, typer.Option(help="same or new. [default: the symptom's choice]")] = None,
     server: Annotated[str | None, typer.Option(help="Server URL for a job id, e.g. http://127.0.0.1:7860 (token from $I2V_API_TOKEN).")] = None,
     queue: Annotated[bool, typer.Option(help="With --server: queue the proposed run at once.")] = False,
     llm: Annotated[bool, typer.Option("--llm", help="Let the configured LLM (I2V_LLM_*; the server's with --server) rewrite the prompt for the symptom.")] = False,

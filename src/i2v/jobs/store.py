@@ -80,6 +80,9 @@ class Job(Base):
 
 def migrate(url: str) -> None:
     """Bring the schema to the newest Alembic revision (creates it on first use)."""
+    # Alembic tells each step at INFO (its plugins as it is imported, "Context impl SQLiteImpl", "Running upgrade …"):
+    # a dozen lines before `i2v serve` says anything of its own. Its warnings and errors still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
