@@ -10,6 +10,7 @@ import shutil
 import signal
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import av
 import pytest
@@ -329,7 +330,8 @@ def test_with_no_worker_connected_a_job_is_accepted_and_says_what_it_waits_for(c
         worker.stop()
     cluster.wait_listed(set(), timeout=3 * LEASE_SECONDS)
     job = cluster.submit(SMALL).json()
-    waits = f"no worker is connected yet; the job waits for one holding {cluster.model}"
+    # A local model folder is named by its folder's name: a client never sees a server path.
+    waits = f"no worker is connected yet; the job waits for one holding {Path(cluster.model).name}"
     assert job["state"] == "queued" and job["queue_position"] == 1 and job["warnings"] == [waits], job
     with cluster.http.stream("GET", f"{cluster.server.url}/api/v1/jobs/{job['id']}/events") as events:
         data = next(line for line in events.iter_lines() if line.startswith("data:"))
