@@ -82,7 +82,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90) -> "ServerProcess":
+    def start(self, timeout: float = 90) -> ServerProcess:
         import time
 
         import httpx
@@ -127,7 +127,7 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10) -> "RedisServer":
+    def start(self, timeout: float = 10) -> RedisServer:
         import socket
         import time
 
@@ -177,7 +177,7 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
         self.log_path = os.path.join(str(folder), f"worker-{name}.log")
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self.offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         env = {**os.environ, "I2V_MODEL": self.model, "OMP_NUM_THREADS": "1", **self.env}
         command = [*worker_command(), self.queue_option, self.queue, "--device", "cpu", "--model", self.model, "--name", self.name, *self.args]
@@ -185,7 +185,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         return self
 
-    def wait_ready(self, timeout: float = 90) -> "WorkerProcess":
+    def wait_ready(self, timeout: float = 90) -> WorkerProcess:
         import time
 
         deadline = time.monotonic() + timeout
@@ -243,6 +243,13 @@ def submit_job(client, fields: dict | None = None, image: bytes | None = None, n
 
     return client.post("/api/v1/jobs", files={"image": (name, png_bytes() if image is None else image, "image/png")},
                        data={"request": json.dumps(SMALL_JOB if fields is None else fields)})
+
+
+def submit_accepted(client, fields: dict, image: bytes | None = None) -> str:
+    """`submit_job` (a 64×64 photo unless given) that must be accepted: the new job's id."""
+    response = submit_job(client, fields, png_bytes(64, 64) if image is None else image)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
 
 
 def wait_for_job(client, job_id: str, predicate, timeout: float = 120) -> dict:

@@ -4,16 +4,13 @@ has one from the start, which the run uses, so a cancelled job can be re-run as 
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import shutil
-import time
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import make_photo
+from helpers import submit_accepted, wait_for_job
 
 from i2v.jobs.service import scrub_paths
 
@@ -42,28 +39,10 @@ def api(tmp_path, tiny_model, broken_model, monkeypatch):
         yield client
 
 
-def submit(client: TestClient, fields: dict) -> str:
-    image = io.BytesIO()
-    make_photo(64, 64).save(image, format="PNG")
-    response = client.post("/api/v1/jobs", files={"image": ("photo.png", image.getvalue(), "image/png")},
-                           data={"request": json.dumps(fields)})
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def wait(client: TestClient, job_id: str, predicate, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if predicate(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"timed out; last state {job}")
-
 
 def test_a_corrupt_model_folders_error_names_the_folder_not_the_server_path(api, broken_model, tmp_path):
-    job_id = submit(api, {**JOB, "model": str(broken_model), "steps": 2, "seed": 1})
-    job = wait(api, job_id, lambda job: job["state"] not in ("queued", "running"))
+    job_id = submit_accepted(api, {**JOB, "model": str(broken_model), "steps": 2, "seed": 1})
+    job = wait_for_job(api, job_id, lambda job: job["state"] not in ("queued", "running"))
     assert job["state"] == "failed", job
     stored = api.app.state.service.get(job_id).error
     assert str(tmp_path) in stored  # the server keeps the full text; the client sees none of it
@@ -95,22 +74,22 @@ def test_a_cancelled_job_without_a_seed_keeps_the_seed_it_ran_with(api, monkeypa
         return real(request, *args, **kwargs)
 
     monkeypatch.setattr(api.app.state.service.queue.runner, "generate", spy)
-    job_id = submit(api, {**JOB, "steps": 60})
+    job_id = submit_accepted(api, {**JOB, "steps": 60})
     queued = api.get(f"/api/v1/jobs/{job_id}").json()["request"]["seed"]
     assert isinstance(queued, int)  # drawn when the job was accepted, not when (or whether) it finished
-    wait(api, job_id, lambda job: job["progress"].get("step", 0) >= 1)
+    wait_for_job(api, job_id, lambda job: job["progress"].get("step", 0) >= 1)
     assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
-    job = wait(api, job_id, lambda job: job["state"] not in ("queued", "running"))
+    job = wait_for_job(api, job_id, lambda job: job["state"] not in ("queued", "running"))
     assert job["state"] == "cancelled" and job["request"]["seed"] == queued and seen == [queued], (job, seen)
 
     # The recorded seed reproduces the run: re-running a seedless job's request as the API shows it gives its frames.
-    first_id = submit(api, {**JOB, "steps": 2})
-    first = wait(api, first_id, lambda job: job["state"] not in ("queued", "running"))
+    first_id = submit_accepted(api, {**JOB, "steps": 2})
+    first = wait_for_job(api, first_id, lambda job: job["state"] not in ("queued", "running"))
     assert first["state"] == "succeeded" and seen[-1] == first["request"]["seed"]
-    again_id = submit(api, first["request"])
-    again = wait(api, again_id, lambda job: job["state"] not in ("queued", "running"))
-    other_id = submit(api, {**first["request"], "seed": first["request"]["seed"] + 1})
-    wait(api, other_id, lambda job: job["state"] not in ("queued", "running"))
+    again_id = submit_accepted(api, first["request"])
+    again = wait_for_job(api, again_id, lambda job: job["state"] not in ("queued", "running"))
+    other_id = submit_accepted(api, {**first["request"], "seed": first["request"]["seed"] + 1})
+    wait_for_job(api, other_id, lambda job: job["state"] not in ("queued", "running"))
     # Mean absolute difference of the decoded clips: usually 0, but two CPU runs of one seed have been seen to differ
     # in under 1% of pixels (mean well under 1); another seed is a different clip (mean ≈ 38).
     same, other = (np.abs(frames(api, first_id).astype(int) - frames(api, job).astype(int)).mean() for job in (again_id, other_id))

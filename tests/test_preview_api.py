@@ -9,7 +9,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import make_photo
+from helpers import submit_accepted
 from PIL import Image
 
 from i2v.models import preview
@@ -31,15 +31,6 @@ def api(tmp_path, tiny_model, monkeypatch):
         yield client
 
 
-def submit(client: TestClient, fields: dict) -> str:
-    image = io.BytesIO()
-    make_photo(64, 64).save(image, format="PNG")
-    response = client.post("/api/v1/jobs", files={"image": ("photo.png", image.getvalue(), "image/png")},
-                           data={"request": json.dumps(fields)})
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
 def events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
     seen, name = [], None
     with client.stream("GET", f"/api/v1/jobs/{job_id}/events") as stream:
@@ -52,7 +43,7 @@ def events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
 
 
 def test_a_running_job_streams_preview_events_whose_url_serves_an_animated_webp(api):
-    job_id = submit(api, TINY_JOB)
+    job_id = submit_accepted(api, TINY_JOB)
     stream = events(api, job_id)
     names = [name for name, _ in stream]
     previews = [data for name, data in stream if name == "preview"]
@@ -85,7 +76,7 @@ def test_a_running_job_streams_preview_events_whose_url_serves_an_animated_webp(
 
 
 def test_no_preview_is_404_no_preview_and_a_model_free_job_makes_none(api):
-    job_id = submit(api, {"prompt": "camera slowly pushes in", "model": "camera-preview", "width": 64, "height": 64,
+    job_id = submit_accepted(api, {"prompt": "camera slowly pushes in", "model": "camera-preview", "width": 64, "height": 64,
                           "num_frames": 4})
     assert [name for name, _ in events(api, job_id)][-1] == "done"
     response = api.get(f"/api/v1/jobs/{job_id}/preview")
