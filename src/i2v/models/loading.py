@@ -146,3 +146,17 @@ def free_memory(device: torch.device | str | None = None) -> None:
         torch.cuda.empty_cache()
     if kind in (None, "mps") and torch.backends.mps.is_available():
         torch.mps.empty_cache()
+
+
+def save_pipeline(pipeline, folder: Path) -> None:
+    """`save_pretrained` in safetensors without transformers' "Writing model shards" bar per sub-model, which
+    interleaved with our own output (a tiny model is written in a fraction of a second)."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        pipeline.save_pretrained(folder, safe_serialization=True)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()

@@ -112,10 +112,11 @@ def tiny_components(seed: int = 0) -> dict:
 def make_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny random-weight pipeline to `folder` and return it."""
     from i2v.models.i2vgenxl.sampler import I2VGenXLSampler
+    from i2v.models.loading import save_pipeline
 
     folder = Path(folder).expanduser().resolve()
     pipeline = I2VGenXLSampler(**tiny_components(seed))
-    pipeline.save_pretrained(folder, safe_serialization=True)
+    save_pipeline(pipeline, folder)
     # The hub's tokenizer folder carries vocab.json + merges.txt (transformers 4 reads only those); so does ours.
     (folder / "tokenizer" / "vocab.json").write_text(json.dumps(tiny_vocab()), encoding="utf-8")
     (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")

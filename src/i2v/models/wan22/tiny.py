@@ -13,8 +13,15 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+from diffusers import (
+    AutoencoderKLWan,
+    UniPCMultistepScheduler,
+    WanImageToVideoPipeline,
+    WanTransformer3DModel,
+)
 from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+from i2v.models.loading import save_pipeline
 
 #: The released scheduler: flow matching with UniPC, shift 5.0.
 SCHEDULER_CONFIG = dict(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0)
@@ -63,7 +70,7 @@ def tiny_components(seed: int = 0) -> dict:
 def make_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny random-weight pipeline to `folder` and return it."""
     folder = Path(folder).expanduser().resolve()
-    WanImageToVideoPipeline(**tiny_components(seed)).save_pretrained(folder, safe_serialization=True)
+    save_pipeline(WanImageToVideoPipeline(**tiny_components(seed)), folder)
     # The hub's checkpoint is saved as a WanPipeline (no image encoder entries): keep the layout identical.
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())
