@@ -225,6 +225,19 @@ def eventually(probe, timeout: float = 30, interval: float = 0.1):
     raise AssertionError(f"still not true after {timeout} s: {probe}")
 
 
+def text_page(width: int = 800, height: int = 600, line: str = "Lorem ipsum dolor sit amet, consectetur",
+              size: int = 28, pitch: int = 38) -> Image.Image:
+    """A page of dark text on white, drawn with Pillow's own font: what an advisor must read as a document."""
+    from PIL import ImageDraw, ImageFont
+
+    page = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=size)
+    for index in range((height - 10) // pitch):
+        draw.text((width // 36, 10 + index * pitch), line, fill=(15, 15, 15), font=font)
+    return page
+
+
 def png_bytes(width: int = 96, height: int = 64) -> bytes:
     import io
 

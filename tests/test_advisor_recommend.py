@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import make_photo
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from helpers import make_photo, text_page
+from PIL import Image, ImageFilter
 
 from i2v.advisor.recommend import image_stats, image_warnings, recommend
 from i2v.models.i2vgenxl.spec import SPEC
@@ -14,13 +14,6 @@ from i2v.request import GenerationRequest
 PHOTO = make_photo(512, 384)
 
 
-def page_of_text() -> Image.Image:
-    page = Image.new("RGB", (800, 600), "white")
-    draw = ImageDraw.Draw(page)
-    font = ImageFont.load_default(size=28)
-    for line in range(15):
-        draw.text((20, 10 + line * 38), "Lorem ipsum dolor sit amet, consectetur", fill=(20, 20, 20), font=font)
-    return page
 
 
 @pytest.mark.parametrize("preset", list(SPEC.tiers))
@@ -64,10 +57,10 @@ def test_small_blurred_flat_and_portrait_images_are_flagged():
 
 
 def test_a_page_of_text_is_flagged_but_a_checkerboard_is_not():
-    assert any("text" in warning for warning in image_warnings(page_of_text()))
+    assert any("text" in warning for warning in image_warnings(text_page()))
     squares = ((np.indices((512, 512)).sum(0) // 32 % 2) * 255).astype(np.uint8)
     assert not any("text" in warning for warning in image_warnings(Image.fromarray(squares).convert("RGB")))
-    stats = image_stats(page_of_text())
+    stats = image_stats(text_page())
     assert stats.edge_density > 0.08 and stats.two_tone > 0.7
 
 

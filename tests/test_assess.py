@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 from fake_llm import FakeLLM
-from helpers import make_photo
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from helpers import make_photo, text_page
+from PIL import Image, ImageDraw, ImageFilter
 
 from i2v.advisor.assess import (
     BLOCKINESS_THRESHOLD,
@@ -45,12 +45,7 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
 
 
 def poster() -> Image.Image:
-    page = Image.new("RGB", (900, 600), "white")
-    draw = ImageDraw.Draw(page)
-    font = ImageFont.load_default(size=30)
-    for line in range(14):
-        draw.text((24, 12 + line * 41), "GRAND OPENING SALE  50% OFF ALL ITEMS", fill=(10, 10, 10), font=font)
-    return page
+    return text_page(900, 600, "GRAND OPENING SALE  50% OFF ALL ITEMS", size=30, pitch=41)
 
 
 def codes(assessment) -> set[str]:
