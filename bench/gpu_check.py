@@ -486,6 +486,18 @@ def part_device(check: Check, guard: Guard, out: dict) -> None:
     log(f"  {size}² {check.setup.dtype} matmul: {out['measured_tflops']} TFLOP/s (nominal {out['nominal_tflops']})")
 
 
+def step_speed(shape: Shape, seconds: list[float], flops: float, peak: float | None, nominal: float | None,
+               kernels: object) -> dict:
+    """One denoiser step's timing row, for any model: median seconds, TFLOP/s and its share of both peaks."""
+    median = statistics.median(seconds)
+    achieved = flops / median / 1e12
+    return dict(
+        shape=label(shape), seconds=[round(s, 4) for s in seconds], median_seconds=round(median, 4),
+        flops=flops, tflops=achieved, of_measured_peak=ratio(achieved, peak),
+        of_nominal_peak=ratio(achieved, nominal), attention=kernels,
+    )
+
+
 def _nominal_tflops(info) -> float | None:
     """The advisor's table of dense half-precision peaks as sold; None for a card it does not list."""
     if info.kind == "cpu":
@@ -550,15 +562,10 @@ def part_speed(check: Check, guard: Guard, out: dict) -> None:
             seconds = timed(check, lambda: unet(**inputs), repeats=check.setup.step_repeats)
             kernels = attention_kernels(check, lambda: unet(**inputs))
         del inputs
-        median = statistics.median(seconds)
-        achieved = flops / median / 1e12
-        out["steps"].append(dict(
-            shape=label(shape), seconds=[round(s, 4) for s in seconds], median_seconds=round(median, 4),
-            flops=flops, tflops=achieved, of_measured_peak=ratio(achieved, peak),
-            of_nominal_peak=ratio(achieved, nominal), attention=kernels,
-        ))
-        log(f"  UNet step {label(shape)}: {median:.3g} s, {flops / 1e12:.3g} TFLOP, {achieved:.3g} TFLOP/s "
-            f"({_percent(ratio(achieved, nominal))} of nominal, {_percent(ratio(achieved, peak))} of measured peak)")
+        row = step_speed(shape, seconds, flops, peak, nominal, kernels)
+        out["steps"].append(row)
+        log(f"  UNet step {row['shape']}: {row['median_seconds']:.3g} s, {flops / 1e12:.3g} TFLOP, {row['tflops']:.3g} "
+            f"TFLOP/s ({_percent(row['of_nominal_peak'])} of nominal, {_percent(row['of_measured_peak'])} of measured peak)")
     fractions = [step["of_nominal_peak"] for step in out["steps"] if step["of_nominal_peak"] is not None]
     calibrated = round(statistics.median(fractions), 2) if fractions else None
     out["utilization"] = dict(current=UTILIZATION, calibrated=calibrated if check.cuda else NA)
@@ -785,18 +792,14 @@ def part_wan_speed(check: Check, guard: Guard, out: dict) -> None:
                 measured_activation = torch.cuda.max_memory_allocated() - before
             kernels = attention_kernels(check, lambda: transformer(**inputs))
         del inputs
-        median = statistics.median(seconds)
-        achieved = flops / median / 1e12
+        row = step_speed(shape, seconds, flops, peak, nominal, kernels)
         out["steps"].append(dict(
-            shape=label(shape), seconds=[round(s, 4) for s in seconds], median_seconds=round(median, 4),
-            flops=flops, tflops=achieved, of_measured_peak=ratio(achieved, peak),
-            of_nominal_peak=ratio(achieved, nominal), attention=kernels,
-            predicted_call_activation_bytes=traced.peak_bytes, measured_call_activation_bytes=measured_activation,
+            row, predicted_call_activation_bytes=traced.peak_bytes, measured_call_activation_bytes=measured_activation,
             call_activation_error=ratio(traced.peak_bytes - measured_activation, measured_activation)
             if check.cuda else None,
         ))
-        log(f"  Wan step {label(shape)}: {median:.3g} s, {flops / 1e12:.3g} TFLOP, {achieved:.3g} TFLOP/s "
-            f"({_percent(ratio(achieved, nominal))} of nominal); one call's activations "
+        log(f"  Wan step {row['shape']}: {row['median_seconds']:.3g} s, {flops / 1e12:.3g} TFLOP, {row['tflops']:.3g} TFLOP/s "
+            f"({_percent(row['of_nominal_peak'])} of nominal); one call's activations "
             f"{_bytes(measured_activation)} measured vs {_bytes(traced.peak_bytes)} traced")
 
 
