@@ -433,6 +433,47 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
     assert (len(built), len(opened)) == (1, 1)
 
 
+def test_jiebas_cache_lives_in_the_data_folder_and_a_planted_shared_one_is_never_read(monkeypatch, tmp_path):
+    """jieba keeps its 9 MB prefix dictionary in a cache it loads with marshal; by default that is `jieba.cache`
+    in the shared temp folder, where another local user can plant one first. The refiner's cache is in the data
+    folder (this user's only): a planted shared cache is neither read nor replaced, and nothing else is written
+    to the temp folder."""
+    import marshal
+    import stat
+    import tempfile
+
+    jieba = pytest.importorskip("jieba")
+    from i2v.refine import rules
+
+    shared, home = tmp_path / "tmp", tmp_path / "home"
+    shared.mkdir()
+    planted = shared / "jieba.cache"
+    planted.write_bytes(marshal.dumps(({"猫": 1, "转头": 1}, 2)))  # a segmenter of someone else's choosing
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setenv("TMPDIR", str(shared))
+    monkeypatch.setenv("I2V_HOME", str(home))
+    loaded: list[str] = []
+    real_load = marshal.load
+
+    class Marshal:  # jieba's `marshal`, recording each cache file it loads
+        dumps, loads, dump = marshal.dumps, marshal.loads, marshal.dump
+
+        @staticmethod
+        def load(file):
+            loaded.append(file.name)
+            return real_load(file)
+
+    monkeypatch.setattr(jieba, "marshal", Marshal)
+    before = planted.read_bytes()
+    for _ in range(2):  # cold twice: the first run writes the cache, the second reads it
+        monkeypatch.setattr(rules, "_jieba", None)
+        assert "cat turning its head" in RuleRefiner().refine("猫转头").prompt.lower()
+    cache = home / "cache" / "jieba.cache"
+    assert loaded == [str(cache)]
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700 and stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert sorted(shared.iterdir()) == [planted] and planted.read_bytes() == before
+
+
 if __name__ == "__main__":
     p, r, tp, fp, fn = tag_precision_recall()
     print(f"{len(TABLE)} phrases: tag micro precision {p:.3f}, recall {r:.3f} (tp={tp} fp={fp} fn={fn})")

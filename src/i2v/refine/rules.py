@@ -30,8 +30,10 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2v.paths import data_dir
 from i2v.refine import dictionary
 from i2v.refine.base import (
     CAMERA_TAGS,
@@ -756,6 +758,7 @@ def _tokenizer() -> Any:
                     return _jieba
                 jieba.setLogLevel(logging.WARNING)
                 tokenizer = jieba.Tokenizer()
+                tokenizer.tmp_dir = str(_cache_folder())
                 tokenizer.initialize()
                 # A high frequency makes jieba prefer our words over its own odd ones ("随风飘", "飘着雪").
                 for word in _LEXICON:
@@ -763,6 +766,15 @@ def _tokenizer() -> Any:
                         tokenizer.add_word(word, freq=200_000)
                 _jieba = tokenizer
     return _jieba
+
+
+def _cache_folder() -> Path:
+    """Where jieba keeps its prefix dictionary (9 MB, loaded with marshal on the next start): i2v's data folder,
+    this user's only. jieba's default, the shared temp folder, lets another local user plant a `jieba.cache`
+    first, which it would load without a check: a segmenter of their choosing, or a crash."""
+    folder = data_dir() / "cache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 def _segment(chinese: str) -> tuple[list[str], bool]:
