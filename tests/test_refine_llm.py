@@ -18,7 +18,7 @@ from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 from i2v.refine.client import UNREADABLE_ENDPOINT, redact_url
 from i2v.refine.llm import LLMRefiner, LLMSettings, system_prompt
 from i2v.cli import describe_llm
-from i2v.refine.rules import RuleRefiner
+from i2v.refine.rules.refiner import RuleRefiner
 
 SECRET = "sk-test-very-secret-0123456789"
 

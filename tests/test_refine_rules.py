@@ -14,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 from i2v.refine.base import TAGS, RefinedPrompt
-from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
+from i2v.refine.rules.refiner import GENERIC_PROMPT, RuleRefiner, refine_text
 from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
 from i2v.models.i2vgenxl.spec import NEGATIVE_PROMPT as DEFAULT_NEGATIVE_PROMPT
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
@@ -399,7 +399,8 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
     even when several threads refine at once from a cold start (the server refines on worker threads). Counted,
     not timed: `python bench/refine.py` prints the time per call."""
     jieba = pytest.importorskip("jieba")
-    from i2v.refine import dictionary, rules
+    from i2v.refine import dictionary
+    from i2v.refine.rules import segment
 
     built = []
     opened = []
@@ -412,7 +413,7 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
 
     monkeypatch.setattr(jieba, "Tokenizer", CountedTokenizer)
     monkeypatch.setattr(dictionary.gzip, "open", lambda *args, **kwargs: opened.append(1) or real_open(*args, **kwargs))
-    monkeypatch.setattr(rules, "_jieba", None)  # cold: as in a fresh process
+    monkeypatch.setattr(segment, "_jieba", None)  # cold: as in a fresh process
     dictionary._entries.cache_clear()
     dictionary.lookup.cache_clear()
     texts = [row[0] for row in TABLE] + ["火车穿过隧道", "小狗拍打篮球"]  # the last two need the dictionary
@@ -443,7 +444,7 @@ def test_jiebas_cache_lives_in_the_data_folder_and_a_planted_shared_one_is_never
     import tempfile
 
     jieba = pytest.importorskip("jieba")
-    from i2v.refine import rules
+    from i2v.refine.rules import segment
 
     shared, home = tmp_path / "tmp", tmp_path / "home"
     shared.mkdir()
@@ -466,12 +467,34 @@ def test_jiebas_cache_lives_in_the_data_folder_and_a_planted_shared_one_is_never
     monkeypatch.setattr(jieba, "marshal", Marshal)
     before = planted.read_bytes()
     for _ in range(2):  # cold twice: the first run writes the cache, the second reads it
-        monkeypatch.setattr(rules, "_jieba", None)
+        monkeypatch.setattr(segment, "_jieba", None)
         assert "cat turning its head" in RuleRefiner().refine("猫转头").prompt.lower()
     cache = home / "cache" / "jieba.cache"
     assert loaded == [str(cache)]
     assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700 and stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert sorted(shared.iterdir()) == [planted] and planted.read_bytes() == before
+
+
+def test_the_lexicon_is_a_data_file_the_package_ships():
+    """The curated words are data (`lexicon.json`, in pyproject's package-data so a wheel carries it), not
+    Python literals: the module that reads it holds no Chinese string of its own."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    from i2v.refine.rules import lexicon
+
+    folder = Path(lexicon.__file__).parent
+    data_files = sorted(path.name for path in folder.iterdir() if path.is_file() and path.suffix != ".py")
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert data_files == ["lexicon.json"]
+    assert "refine/rules/lexicon.json" in pyproject["tool"]["setuptools"]["package-data"]["i2v"]
+    code = ast.parse(Path(lexicon.__file__).read_text(encoding="utf-8"))
+    patterns = {id(part) for node in ast.walk(code) if isinstance(node, ast.JoinedStr) for part in node.values}
+    assert not [node.value for node in ast.walk(code) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and CJK.search(node.value) and id(node) not in patterns]  # only the quantity patterns' numerals
+    assert lexicon.PEOPLE["女孩"] == lexicon.Noun("girl", pos="her") and lexicon.ACTIONS["转头"].ing == "turning {pos} head"
+    assert len(lexicon.LEXICON) > 1000
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from i2v.errors import InvalidInputError
-from i2v.refine.rules import camera_moves
+from i2v.refine.rules.camera import camera_moves
 from i2v.request import AdviceRecord, Change, GenerationRequest, TroubleshootStep
 
 if TYPE_CHECKING:
