@@ -279,11 +279,30 @@ def test_fields():
 
 @pytest.mark.parametrize("text", ODD_INPUTS, ids=lambda t: repr(t[:12]))
 def test_odd_input_never_raises(text):
-    result = RuleRefiner().refine(text)
+    """The reading and the writing themselves take odd input: called without the refiner's catch-all (which
+    would turn any exception into a generic prompt, so a test through it alone passes whatever the parser does),
+    and the refiner gives that same answer, with no error note."""
+    result = refine_text(text, I2VGENXL)
     assert isinstance(result, RefinedPrompt)
+    assert result.source == "rules" and not any(note.startswith("rule refiner error") for note in result.notes)
     assert result.prompt.strip()
     assert not CJK.search(result.prompt)
     assert set(result.tags) <= set(TAGS)
+    assert RuleRefiner(I2VGENXL).refine(text) == result
+
+
+def test_a_parser_that_raises_gives_the_generic_prompt_and_says_so(monkeypatch):
+    """The catch-all the test above must not rely on: a bug in the parser still ends in a prompt, with a note."""
+    from i2v.refine.rules.parse import ClauseReader
+
+    def broken(self):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(ClauseReader, "read", broken)
+    result = RuleRefiner(I2VGENXL).refine("猫转头")
+    assert result.prompt == GENERIC_PROMPT and result.notes == ["rule refiner error (RuntimeError); generic prompt used"]
+    with pytest.raises(RuntimeError, match="parser bug"):
+        refine_text("猫转头", I2VGENXL)
 
 
 def test_nothing_understood_gives_an_honest_generic_prompt():
