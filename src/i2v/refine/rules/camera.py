@@ -28,8 +28,6 @@ MOVING_TAGS = frozenset(CAMERA_TAGS - {"static_camera", "handheld"})
 
 
 @dataclass
-
-
 class CameraHit:
     """One camera instruction found in the text."""
 
@@ -149,7 +147,8 @@ _EN_DIRECTION_TAGS = {
 
 
 #: The camera moving toward a direction character (镜头向左, 镜头缓缓向上摇, 镜头向前推).
-_DIRECTION_TAGS = {"左": "pan_left", "右": "pan_right", "上": "tilt_up", "下": "tilt_down", "前": "dolly_in", "后": "dolly_out"}
+_DIRECTION_TAGS = {"左": "pan_left", "右": "pan_right", "上": "tilt_up", "下": "tilt_down",
+                   "前": "dolly_in", "后": "dolly_out"}
 
 
 def _cn_camera_tag(kind: str, text: str) -> tuple[str | None, str, str]:

@@ -12,8 +12,6 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-
-
 class Noun:
     """An English noun with what we need to put an article, a plural and a pronoun around it."""
 
@@ -34,8 +32,6 @@ class Noun:
 
 
 @dataclass(frozen=True)
-
-
 class Verb:
     """An action as an English -ing phrase; `trans` places an object ("looking at {obj}")."""
 

@@ -40,8 +40,6 @@ def _article(words: str) -> str:
 
 
 @dataclass
-
-
 class NounPhrase:
     """A noun with its quantity, adjectives, possessor and coordinated nouns, rendered on demand."""
 
@@ -109,8 +107,6 @@ class NounPhrase:
 
 
 @dataclass
-
-
 class VerbUse:
     verb: Verb
     manners: list[str] = field(default_factory=list)
@@ -134,8 +130,6 @@ class VerbUse:
 
 
 @dataclass
-
-
 class Clause:
     """What one clause said, in English pieces."""
 
@@ -480,8 +474,6 @@ def english_fields(text: str) -> tuple[str, str]:
 
 
 @dataclass
-
-
 class Part:
     """One clause of the output sentence."""
 
@@ -490,8 +482,6 @@ class Part:
 
 
 @dataclass
-
-
 class Reading:
     """Everything gathered from the clauses, ready to assemble."""
 

@@ -72,8 +72,6 @@ def _segment(chinese: str) -> tuple[list[str], bool]:
 
 
 @dataclass
-
-
 class Token:
     kind: str  # a lexicon category, or num / qty / english / unknown / dict
     value: Any
