@@ -381,6 +381,13 @@ def test_an_endpoint_is_named_by_scheme_host_port_and_path_only(url, shown):
     assert redact_url(url) == shown
 
 
+@pytest.mark.parametrize("url", ["http://user:pass@host:notaport/v1", "http://[::1/v1", "sk-pasted-by-mistake"])
+def test_a_base_url_that_is_not_a_url_falls_back_with_a_note_naming_none_of_it(url):
+    settings = LLMSettings(preset="openai", base_url=url, model="x", api_key=SECRET, timeout=3)
+    result = LLMRefiner(settings, fallback=RuleRefiner()).refine("猫转头")
+    assert result.source == "rules" and result.notes == [f"LLM refiner not used: cannot use {UNREADABLE_ENDPOINT}"]
+
+
 def test_credentials_in_the_base_url_stay_out_of_notes_and_logs(server, caplog):
     """The notes name the endpoint without its credentials, whatever the failure; and the HTTP client's own log
     line for each request (INFO, which a server's log keeps) names it the same way."""

@@ -32,7 +32,8 @@ IMAGE_SIDE = 512  # enough for the model to see the subject; keeps the request s
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 #: What a message says for a base URL with no scheme or host to show (its text may be a secret pasted by mistake).
-UNREADABLE_ENDPOINT = "the configured endpoint (I2V_LLM_BASE_URL is not a URL with a scheme and a host)"
+UNREADABLE_ENDPOINT = ("the configured endpoint (its base URL is not a URL with a scheme, a host and a valid port: "
+                       "check --llm-base-url or I2V_LLM_BASE_URL)")
 
 PresetName = Literal["kimi", "openai", "ollama", "vllm"]
 
@@ -150,6 +151,8 @@ def ask_json(
     """One JSON-mode chat call to the configured endpoint, retrying 429/5xx within the settings' timeout: the one
     client every LLM role uses (the refiner, the advisor's image judgement). Raises RefinerFailure saying why."""
     base_url, endpoint = settings.resolved()[0], settings.endpoint()
+    if endpoint == UNREADABLE_ENDPOINT:  # the HTTP client would raise its own error, which names parts of the URL
+        raise RefinerFailure(f"cannot use {endpoint}")
     timeout = settings.timeout
     deadline = time.monotonic() + timeout
     client = openai.OpenAI(base_url=base_url, api_key=settings.key(), max_retries=0, timeout=timeout)
