@@ -19,7 +19,11 @@ class ServiceSettings(BaseSettings):
     api_token: str | None = Field(default=None, description="Required on API and UI when set (and for non-loopback hosts).")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_requeues: int = Field(default=1, ge=0, description="How often a job interrupted by a crash is re-queued.")
-    queue_limit: int | None = Field(default=None, ge=0, description="Waiting jobs beyond which a submit answers 429.")
+    queue_limit: int = Field(
+        default=100, ge=0,
+        description="Waiting jobs (of one model's queue) beyond which a submit answers 429; 0: no limit. A default, so "
+        "a flood of submits cannot fill the disk and the table.",
+    )
     lease_seconds: float = Field(
         default=15.0, gt=0, description="Redis mode: a running job whose worker stopped renewing its lease this long is re-queued."
     )
