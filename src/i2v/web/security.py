@@ -70,7 +70,7 @@ def add_cors(app: FastAPI, origins: list[str]) -> None:
 
 
 #: Host names a loopback server answers to (any port); I2V_ALLOWED_HOSTS adds more.
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 #: Methods a cross-site page must not send: a form posts without a preflight, and the server would act on it.
 STATE_CHANGING = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 #: Sent on every response: no framing by other sites (clickjacking), no content sniffing, no paths in Referer.
@@ -141,10 +141,10 @@ class EdgeGuard:
     def __init__(self, app: ASGIApp, *, bind: str, allowed_hosts: list[str], origins: list[str], token: bool):
         self.app = app
         if not is_loopback(bind) and token and not allowed_hosts:
-            self.hosts: frozenset[str] | None = None
+            self.hosts: list[str] | None = None
         else:
-            named = [found[0] for host in [*allowed_hosts, bind] if (found := split_host(host))]
-            self.hosts = LOOPBACK_HOSTS | {name for name in named if name not in ("0.0.0.0", "::")}
+            named = [found[0] for host in [bind, *allowed_hosts] if (found := split_host(host))]
+            self.hosts = list(dict.fromkeys([*LOOPBACK_HOSTS, *(name for name in named if name not in ("0.0.0.0", "::"))]))
         self.origins = {found for origin in origins if (found := origin_of(origin))}
         self.token = token
         self.failures: dict[str, deque[float]] = {}
@@ -155,30 +155,30 @@ class EdgeGuard:
             return
         headers = dict(scope.get("headers") or [])
         refusal = self._host_refusal(headers.get(b"host")) or self._origin_refusal(scope, headers)
-        if refusal and scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
-            return
-        if refusal:
-            await _reply(send, *refusal, headers=SECURITY_HEADERS)
-            return
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+            if refusal:
+                await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+            else:
+                await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("?", 0))[0]
         counted = self.token and (scope["path"] in LOGIN_PATHS and scope["method"] == "POST" or b"authorization" in headers)
-        if counted and (wait := self._locked_for(client)):
-            detail = f"too many wrong tokens from this address: try again in {wait} s"
-            await _reply(send, 429, "too_many_attempts", detail, headers=[*SECURITY_HEADERS, (b"retry-after", str(wait).encode())])
-            return
 
-        async def guarded_send(message: Message) -> None:
+        async def secured_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if counted:
                     self._count(client, message["status"], scope["path"] in LOGIN_PATHS)
                 message = {**message, "headers": _secured(message.get("headers") or [])}
             await send(message)
 
-        await self.app(scope, receive, guarded_send)
+        if not refusal and counted and (wait := self._locked_for(client)):
+            counted = False  # a refused try is not another failure: the lock-out does not grow
+            detail = f"too many wrong tokens from this address: try again in {wait} s"
+            refusal = 429, "too_many_attempts", detail, [(b"retry-after", str(wait).encode())]
+        if refusal:
+            await _reply(secured_send, *refusal)
+        else:
+            await self.app(scope, receive, secured_send)
 
     def _host_refusal(self, host: bytes | None) -> tuple[int, str, str] | None:
         if self.hosts is None or host is None:
@@ -186,8 +186,8 @@ class EdgeGuard:
         found = split_host(host.decode("latin-1"))
         if found and found[0] in self.hosts:
             return None
-        given = echo(host.decode("latin-1"))
-        return 421, "host_not_allowed", f"this server does not answer to the host {given}: use localhost or 127.0.0.1, or add the name to I2V_ALLOWED_HOSTS"
+        names = ", ".join(f"[{name}]" if ":" in name else name for name in self.hosts)
+        return 421, "host_not_allowed", f"this server does not answer to the host {echo(host.decode('latin-1'))}, only to {names}: add the name to I2V_ALLOWED_HOSTS"
 
     def _origin_refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         if scope["type"] == "http" and scope["method"].encode() not in STATE_CHANGING:
@@ -217,13 +217,13 @@ class EdgeGuard:
         return math.ceil(left) if left > 0 else 0
 
     def _count(self, client: str, status: int, login: bool) -> None:
+        """A wrong token's answer counts against its address; a right one does not wipe the count (a guesser
+        sharing an address, a proxy's, with a user of the API would otherwise get five more tries each time)."""
         if status == 401 or login and status == 400:
             now = time.monotonic()
             if len(self.failures) > 10_000:  # forget addresses whose last failure left the window
                 self.failures = {key: value for key, value in self.failures.items() if now - value[-1] < LOGIN_WINDOW_SECONDS}
             self.failures.setdefault(client, deque(maxlen=LOGIN_FAILURES)).append(now)
-        elif status < 400:
-            self.failures.pop(client, None)
 
 
 def _secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
