@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
         default=64 * 1024 * 1024, ge=0, description="Free space the data folder must keep beyond an upload (room for outputs)."
     )
     cors_origins: str = Field(default="", description="Comma-separated origins allowed to call the API from a browser.")
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated host names the server answers to besides localhost, 127.0.0.1 and [::1]."
+    )
+    max_connections: int = Field(default=200, gt=0, description="Open connections beyond which a request answers 503.")
 
     @property
     def model_list(self) -> list[str]:
@@ -44,6 +48,10 @@ class ServiceSettings(BaseSettings):
     @property
     def origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def host_list(self) -> list[str]:
+        return [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
 
     @property
     def folder(self) -> Path:
