@@ -119,8 +119,8 @@ class SizeRule(_Frozen):
         return min(width, self.max_side), min(height, self.max_side)
 
     def smaller(self, width: int, height: int) -> tuple[int, int] | None:
-        """The next preset down from width×height at the same aspect ratio (the request's own rounding): the
-        planner's "lower resolution" rung and the sizes the shipped traces cover. None at the smallest."""
+        """The next preset down from `width`×`height`, at its aspect ratio and rounded as the presets are; None
+        when no preset is smaller (the advisor's "lower resolution" rung)."""
         area = width * height
         for name, side in sorted(self.presets.items(), key=lambda item: -item[1]):
             if side * side < area * 0.9:
