@@ -292,12 +292,17 @@ def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_pat
 # -- shipped traces (i2v.models.wan22.shipped): what a cold `i2v plan` at a preset reads instead of tracing -------
 
 
-def shipped_or_skip() -> None:
+REBUILD = "rebuild with `python -m i2v.models.wan22.shipped build`"
+
+
+def test_the_shipped_traces_apply_to_the_installed_libraries():
+    """Fails (never skips) when the installed libraries leave the shipped traces behind: their release series and
+    the architecture they build now must be the file's key (see tests/test_advisor.py for the rule)."""
     from i2v.models.wan22 import shipped
 
-    made, installed = shipped.TRACES.shipped_versions(), shipped.TRACES.current_versions()
-    if made is None or not shipped.TRACES.applies(made):
-        pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.wan22.shipped build`")
+    made, now = shipped.TRACES.shipped_key(), shipped.TRACES.current_key()
+    assert made == now, f"shipped traces are keyed {made}, the installed libraries give {now}: {REBUILD}"
+    assert shipped.TRACES.applies(made)
 
 
 def test_shipped_traces_equal_a_fresh_trace():
@@ -305,11 +310,10 @@ def test_shipped_traces_equal_a_fresh_trace():
     not; clips up to 49 frames, so a tiled decode takes seconds), re-traced now."""
     from i2v.models.wan22 import shipped
 
-    shipped_or_skip()
     keys = shipped.TRACES.sample(max_frames=49)
     assert {key.split("|")[0] for key in keys} == {"weights", "text_encoder", "vae_encode", "vae_decode", "transformer"}
     assert sum(key.startswith("vae_decode") for key in keys) == 2 and sum(key.startswith("weights") for key in keys) == 3
-    assert shipped.TRACES.check(keys) == [], "rebuild with `python -m i2v.models.wan22.shipped build`"
+    assert shipped.TRACES.check(keys) == [], REBUILD
 
 
 def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, tmp_path):
@@ -317,7 +321,6 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
     trace the planner asks for is shipped."""
     from i2v.models.wan22 import cost as memory
 
-    shipped_or_skip()
     asked = []
     real_trace = memory._run_trace
     monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: asked.append((kind, shape)) or real_trace(kind, **shape))
@@ -335,7 +338,6 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
 def test_a_cold_wan_plan_at_a_preset_imports_neither_diffusers_nor_transformers(tmp_path):
     """`i2v plan --model wan2.2-ti2v-5b` in a fresh process with an empty data folder: answered from the shipped
     traces (a step cache changes no trace: its state comes from the shape), the cache's state planned for."""
-    shipped_or_skip()
     script = (
         "import sys\nfrom i2v.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"

@@ -562,12 +562,13 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{na
     """Known models, which are downloaded, and what each can be asked (frames, sizes, steps…)."""
     from huggingface_hub import constants
 
+    from i2v.models.registry import downloaded as on_disk
     from i2v.models.registry import known_models
 
     current = default_model()
     rows = []
     for name, (known, plugin) in known_models().items():
-        downloaded = True if plugin.built_in else _downloaded(name)
+        downloaded = on_disk(name)
         rows.append({
             "name": name, "default": name == current, "backend": plugin.name, "description": known.summary,
             "download_size": known.download_size, "built_in": plugin.built_in, "downloaded": downloaded,
@@ -589,17 +590,6 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{na
         table.add_row(current + " (default, from I2V_MODEL)", "-", "", "", "", "its model_index.json decides the backend")
     Console().print(table)
     console.print(f"cache: {constants.HF_HUB_CACHE} (set HF_HOME to move it)", highlight=False)
-
-
-def _downloaded(model: str) -> bool:
-    from i2v.errors import ModelNotFoundError
-    from i2v.models.registry import resolve
-
-    try:
-        resolve(model, download=False)
-    except ModelNotFoundError:
-        return False
-    return True
 
 
 @models_app.command("pull", cls=Command)

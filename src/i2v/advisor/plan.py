@@ -113,14 +113,9 @@ def _named(template: str) -> Callable[[ExecutionPlan, ExecutionPlan], str]:
 
 
 def _smaller_size(plan: ExecutionPlan) -> dict | None:
-    """The model's next resolution preset down at the same aspect ratio (the request's own rounding)."""
-    size = plugin(plan.backend).spec.size
-    area = plan.width * plan.height
-    for name, side in sorted(size.presets.items(), key=lambda item: -item[1]):
-        if side * side < area * 0.9:
-            width, height = size.target(name, plan.width, plan.height)
-            return dict(width=width, height=height) if width * height < area else None
-    return None
+    """The model's next resolution preset down at the same aspect ratio (`SizeRule.smaller`)."""
+    lower = plugin(plan.backend).spec.size.smaller(plan.width, plan.height)
+    return dict(width=lower[0], height=lower[1]) if lower else None
 
 
 def _fewer_frames(plan: ExecutionPlan) -> dict | None:

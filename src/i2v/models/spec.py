@@ -118,6 +118,16 @@ class SizeRule(_Frozen):
         height = max(self.grid, round(math.sqrt(area / aspect) / self.grid) * self.grid)
         return min(width, self.max_side), min(height, self.max_side)
 
+    def smaller(self, width: int, height: int) -> tuple[int, int] | None:
+        """The next preset down from `width`×`height`, at its aspect ratio and rounded as the presets are; None
+        when no preset is smaller (the advisor's "lower resolution" rung)."""
+        area = width * height
+        for name, side in sorted(self.presets.items(), key=lambda item: -item[1]):
+            if side * side < area * 0.9:
+                lower = self.target(name, width, height)
+                return lower if lower[0] * lower[1] < area else None
+        return None
+
 
 class MotionRule(_Frozen):
     """fps conditioning the model embeds (how fast things move), distinct from the playback rate."""
