@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,9 +158,116 @@ def test_file_route_serves_only_gradio_cache_and_clips(client, server, finished_
                f"/proc/self/cwd/{outputs / (finished_job['id'] + '.json')}", f"{outputs}/../i2v.sqlite",
                "https://example.com/relay-me.png", "http://127.0.0.1:9/x"]
     for path in hostile:
-        for prefix in ("/gradio_api/file=", "/file="):
-            assert client.get(f"{prefix}{path}").status_code == 403, (prefix, path)
+        assert client.get(f"/gradio_api/file={path}").status_code == 403, path
     assert client.get(f"/gradio_api/file={outputs / (finished_job['id'] + '.mp4')}").status_code == 200
+    assert client.get(f"/gradio_api/file={outputs / (finished_job['id'] + '.jpg')}").status_code == 200
+
+
+def gradio_routes(tmp_path, monkeypatch):
+    """The mounted app's route table as the installed Gradio builds it, and i2v's whole app."""
+    import gradio as gr
+
+    from i2v.jobs.config import ServiceSettings
+    from i2v.web.app import create_app
+    from i2v.web.security import route_table
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("I2V_MODEL", "camera-preview")
+    app = create_app(ServiceSettings(home=tmp_path))
+    mounted = next(route.app for route in app.routes if isinstance(getattr(route, "app", None), gr.routes.App))
+    return app, mounted, route_table(mounted)
+
+
+def test_every_gradio_route_is_read_and_either_allowed_or_refused(tmp_path, monkeypatch):
+    """A Gradio upgrade that adds a route (a new spelling of a file route, say) fails here until someone has read
+    it and listed it; until then the guard refuses it."""
+    from i2v.web.security import ALLOWED_ROUTES, REFUSED_ROUTES, SERVABLE_ROUTE
+
+    _, _, table = gradio_routes(tmp_path, monkeypatch)
+    listed = set().union(*ALLOWED_ROUTES.values()) | set(REFUSED_ROUTES) | {SERVABLE_ROUTE}
+    templates = {template for template, _, _ in table}
+    shadowed = {"/openapi.json"}  # FastAPI's own schema route of the Gradio app: i2v's token-guarded one answers first
+    unread = sorted(templates - listed - shadowed)
+    assert not unread, f"Gradio routes i2v has not classified (add each to ALLOWED_ROUTES or REFUSED_ROUTES): {unread}"
+    assert len(templates) > 50 and SERVABLE_ROUTE in templates, sorted(templates)  # the walk saw Gradio's whole table
+    file_like = {t for t in templates if re.search(r"file|proxy|asset|stream|path|record|component", t, re.I)}
+    allowed = set().union(*ALLOWED_ROUTES.values())
+    assert file_like & allowed <= ALLOWED_ROUTES["gradio's own frontend files"] | {"/gradio_api/upload_progress"}, file_like & allowed
+
+
+def test_a_route_a_gradio_upgrade_adds_is_refused_until_listed(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    app, mounted, _ = gradio_routes(tmp_path, monkeypatch)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("server secret")
+    mounted.add_api_route("/gradio_api/file_v2/{path:path}", lambda path: Path(path).read_text())  # a new spelling
+    with TestClient(app) as http:
+        response = http.get(f"/gradio_api/file_v2/{secret}")
+    assert_error_body(response, 403, "forbidden", "the UI serves only")
+
+
+def concrete(template: str, value: str) -> str:
+    return re.sub(r"\{[^}]+\}", value, template)
+
+
+def test_refused_gradio_routes_answer_403_with_one_line(server, client):
+    from i2v.web.security import REFUSED_ROUTES
+
+    for template in REFUSED_ROUTES:
+        for method in ("GET", "POST"):
+            response = client.request(method, concrete(template, "x"), json={"data": []})
+            assert_error_body(response, 403, "forbidden", "the UI serves only")
+
+
+def test_hostile_spellings_of_the_file_routes_get_nothing(server, finished_job):
+    """As an attacker sends them, byte for byte (httpx would tidy `..` and `//` away): double slashes,
+    percent-encoding, `..`, remote URLs (a listener counts whether the server fetched them) and the metadata."""
+    import http.server
+    import threading
+    from urllib.parse import quote
+
+    fetched = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"relayed")
+
+        def log_message(self, *args):
+            pass
+
+    listener = http.server.HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    remote = f"http://127.0.0.1:{listener.server_port}/x.png"
+    home, outputs, job = str(server.home), server.home / "outputs", finished_job["id"]
+    metadata = f"{outputs}/{job}.json"
+    spellings = [
+        f"/gradio_api/file//{metadata}", f"/gradio_api/file/{metadata}", f"/gradio_api/file/{quote(metadata, safe='')}",
+        f"/gradio_api/file={metadata}", f"/gradio_api/file={quote(metadata, safe='')}", f"/gradio_api/file=/{metadata}",
+        f"/gradio_api/file={outputs}/../i2v.sqlite", f"/gradio_api/file={outputs}/%2e%2e/i2v.sqlite",
+        f"/gradio_api/file={home}/gradio-cache/../i2v.sqlite", f"/gradio_api/file={outputs}/{job}.mp4/../{job}.json",
+        f"/gradio_api/file/{outputs}/{job}.mp4", f"/gradio_api/file={remote}", f"/gradio_api/file/{remote}",
+        f"/gradio_api/file={quote(remote, safe='')}", f"/gradio_api/file=//127.0.0.1:{listener.server_port}/x.png",
+        f"/gradio_api/proxy={remote}", f"//gradio_api/file={metadata}", f"/gradio_api//file={metadata}",
+        f"/gradio_api%2Ffile={metadata}", f"/gradio_api/file%3D{metadata}", f"/static/../../../..{metadata}",
+        f"/assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e{metadata}", "/gradio_api/file=/etc/passwd",
+    ]
+    try:
+        for spelling in spellings:
+            for method in (b"GET", b"HEAD"):
+                head = method + b" " + spelling.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                status, body = raw_request(server, head)
+                assert status in (403, 404, 405), (spelling, method, status, body[:200])
+                assert home.encode() not in body and b"relayed" not in body and b'"request"' not in body, (spelling, body[:300])
+        assert fetched == [], fetched
+    finally:
+        listener.shutdown()
+    # The clip itself still plays.
+    status, body = raw_request(server, f"GET /gradio_api/file={outputs}/{job}.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    assert status == 200 and len(body) > 1000
 
 
 # -- 2. hostile inputs through the REST API --------------------------------------------------------------------------

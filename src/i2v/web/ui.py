@@ -691,5 +691,6 @@ def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
     if not hasattr(demo, "has_launched"):
         raise RuntimeError("this Gradio has no Blocks.has_launched: its file-path checks cannot be turned on; pin gradio 6.x")
     demo.has_launched = True
-    app.add_middleware(GradioGuard, cache=Path(os.environ["GRADIO_TEMP_DIR"]), outputs=outputs)
+    gradio = next(route.app for route in app.routes if isinstance(getattr(route, "app", None), gr.routes.App))
+    app.add_middleware(GradioGuard, served=app, gradio=gradio, cache=Path(os.environ["GRADIO_TEMP_DIR"]), outputs=outputs)
     return app
