@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import SMALL_JOB, ServerProcess, submit_job as submit, wait_for_job as wait_for
-from helpers import png_bytes as png
+from helpers import png_bomb, png_bytes as png
 from PIL import Image
 
 SMALL = SMALL_JOB
@@ -74,6 +74,11 @@ def gradio_call(client, fn: str, data: list, headers=None) -> tuple[str, str]:
     return events[-1], stream
 
 
+def last_data(stream: str):
+    """The payload of a call's last event (its outputs, or its error and title)."""
+    return json.loads([line for line in stream.splitlines() if line.startswith("data: ")][-1].removeprefix("data: "))
+
+
 def file_data(path) -> dict:
     return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
 
@@ -118,6 +123,15 @@ def test_ui_refuses_files_named_by_url_without_fetching_them(client, url):
     assert_error_body(started, 422, "invalid_input", "not named by URL")
 
 
+def test_ui_refuses_images_inlined_as_data_urls(client):
+    """Gradio decodes a data: URL itself, whatever its size, before any check of ours."""
+    import base64
+
+    inline = {**file_data("bomb.png"), "url": "data:image/png;base64," + base64.b64encode(png_bomb(3000, 3000)).decode()}
+    started = client.post("/gradio_api/call/check_image", json={"data": ["en", inline, ""]})
+    assert_error_body(started, 422, "invalid_input", "not named by URL")
+
+
 def test_ui_refine_has_the_prompt_limit(client):
     event, stream = gradio_call(client, "refine_preview", ["en", "猫" * 2001, "rules"])
     assert event == "error" and "the limit is 2000" in stream and len(stream) < 1000
@@ -137,13 +151,30 @@ def test_ui_preview_camera_runs_the_same_job_on_camera_preview(client, server):
     inputs[2] = "镜头向左平移"
     event, stream = gradio_call(client, "preview_camera", inputs)
     assert event == "complete", stream
-    job = client.get("/api/v1/jobs").json()["jobs"][0]
+    newest = client.get("/api/v1/jobs").json()["jobs"][0]["id"]  # the call queues the job; the page then follows it
+    job = wait_for(client, newest, lambda j: j["state"] not in ("queued", "running"))
     assert job["request"]["model"] == "camera-preview" and job["state"] == "succeeded", job
     assert job["refined_prompt"]["tags"] == ["pan_left"]
     # The form's size, length and rate carried over (8 frames at 8 fps, 512p); its steps, guidance and
     # scheduler, which a preview does not take, left behind.
     settings = {key: job["request"].get(key) for key in ("resolution", "num_frames", "fps", "steps", "guidance_scale", "scheduler")}
     assert settings == {"resolution": "512p", "num_frames": 8, "fps": 8, "steps": None, "guidance_scale": None, "scheduler": None}
+
+
+@pytest.mark.parametrize("fn", ["check_image", "plan_preview", "submit", "preview_camera"])
+def test_ui_refuses_an_oversized_image_as_the_api_does(client, server, fn):
+    """A 164 KB grayscale PNG of 13000×13000: refused from its header like the REST routes refuse it, with the same
+    words (bench/ui_oversize.py measures that Gradio no longer decodes it first)."""
+    bomb = png_bomb()
+    api = assert_error_body(submit(client, image=bomb), 422, "invalid_input")["detail"]
+    uploaded = client.post("/gradio_api/upload", files={"files": ("bomb.png", bomb, "image/png")}).json()[0]
+    jobs_before = client.get("/api/v1/jobs").json()["total"]
+    inputs = ["en", file_data(uploaded), server.model.name] if fn == "check_image" else ui_inputs(fn, file_data(uploaded), server.model.name)
+    event, stream = gradio_call(client, fn, inputs)
+    message = last_data(stream)["error"]
+    assert event == "error" and "13000×13000 = 169 megapixels, over the 50 MP limit" in message, stream
+    assert api in message and "Traceback" not in stream and len(stream) < 1000, stream
+    assert client.get("/api/v1/jobs").json()["total"] == jobs_before
 
 
 def test_ui_upload_route_has_the_api_byte_limit(client):

@@ -284,7 +284,8 @@ def _replay(body: bytes) -> Receive:
 
 
 def _names_a_url(body: bytes) -> bool:
-    """Whether a JSON body holds a FileData-like object whose `path` is a URL."""
+    """Whether a JSON body holds a FileData-like object whose `path` is a URL, or whose `url` is a data: URL
+    (Gradio decodes those itself, whatever their size, before any check of ours)."""
     try:
         payload = json.loads(body or b"null")
     except (ValueError, RecursionError):
@@ -295,6 +296,9 @@ def _names_a_url(body: bytes) -> bool:
         if isinstance(item, dict):
             value = item.get("path")
             if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://", "//")):
+                return True
+            inline = item.get("url")
+            if isinstance(inline, str) and inline.strip().lower().startswith("data:"):
                 return True
             stack.extend(item.values())
         elif isinstance(item, list):

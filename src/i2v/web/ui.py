@@ -30,6 +30,10 @@ from i2v.web.ui_text import STRINGS, idle_html, lang_of, progress_html, tr
 
 POLL_SECONDS = 0.3
 HISTORY_LIMIT = 48
+#: The UI functions that read a whole image (check, plan, submit, camera preview, re-run) share this many
+#: workers; the rest of their calls wait in Gradio's queue, which holds at most QUEUE_SIZE waiting events.
+HEAVY_CONCURRENCY = 2
+QUEUE_SIZE = 64
 I18N = gr.I18n(en=STRINGS["en"], zh=STRINGS["zh"], **{"zh-CN": STRINGS["zh"], "zh-TW": STRINGS["zh"]})
 #: Run before an event's Python function: the first input becomes the language the page shows now (Gradio's
 #: i18n sets <html lang> from the browser, or from its settings menu), so server-written text matches the labels.
@@ -315,18 +319,22 @@ def build_ui(service: JobService) -> gr.Blocks:
         )
 
     def submit(lang, advice, *form):
+        """The form as a job: its id, which `watch` then follows (outside the heavy functions' limit)."""
         lang = lang_of(lang)
         fields = form_request(lang, *form)
         if advice:  # what the advisor contributed (assessment, applied recommendation, troubleshooting), for the metadata
             fields["advice"] = advice
-        yield from follow(lang, submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name))
+        return submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name)
 
     def preview_camera(lang, *form):
         """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes. The
         form's settings are carried over to what the preview takes (its presets, frame rule and rates)."""
         lang = lang_of(lang)
         fields = form_request(lang, *form, camera=True)
-        yield from follow(lang, submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name))
+        return submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name)
+
+    def watch(lang, job_id: str):
+        yield from follow(lang_of(lang), job_id)
 
     def submit_or_explain(lang: str, fields: dict[str, Any], data: bytes, name: str) -> str:
         try:
@@ -516,7 +524,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             data = Path(job.image_path).read_bytes()
         except OSError:
             raise fail(lang, "err.gone") from None
-        yield from follow(lang, submit_or_explain(lang, fields, data, Path(job.image_path).name))
+        return submit_or_explain(lang, fields, data, Path(job.image_path).name)
 
     def delete(lang, job_id: str | None):
         lang = lang_of(lang)
@@ -557,8 +565,10 @@ def build_ui(service: JobService) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, elem_id="inputs"):
                 # Media components show a translation key as "[object Object]": their labels are set on load.
-                image = gr.Image(label=tr("en", "image"), type="filepath", sources=["upload", "clipboard"], height=300,
-                                 format="png", elem_id="image")  # a clip's image put back from the history stays lossless
+                # As a file, unconverted (image_mode=None): Gradio would decode it to RGB before our header check
+                # (a 164 KB 13000×13000 grayscale PNG cost 17 s and 0.8 GB); load_image checks it instead.
+                image = gr.Image(label=tr("en", "image"), type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 height=300, format="png", elem_id="image")  # a clip's image put back from the history stays lossless
                 with gr.Column(visible=False, elem_id="advice") as advice_box:  # the advisor's image check (issue 16)
                     advice_card = gr.HTML(elem_id="advice_card")
                     apply_button = gr.Button(t("advice.apply"), size="sm", elem_id="apply_advice")
@@ -624,21 +634,25 @@ def build_ui(service: JobService) -> gr.Blocks:
         demo.load(on_load, lang, [model, refiner, cache, progress, gallery, history_ids, workers_box, image, video, symptom], js=WITH_LANG)
         refresh_workers.click(workers, lang, workers_box, js=WITH_LANG)
         model.input(on_model, [lang, model], settings, js=WITH_LANG)
-        plan_button.click(plan_preview, [lang, image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box, js=WITH_LANG)
+        heavy = dict(concurrency_limit=HEAVY_CONCURRENCY, concurrency_id="heavy")
+        plan_button.click(plan_preview, [lang, image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box,
+                          js=WITH_LANG, **heavy)
         refine_button.click(refine_preview, [lang, prompt, refiner], [refined, tags, refine_words], js=WITH_LANG)
-        for button, function, inputs in ((generate_button, submit, [lang, advice, *form]), (preview_button, preview_camera, [lang, *form])):
-            run = button.click(function, inputs, run_outputs, js=WITH_LANG, concurrency_limit=None)
-            run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
+        runs = ((generate_button, submit, [lang, advice, *form]), (preview_button, preview_camera, [lang, *form]),
+                (rerun_button, rerun, [lang, job_id]))
+        for button, function, inputs in runs:  # the submit under the limit; following the job is only polling
+            run = button.click(function, inputs, job_id, js=WITH_LANG, **heavy)
+            followed = run.success(watch, [lang, job_id], run_outputs, js=WITH_LANG, concurrency_limit=None)
+            followed.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
         cancel_button.click(cancel, [lang, job_id], cancel_button, js=WITH_LANG)
         refresh.click(history, lang, [gallery, history_ids], js=WITH_LANG)
         gallery.select(pick, [lang, history_ids], [job_id, *results, *restore, advice], js=WITH_LANG)
-        image.upload(check_image, [lang, image, model], [advice_box, advice_card, advice_fields, advice], js=WITH_LANG)
+        image.upload(check_image, [lang, image, model], [advice_box, advice_card, advice_fields, advice], js=WITH_LANG, **heavy)
         image.clear(lambda: (gr.update(visible=False), "", None, None), None, [advice_box, advice_card, advice_fields, advice])
         apply_button.click(apply_advice, [lang, model, advice_fields, advice], [*settings, advice], js=WITH_LANG)
         propose_button.click(troubleshoot, [lang, job_id, symptom], [proposal_card, *restore, advice], js=WITH_LANG)
-        rerun_run = rerun_button.click(rerun, [lang, job_id], run_outputs, js=WITH_LANG, concurrency_limit=None)
-        rerun_run.then(job_done, None, [generate_button, cancel_button]).then(history, lang, [gallery, history_ids], js=WITH_LANG)
         delete_button.click(delete, [lang, job_id], [gallery, history_ids, job_id, video, card, download, progress], js=WITH_LANG)
+    demo.queue(max_size=QUEUE_SIZE)
     return demo
 
 
