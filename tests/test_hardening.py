@@ -109,9 +109,9 @@ def test_ui_functions_refuse_files_the_client_did_not_upload(request, server, fi
             assert http.post("/login", data={"username": "me", "password": "s3cret"}).status_code == 200
         jobs_before = http.get("/api/v1/jobs", headers=headers).json()["total"]
         for name, path in hostile_paths(server, finished_job, tmp_path).items():
-            event, stream = gradio_call(http, fn, ui_inputs(fn, file_data(path), str(target.model)))
-            assert event == "error", (name, stream)
-            assert "not uploaded by a user" in stream and str(target.home / "gradio-cache") not in stream, stream
+            started = http.post(f"/gradio_api/call/{fn}", json={"data": ui_inputs(fn, file_data(path), str(target.model))})
+            assert_error_body(started, 422, "invalid_input", "files must be uploaded through the UI first")
+            assert str(path) not in started.text and str(target.home) not in started.text, started.text
         assert http.get("/api/v1/jobs", headers=headers).json()["total"] == jobs_before
     cached = [p.name for p in (target.home / "gradio-cache").rglob("*") if p.is_file()]
     assert not {"passwd", "secret.png", "i2v.sqlite"} & set(cached) and not any(finished_job["id"] in name for name in cached)
@@ -336,12 +336,12 @@ def test_models_the_server_does_not_offer_are_refused_with_the_list(client, serv
 def test_a_failed_load_keeps_the_serving_model(client, server, broken_model):
     serving = submit(client, SMALL).json()  # whatever ran before, the tiny model serves now
     assert wait_for(client, serving["id"], lambda j: j["state"] in ("failed", "succeeded"))["state"] == "succeeded"
-    assert client.get("/api/v1/health").json()["model_loaded"] == str(server.model)
+    assert client.get("/api/v1/health").json()["model_loaded"] == server.model.name  # by name: no server path
     job = submit(client, {**SMALL, "model": str(broken_model)})
     assert job.status_code == 202, job.text
     failed = wait_for(client, job.json()["id"], lambda j: j["state"] in ("failed", "succeeded"))
     assert failed["state"] == "failed" and failed["error"]
-    assert client.get("/api/v1/health").json()["model_loaded"] == str(server.model)
+    assert client.get("/api/v1/health").json()["model_loaded"] == server.model.name
     again = submit(client, SMALL).json()
     assert wait_for(client, again["id"], lambda j: j["state"] in ("failed", "succeeded"))["state"] == "succeeded"
 
@@ -417,6 +417,47 @@ def test_responses_name_no_server_paths(client, server, finished_job):
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
     page = client.get("/api/v1/jobs").json()
     assert home not in json.dumps(page)
+
+
+def test_health_and_the_workers_panel_name_models_not_folders(client, server, finished_job):
+    health = client.get("/api/v1/health").json()
+    assert health["model_loaded"] == server.model.name and str(server.home) not in json.dumps(health), health
+    assert str(server.model.parent) not in json.dumps(health)
+    for lang in ("en", "zh-CN"):
+        event, stream = gradio_call(client, "workers", [lang])
+        panel = last_data(stream)[0]
+        assert event == "complete" and server.model.name in panel and str(server.model.parent) not in panel, panel
+
+
+HOSTILE_VALUES = {  # (form field index, value): what a crafted call sends in place of what the page offers
+    "frames NaN": (5, float("nan")), "frames infinite": (5, float("inf")), "frames text": (5, "many"),
+    "fps a list": (6, [1]), "steps a dict": (7, {"a": 1}), "guidance text": (8, "<"), "seed text": (9, "x"),
+    "seed NaN": (9, float("nan")), "resolution a number": (4, 5),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_ui_answers_hostile_values_with_its_own_line(client, server, lang):
+    """No Python exception's text ("cannot convert float NaN to integer", "'<' not supported between …"), no
+    traceback, no server path: the page's own line in its language, or Gradio's own refusal of the input (bare, or
+    its range check's "Value … is greater than maximum value …")."""
+    from i2v.web.ui_text import lang_of, tr
+
+    uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")}).json()[0]
+    jobs_before = client.get("/api/v1/jobs").json()["total"]
+    for name, (index, value) in HOSTILE_VALUES.items():
+        for fn in ("submit", "preview_camera"):
+            inputs = ui_inputs(fn, file_data(uploaded), server.model.name)
+            inputs[0] = lang
+            inputs[index + (2 if fn == "submit" else 1)] = value
+            started = client.post(f"/gradio_api/call/{fn}", content=json.dumps({"data": inputs}), headers={"content-type": "application/json"})
+            stream = client.get(f"/gradio_api/call/{fn}/{started.json()['event_id']}", timeout=60).text
+            error = last_data(stream).get("error") if "event: error" in stream else stream
+            gradios_own = isinstance(error, str) and error.startswith(("Value ", "Value:"))  # its range and choice checks
+            assert error in (None, tr(lang_of(lang), "err.server")) or gradios_own, (name, fn, stream)
+            assert not re.search(r"NaN to integer|not supported between|invalid literal|Original error|has no attribute", stream), stream
+            assert str(server.home) not in stream and "Traceback" not in stream, (name, stream)
+    assert client.get("/api/v1/jobs").json()["total"] == jobs_before
 
 
 def test_404_409_and_bad_multipart_use_the_error_shape(client, finished_job):

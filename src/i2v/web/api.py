@@ -36,6 +36,7 @@ from i2v.jobs.store import FINISHED
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.web.names import model_name
 from i2v.web.security import add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ UPLOAD = {
 
 class Health(BaseModel):
     status: str = Field(description="ok")
-    model_loaded: str | None = Field(description="The model this process holds in memory, if any")
+    model_loaded: str | None = Field(description="The model this process holds in memory, if any (a local folder by its name)")
     device: str | None
     dtype: str | None
     queued: int
@@ -405,7 +406,7 @@ def health(request: Request) -> Health:
     backend = loaded_backend()
     return Health(
         status="ok",
-        model_loaded=backend.model_id if backend else None,
+        model_loaded=model_name(backend.model_id) if backend else None,
         device=backend.device if backend else None,
         dtype=backend.dtype if backend else None,
         queued=service.store.count("queued"),

@@ -202,8 +202,9 @@ class GradioGuard:
       REFUSED_ROUTES and any a Gradio upgrade adds alike (each request is matched as Starlette will route it);
     - `/gradio_api/file=PATH` serves only Gradio's own upload cache and the clips, thumbnails and live previews
       in the outputs folder, and never relays a remote URL;
-    - a call whose inputs name a file by URL (a FileData `path` of http(s)://…) is refused, where Gradio would
-      download it on the server's behalf.
+    - a call whose inputs name a file by URL (a FileData `path` of http(s)://…, or an inline data: URL) is
+      refused, where Gradio would download or decode it on the server's behalf, and so is one naming a server
+      file that is neither an upload nor a clip, with a line saying so.
     """
 
     def __init__(self, app: ASGIApp, *, served: ASGIApp, gradio: ASGIApp, cache: Path, outputs: Path):
@@ -230,8 +231,9 @@ class GradioGuard:
                 return
         if scope["method"] == "POST" and path.startswith("/gradio_api/") and not path.startswith("/gradio_api/upload"):
             body = await _read_body(receive)
-            if _names_a_url(body):
-                await _reply(send, 422, "invalid_input", "files must be uploaded through the UI, not named by URL")
+            refusal = self._file_refusal(body)
+            if refusal:
+                await _reply(send, 422, "invalid_input", refusal)
                 return
             receive = _replay(body)
         await self.app(scope, receive, send)
@@ -248,6 +250,17 @@ class GradioGuard:
                 return template, found.groupdict(), allowed
             by_path = by_path or (template, found.groupdict(), allowed)
         return by_path
+
+    def _file_refusal(self, body: bytes) -> str | None:
+        """Why a call's inputs may not name the files they name: by URL (Gradio would download it for the server),
+        inline as a data: URL (Gradio decodes those itself, whatever their size), or a server file that is neither
+        an upload nor a clip (Gradio refuses that too, but in words that never reach the page)."""
+        for path, url in _file_inputs(body):
+            if path.strip().lower().startswith(("http://", "https://", "//")) or url.strip().lower().startswith("data:"):
+                return "files must be uploaded through the UI, not named by URL"
+            if not self._servable(path):
+                return "files must be uploaded through the UI first: this call names a file on the server that is not one"
+        return None
 
     def _servable(self, requested: str) -> bool:
         if "://" in requested or requested.startswith("//"):
@@ -283,24 +296,19 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _names_a_url(body: bytes) -> bool:
-    """Whether a JSON body holds a FileData-like object whose `path` is a URL, or whose `url` is a data: URL
-    (Gradio decodes those itself, whatever their size, before any check of ours)."""
+def _file_inputs(body: bytes) -> list[tuple[str, str]]:
+    """(path, url) of each FileData-like object (a dict with a string `path`) anywhere in a JSON body."""
     try:
         payload = json.loads(body or b"null")
     except (ValueError, RecursionError):
-        return False
-    stack = [payload]
+        return []
+    found, stack = [], [payload]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            value = item.get("path")
-            if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://", "//")):
-                return True
-            inline = item.get("url")
-            if isinstance(inline, str) and inline.strip().lower().startswith("data:"):
-                return True
+            if isinstance(item.get("path"), str):
+                found.append((item["path"], item.get("url") if isinstance(item.get("url"), str) else ""))
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return found

@@ -5,7 +5,10 @@ Chinese from one table (`ui_text`), picked from the browser's language (and swit
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 import os
 import re
 import secrets
@@ -25,9 +28,11 @@ from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 from i2v.web import ui_text
+from i2v.web.names import hide_paths, model_name
 from i2v.web.security import GradioGuard
 from i2v.web.ui_text import STRINGS, idle_html, lang_of, progress_html, tr
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 0.3
 HISTORY_LIMIT = 48
 #: The UI functions that read a whole image (check, plan, submit, camera preview, re-run) share this many
@@ -184,7 +189,7 @@ def model_keys(service: JobService) -> dict[str, str]:
     shows or sends a server path; hub ids and built-in names as they are."""
     keys: dict[str, str] = {}
     for model in service.models():
-        key = Path(model).name if Path(model).expanduser().is_dir() else model
+        key = model_name(model)
         while key in keys:
             key += "'"
         keys[key] = model
@@ -233,11 +238,49 @@ def fail(lang: str, key: str, **values: Any) -> gr.Error:
 
 
 def explain(lang: str, error: I2VError) -> gr.Error:
-    """A domain error as a toast: a heading in the page's language, the checker's own words after it."""
-    message = str(error)
+    """A domain error as a toast: a heading in the page's language, the checker's own words after it (any server
+    path in them cut to its last part)."""
+    message = hide_paths(str(error)) or ""
     if getattr(error, "code", "") == "invalid_input":
         message = tr(lang, "err.invalid_input", message=message)
     return gr.Error(message, title=tr(lang, "error"), print_exception=False)
+
+
+def guarded(function):
+    """A UI function whose unexpected failures (a hostile value a crafted call sent, a bug) reach the page as our
+    one line in its language, the traceback going to the server's log only: never a Python exception's text."""
+
+    def refusal(args: tuple[Any, ...]) -> gr.Error:
+        log.exception("UI function %s failed", function.__name__)
+        return fail(lang_of(args[0] if args and isinstance(args[0], str) else None), "err.server")
+
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def follow_guarded(*args, **kwargs):
+            try:
+                yield from function(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception:  # noqa: BLE001 - turned into the page's own words, logged in full
+                raise refusal(args) from None
+
+        return follow_guarded
+
+    @functools.wraps(function)
+    def call_guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - turned into the page's own words, logged in full
+            raise refusal(args) from None
+
+    return call_guarded
+
+
+def shown(view: JobView) -> JobView:
+    """A job as the page shows it: its error and notes without server paths."""
+    return view.model_copy(update={"error": hide_paths(view.error), "warnings": [hide_paths(note) for note in view.warnings]})
 
 
 def build_ui(service: JobService) -> gr.Blocks:
@@ -258,6 +301,7 @@ def build_ui(service: JobService) -> gr.Blocks:
     def key_of(model: str) -> str:
         return next((key for key, value in keys_now().items() if value == model), model)
 
+    @guarded
     def refine_preview(lang, prompt: str, refiner: str):
         from i2v.refine import make_refiner
 
@@ -272,6 +316,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise explain(lang, error) from None
         return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined, lang)
 
+    @guarded
     def plan_preview(lang, image_path, key, resolution, frames, fps, steps, guidance, allow_degrade):
         from i2v.advisor import format_bytes
 
@@ -318,6 +363,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             model=model, refiner="none" if edited else refiner, allow_degrade=bool(allow_degrade), **settings,
         )
 
+    @guarded
     def submit(lang, advice, *form):
         """The form as a job: its id, which `watch` then follows (outside the heavy functions' limit)."""
         lang = lang_of(lang)
@@ -326,6 +372,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             fields["advice"] = advice
         return submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name)
 
+    @guarded
     def preview_camera(lang, *form):
         """The same job on camera-preview: what the camera will do, in a second, before spending GPU minutes. The
         form's settings are carried over to what the preview takes (its presets, frame rule and rates)."""
@@ -333,6 +380,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         fields = form_request(lang, *form, camera=True)
         return submit_or_explain(lang, fields, Path(form[0]).read_bytes(), Path(form[0]).name)
 
+    @guarded
     def watch(lang, job_id: str):
         yield from follow(lang_of(lang), job_id)
 
@@ -348,7 +396,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         yield (job_id, gr.update(interactive=False), gr.update(interactive=True), *blank_result())
         while True:
             job = service.store.get(job_id)
-            view = service.view(job)
+            view = shown(service.view(job))
             if job.state not in ("queued", "running"):
                 break
             preview = gr.update()
@@ -388,6 +436,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         except (I2VError, OSError, ValueError):
             return None
 
+    @guarded
     def cancel(lang, job_id: str | None):
         if job_id:
             try:
@@ -399,6 +448,7 @@ def build_ui(service: JobService) -> gr.Blocks:
     def job_done():
         return gr.update(interactive=True), gr.update(interactive=False)
 
+    @guarded
     def history(lang):
         """Finished jobs, newest first: the clip's thumbnail (the uploaded image for a failed or cancelled one) and a
         caption with state, prompt, seed, size and length."""
@@ -425,6 +475,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         except (OSError, ValueError, TypeError):
             return None
 
+    @guarded
     def pick(lang, ids: list[str], event: gr.SelectData):
         """A clip from the history: shown on the right, and its image, prompt and every setting back in the form."""
         lang = lang_of(lang)
@@ -433,7 +484,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise fail(lang, "err.gone")
         request = job.request or {}
         seed = (public_metadata(job) or {}).get("seed", request.get("seed"))
-        return (job.id, *result_outputs(lang, job, service.view(job)), *form_values(lang, job, request, seed), None)
+        return (job.id, *result_outputs(lang, job, shown(service.view(job))), *form_values(lang, job, request, seed), None)
 
     def form_values(lang: str, job, request: dict[str, Any], seed: int | None) -> tuple[Any, ...]:
         """A request back in the form: the job's image, the prompt, the model and every setting."""
@@ -454,6 +505,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             request.get("allow_degrade", False), *spec_updates(spec, lang, values),
         )
 
+    @guarded
     def check_image(lang, image_path, key):
         """After an upload: the advisor's image check and recommended settings for the chosen model (issue 16)."""
         from i2v.advisor.assess import assess
@@ -482,6 +534,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         }
         return gr.update(visible=True), ui_text.advice_html(lang, assessment, recommendation), recommendation.request_fields(), record
 
+    @guarded
     def apply_advice(lang, key, fields, record):
         """The recommended settings into the form, and the clip's record saying they were applied."""
         if not fields:
@@ -490,6 +543,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             record = {**record, "recommendation": {**record.get("recommendation", {}), "applied": True}}
         return (*spec_updates(spec_of(model_of(key)), lang_of(lang), fields), record)
 
+    @guarded
     def troubleshoot(lang, job_id: str | None, symptom: str | None):
         """What went wrong? The advisor's next run for this job and symptom, put into the form to review and run."""
         from i2v.advisor.troubleshoot import propose
@@ -511,6 +565,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         return (ui_text.proposal_html(lang, proposal), *form_values(lang, job, request, request.get("seed")),
                 proposal.request.get("advice"))
 
+    @guarded
     def rerun(lang, job_id: str | None):
         lang = lang_of(lang)
         job = service.store.get(job_id) if job_id else None
@@ -526,6 +581,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise fail(lang, "err.gone") from None
         return submit_or_explain(lang, fields, data, Path(job.image_path).name)
 
+    @guarded
     def delete(lang, job_id: str | None):
         lang = lang_of(lang)
         job = service.store.get(job_id) if job_id else None
@@ -535,6 +591,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         items, ids = history(lang)
         return items, ids, None, gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), idle_html(lang)
 
+    @guarded
     def on_load(lang):
         lang = lang_of(lang)
         items, ids = history(lang)
@@ -546,9 +603,11 @@ def build_ui(service: JobService) -> gr.Blocks:
             gr.update(choices=symptom_choices(lang)),
         )
 
+    @guarded
     def on_model(lang, key):
         return spec_updates(spec_of(model_of(key)), lang_of(lang))
 
+    @guarded
     def workers(lang):
         from i2v.advisor import format_bytes
 
@@ -701,6 +760,7 @@ def mount_ui(app: FastAPI, service: JobService) -> FastAPI:
     app = gr.mount_gradio_app(
         app, demo, path="", allowed_paths=[str(outputs)], auth=auth, i18n=I18N,
         footer_links=["api", "settings"], max_file_size=service.settings.max_upload_bytes, css=CSS, head=HEAD,
+        show_error=False,  # an exception's text never reaches the page; our own messages (gr.Error) still do
     )
     if not hasattr(demo, "has_launched"):
         raise RuntimeError("this Gradio has no Blocks.has_launched: its file-path checks cannot be turned on; pin gradio 6.x")
