@@ -140,6 +140,7 @@ class Models(BaseModel):
 class RefineBody(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     refiner: str = Field(default="rules", pattern="^(rules|llm)$")
+    model: str | None = Field(default=None, max_length=1000, description="Write for this offered model's prompt budget and style (default: the server's default model)")
 
 
 class PlanReport(BaseModel):
@@ -380,10 +381,15 @@ def delete_job(request: Request, job_id: str) -> None:
 
 
 @router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body nests JSON too deeply to parse"), 422: _error("The body is not a JSON object (errors names `body`: not JSON, a list, none), or a field is invalid")}, summary="Refine raw text into the English prompt and tags (no image)")
-def refine_text(body: RefineBody) -> RefinedPrompt:
+def refine_text(request: Request, body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
-    return make_refiner(body.refiner).refine(body.text)  # type: ignore[arg-type]
+    spec = None
+    if body.model is not None:
+        service = service_of(request)
+        service.check_model(body.model)  # only a model this server offers (422 with the list otherwise)
+        spec = service.model_specs().get(body.model)
+    return make_refiner(body.refiner, spec=spec).refine(body.text)  # type: ignore[arg-type]
 
 
 @router.post("/plan", response_model=PlanReport, operation_id="plan", responses=UPLOAD, summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")

@@ -302,7 +302,8 @@ def build_ui(service: JobService) -> gr.Blocks:
         return next((key for key, value in keys_now().items() if value == model), model)
 
     @guarded
-    def refine_preview(lang, prompt: str, refiner: str):
+    def refine_preview(lang, prompt: str, refiner: str, key: str | None = None):
+        """The prompt as the job would get it: written for the chosen model's prompt budget and style."""
         from i2v.refine import make_refiner
 
         lang = lang_of(lang)
@@ -311,7 +312,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         if len(prompt) > MAX_PROMPT_CHARS:
             raise fail(lang, "err.prompt_long", n=len(prompt), limit=MAX_PROMPT_CHARS)
         try:
-            refined = make_refiner(refiner).refine(prompt)  # type: ignore[arg-type]
+            refined = make_refiner(refiner, spec=spec_of(model_of(key))).refine(prompt)  # type: ignore[arg-type]
         except I2VError as error:
             raise explain(lang, error) from None
         return refined.prompt, ", ".join(refined.tags), refine_words_markdown(refined, lang)
@@ -354,7 +355,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             settings = carry_over(everything, form_spec, spec_for(camera_preview))
             model = camera_preview
         edited = (refined or "").strip()
-        if edited and refiner == "rules" and edited == refine_preview(lang, prompt, refiner)[0]:
+        if edited and refiner == "rules" and edited == refine_preview(lang, prompt, refiner, key)[0]:
             edited = ""  # the preview as shown: let the job record the refiner, not "user"
         if not edited and not (prompt or "").strip():
             raise fail(lang, "err.no_prompt")
@@ -696,7 +697,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         heavy = dict(concurrency_limit=HEAVY_CONCURRENCY, concurrency_id="heavy")
         plan_button.click(plan_preview, [lang, image, model, resolution, frames, fps, steps, guidance, allow_degrade], plan_box,
                           js=WITH_LANG, **heavy)
-        refine_button.click(refine_preview, [lang, prompt, refiner], [refined, tags, refine_words], js=WITH_LANG)
+        refine_button.click(refine_preview, [lang, prompt, refiner, model], [refined, tags, refine_words], js=WITH_LANG)
         runs = ((generate_button, submit, [lang, advice, *form]), (preview_button, preview_camera, [lang, *form]),
                 (rerun_button, rerun, [lang, job_id]))
         for button, function, inputs in runs:  # the submit under the limit; following the job is only polling
