@@ -83,12 +83,15 @@ def file_data(path) -> dict:
     return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
 
 
-def ui_inputs(fn: str, image: dict, model: str) -> list:
-    """The page's inputs in order: its language first, then (for submit) the advisor's record, then the form."""
-    if fn == "plan_preview":
-        return ["en", image, model, "512p", 16, 16, 50, 9.0, True]
-    form = [image, "猫转头", "", "", "512p", 8, 8, 3, 9.0, 1, model, "ddim", None, "rules", True]
-    return ["en", None, *form] if fn == "submit" else ["en", *form]
+def ui_inputs(fn: str, image: dict, model: str, **changes) -> list:
+    """The page's inputs for `fn`: its language first, then (for submit) the advisor's record, then the form by name
+    (`changes` set fields) in the order the page passes it."""
+    from i2v.web.ui_actions import FORM_FIELDS
+
+    form = dict(image=image, prompt="猫转头", refined="", negative_prompt="", resolution="512p", num_frames=8, fps=8, steps=3,
+                guidance_scale=9.0, seed=1, model=model, scheduler="ddim", cache=None, refiner="rules", allow_degrade=True)
+    values = [{**form, **changes}[name] for name in FORM_FIELDS]
+    return ["en", None, *values] if fn == "submit" else ["en", *values]
 
 
 def hostile_paths(server, finished_job, tmp_path):
@@ -132,8 +135,8 @@ def test_ui_refuses_images_inlined_as_data_urls(client):
     assert_error_body(started, 422, "invalid_input", "not named by URL")
 
 
-def test_ui_refine_has_the_prompt_limit(client):
-    event, stream = gradio_call(client, "refine_preview", ["en", "猫" * 2001, "rules"])
+def test_ui_refine_has_the_prompt_limit(client, server):
+    event, stream = gradio_call(client, "refine_preview", ["en", "猫" * 2001, "rules", server.model.name])
     assert event == "error" and "the limit is 2000" in stream and len(stream) < 1000
 
 
@@ -147,8 +150,7 @@ def test_ui_accepts_what_the_client_uploaded(client, server):
 
 def test_ui_preview_camera_runs_the_same_job_on_camera_preview(client, server):
     uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")}).json()[0]
-    inputs = ui_inputs("preview_camera", file_data(uploaded), server.model.name)  # the button overrides the picked model
-    inputs[2] = "镜头向左平移"
+    inputs = ui_inputs("preview_camera", file_data(uploaded), server.model.name, prompt="镜头向左平移")  # the button overrides the model
     event, stream = gradio_call(client, "preview_camera", inputs)
     assert event == "complete", stream
     newest = client.get("/api/v1/jobs").json()["jobs"][0]["id"]  # the call queues the job; the page then follows it
@@ -429,10 +431,10 @@ def test_health_and_the_workers_panel_name_models_not_folders(client, server, fi
         assert event == "complete" and server.model.name in panel and str(server.model.parent) not in panel, panel
 
 
-HOSTILE_VALUES = {  # (form field index, value): what a crafted call sends in place of what the page offers
-    "frames NaN": (5, float("nan")), "frames infinite": (5, float("inf")), "frames text": (5, "many"),
-    "fps a list": (6, [1]), "steps a dict": (7, {"a": 1}), "guidance text": (8, "<"), "seed text": (9, "x"),
-    "seed NaN": (9, float("nan")), "resolution a number": (4, 5),
+HOSTILE_VALUES = {  # what a crafted call sends in place of what the page offers, by form field
+    "frames NaN": {"num_frames": float("nan")}, "frames infinite": {"num_frames": float("inf")}, "frames text": {"num_frames": "many"},
+    "fps a list": {"fps": [1]}, "steps a dict": {"steps": {"a": 1}}, "guidance text": {"guidance_scale": "<"},
+    "seed text": {"seed": "x"}, "seed NaN": {"seed": float("nan")}, "resolution a number": {"resolution": 5},
 }
 
 
@@ -445,11 +447,10 @@ def test_ui_answers_hostile_values_with_its_own_line(client, server, lang):
 
     uploaded = client.post("/gradio_api/upload", files={"files": ("cat.png", png(), "image/png")}).json()[0]
     jobs_before = client.get("/api/v1/jobs").json()["total"]
-    for name, (index, value) in HOSTILE_VALUES.items():
-        for fn in ("submit", "preview_camera"):
-            inputs = ui_inputs(fn, file_data(uploaded), server.model.name)
+    for name, changes in HOSTILE_VALUES.items():
+        for fn in ("submit", "preview_camera", "plan_preview"):
+            inputs = ui_inputs(fn, file_data(uploaded), server.model.name, **changes)
             inputs[0] = lang
-            inputs[index + (2 if fn == "submit" else 1)] = value
             started = client.post(f"/gradio_api/call/{fn}", content=json.dumps({"data": inputs}), headers={"content-type": "application/json"})
             stream = client.get(f"/gradio_api/call/{fn}/{started.json()['event_id']}", timeout=60).text
             error = last_data(stream).get("error") if "event: error" in stream else stream
@@ -507,7 +508,7 @@ def test_cors_answers_only_configured_origins(token_server):
 def test_ui_with_a_token_needs_login(token_server):
     with httpx.Client(base_url=token_server.url, timeout=30) as http:
         for fn in ("plan_preview", "submit", "refine_preview"):
-            assert http.post(f"/gradio_api/call/{fn}", json={"data": ui_inputs(fn, file_data("/etc/passwd"), "")}).status_code == 401
+            assert http.post(f"/gradio_api/call/{fn}", json={"data": ui_inputs(fn, None, "")}).status_code == 401
         assert http.post("/gradio_api/upload", files={"files": ("p.png", png(), "image/png")}).status_code == 401
         assert http.post("/login", data={"username": "me", "password": "wrong"}).status_code == 400
         assert http.post("/login", data={"username": "me", "password": "s3cret"}).status_code == 200
