@@ -232,7 +232,8 @@ def explain(lang: str, error: I2VError) -> gr.Error:
     path in them cut to its last part)."""
     message = hide_paths(str(error)) or ""
     if getattr(error, "code", "") == "invalid_input":
-        message = tr(lang, "err.invalid_input", message=message)
+        key = "err.invalid_image" if getattr(error, "field", None) == "image" else "err.invalid_input"
+        message = tr(lang, key, message=message)
     return gr.Error(message, title=tr(lang, "error"), print_exception=False)
 
 
