@@ -7,7 +7,7 @@ from i2v.models.camera_preview.spec import SPEC as CAMERA
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 from i2v.models.wan22.spec import SPEC as WAN
 from i2v.request import GenerationRequest
-from i2v.web.ui import carry_over, spec_controls, spec_fields
+from i2v.web.ui_actions import carry_over, spec_controls, spec_fields
 
 
 def form_at_defaults(spec):

@@ -251,7 +251,7 @@ def test_cli_help_names_each_models_caches():
 
 
 def test_ui_offers_the_cache_for_wan_only():
-    from i2v.web.ui import spec_controls, spec_fields
+    from i2v.web.ui_actions import spec_controls, spec_fields
 
     assert spec_controls(WAN)[-1] == dict(choices=list(WAN.caches), value="off", visible=True)
     assert spec_fields(WAN, None, "480p", 9, 24, 4, 5.0, "unipc", "taylorseer")["cache"] == "taylorseer"

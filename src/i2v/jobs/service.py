@@ -183,6 +183,10 @@ class JobService:
             preview_url=f"{base}/preview?step={preview_step}" if preview_step is not None else None,
         )
 
+    def recent(self, limit: int) -> list[Job]:
+        """The newest jobs first (the web page's history)."""
+        return self.store.list(limit)[0]
+
     def page(self, limit: int, offset: int) -> JobPage:
         jobs, total = self.store.list(limit, offset)
         return JobPage(jobs=[self.view(job) for job in jobs], total=total, limit=limit, offset=offset)

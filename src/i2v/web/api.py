@@ -36,6 +36,7 @@ from i2v.jobs.store import FINISHED
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.web.names import model_name
 from i2v.web.security import add_cors, add_docs, require_token
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ UPLOAD = {
 
 class Health(BaseModel):
     status: str = Field(description="ok")
-    model_loaded: str | None = Field(description="The model this process holds in memory, if any")
+    model_loaded: str | None = Field(description="The model this process holds in memory, if any (a local folder by its name)")
     device: str | None
     dtype: str | None
     queued: int
@@ -142,6 +143,7 @@ class Models(BaseModel):
 class RefineBody(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     refiner: str = Field(default="rules", pattern="^(rules|llm)$")
+    model: str | None = Field(default=None, max_length=1000, description="Write for this offered model's prompt budget and style (default: the server's default model)")
 
 
 class PlanReport(BaseModel):
@@ -384,10 +386,15 @@ def delete_job(request: Request, job_id: str) -> None:
 
 
 @router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body nests JSON too deeply to parse"), 422: _error("The body is not a JSON object (errors names `body`: not JSON, a list, none), or a field is invalid")}, summary="Refine raw text into the English prompt and tags (no image)")
-def refine_text(body: RefineBody) -> RefinedPrompt:
+def refine_text(request: Request, body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
-    return make_refiner(body.refiner).refine(body.text)  # type: ignore[arg-type]
+    spec = None
+    if body.model is not None:
+        service = service_of(request)
+        service.check_model(body.model)  # only a model this server offers (422 with the list otherwise)
+        spec = service.model_specs().get(body.model)
+    return make_refiner(body.refiner, spec=spec).refine(body.text)  # type: ignore[arg-type]
 
 
 @router.post("/plan", response_model=PlanReport, operation_id="plan", responses=UPLOAD, summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
@@ -410,7 +417,7 @@ def health(request: Request) -> Health:
     backend = loaded_backend()
     return Health(
         status="ok",
-        model_loaded=backend.model_id if backend else None,
+        model_loaded=model_name(backend.model_id) if backend else None,
         device=backend.device if backend else None,
         dtype=backend.dtype if backend else None,
         queued=service.store.count("queued"),
