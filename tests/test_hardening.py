@@ -235,7 +235,7 @@ def test_a_route_a_gradio_upgrade_adds_is_refused_until_listed(tmp_path, monkeyp
     secret = tmp_path / "secret.txt"
     secret.write_text("server secret")
     mounted.add_api_route("/gradio_api/file_v2/{path:path}", lambda path: Path(path).read_text())  # a new spelling
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         response = http.get(f"/gradio_api/file_v2/{secret}")
     assert_error_body(response, 403, "forbidden", "the UI serves only")
 
