@@ -251,10 +251,8 @@ def generate(
         for reason in reasons:
             console.print(f"preset {preset}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
-    request = spec.apply(request).with_seed()
-    if output is None:
-        output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")
-    video_format = format_for(output, fmt)
+    spec.check(request)  # refused in one line before the progress bar starts; generate() resolves the plan
+    video_format = format_for(output or Path(f"{image.stem}.{fmt or 'mp4'}"), fmt)
 
     cancel = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -276,7 +274,7 @@ def generate(
         console=console,
         transient=False,
     )
-    task = progress.add_task("loading", total=request.steps or request.num_frames, rate="")
+    task = progress.add_task("loading", total=None, rate="")
 
     interactive = console.is_terminal
 
@@ -307,7 +305,7 @@ def generate(
             done = int(progress.tasks[0].completed)
             raise GenerationCancelled(done, done)
         on_stage("write")
-        path = result.save(output, fmt=video_format, crf=crf)
+        path = result.save(output or Path(f"{image.stem}-{result.seed}.{video_format}"), fmt=video_format, crf=crf)
     finally:
         progress.stop()
         signal.signal(signal.SIGINT, previous)

@@ -302,7 +302,7 @@ class JobService:
             raise InvalidInputError(
                 f"model {echo(request.model)} is only on the workers' disks; this server cannot plan it", field="model"
             ) from None
-        request = self.check_settings(request)
+        self.check_settings(request)
         loaded = self.load_upload(image_bytes, filename)
         report = plan_report(request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
         report["warnings"] = list(dict.fromkeys([*loaded.warnings, *report["warnings"]]))
@@ -315,16 +315,16 @@ class JobService:
             raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
         return load_image(image_bytes, name=_safe_name(filename))
 
-    def check_settings(self, request: GenerationRequest) -> GenerationRequest:
-        """The request checked against its model's spec, defaults filled in (InvalidInputError naming each bad
-        field). A model only a remote worker has on disk is checked there, when the job starts."""
+    def check_settings(self, request: GenerationRequest) -> None:
+        """Refuse a request its model's spec refuses (InvalidInputError naming each bad field). A model only a
+        remote worker has on disk is checked there, when the job starts."""
         from i2v.models.registry import spec_for
 
         try:
             spec = spec_for(request.model)
         except ModelNotFoundError:
-            return request
-        return spec.apply(request)
+            return
+        spec.check(request)
 
     def check_model(self, model: str) -> list[str]:
         """Refuse a model this server does not offer, and one no live worker holds while workers are connected (the

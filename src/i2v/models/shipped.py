@@ -209,8 +209,6 @@ def read(path: Path) -> dict | None:
 def sizes(spec: ModelSpec, aspects: Iterable[tuple[int, int]] = ASPECTS) -> list[tuple[int, int]]:
     """Every preset of `spec` at every aspect ratio (both orientations), plus each size the ladder's "lower
     resolution" rung steps down to from one of them."""
-    from i2v.advisor.plan import ExecutionPlan, _smaller_size
-
     aspects = tuple(aspects)
     found: set[tuple[int, int]] = set()
     for wide, high in {*aspects, *((high, wide) for wide, high in aspects)}:
@@ -218,8 +216,7 @@ def sizes(spec: ModelSpec, aspects: Iterable[tuple[int, int]] = ASPECTS) -> list
             size: tuple[int, int] | None = spec.size.target(preset, wide * 1000, high * 1000)
             while size is not None and size not in found:
                 found.add(size)
-                lower = _smaller_size(ExecutionPlan.model_construct(backend=spec.backend, width=size[0], height=size[1]))
-                size = (lower["width"], lower["height"]) if lower else None
+                size = spec.size.smaller(*size)
     return sorted(found)
 
 
