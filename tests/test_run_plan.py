@@ -73,6 +73,35 @@ def test_no_request_is_filled_in_outside_resolve():
         assert "apply" not in names or "recommendation" in names or "projection" in names or "rung" in names
 
 
+def test_submit_stores_the_resolved_plan_and_the_worker_runs_it(tmp_path, monkeypatch):
+    """The job service resolves once, at submission (the size from the uploaded image's aspect ratio, the
+    model's defaults, the seed), the job row keeps that plan, and the worker runs exactly it."""
+    from fastapi.testclient import TestClient
+    from helpers import png_bytes, submit_accepted, wait_for_job
+
+    import i2v.generation
+    from i2v.jobs.config import ServiceSettings
+    from i2v.web.app import create_app
+
+    given: list[RunPlan | None] = []
+    real = i2v.generation.generate
+
+    def spy(request, hooks=None, *, plan=None, **kwargs):
+        given.append(plan)
+        return real(request, hooks, plan=plan, **kwargs)
+
+    app = create_app(ServiceSettings(home=tmp_path / "home", models="camera-preview"), ui=False)
+    with TestClient(app) as client:
+        monkeypatch.setattr(app.state.service.queue.runner, "generate", spy)
+        job_id = submit_accepted(client, {"prompt": "pan left", "model": "camera-preview", "num_frames": 4}, png_bytes(128, 64))
+        stored = RunPlan.model_validate(app.state.service.get(job_id).run_plan)
+        job = wait_for_job(client, job_id, lambda job: job["state"] not in ("queued", "running"))
+    assert job["state"] == "succeeded", job
+    assert (stored.backend, stored.num_frames, stored.resolution) == ("camera-preview", 4, "512p")
+    assert stored.width > stored.height and stored.seed == job["request"]["seed"] and stored.user_set == {"num_frames"}
+    assert given == [stored]
+
+
 def test_every_backend_takes_a_run_plan_and_no_request():
     for plugin in plugins().values():
         backend = plugin.backend_class()
