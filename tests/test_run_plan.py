@@ -128,3 +128,46 @@ def test_the_plan_has_room_for_what_comes_next():
     """LoRAs with strengths, the window of a long video, the expert that runs: declared, empty by default."""
     plan = RunPlan(backend="i2vgenxl", width=64, height=64, num_frames=8)
     assert (plan.loras, plan.window, plan.expert) == ((), 0, None)
+
+
+def test_generate_with_a_preset_decodes_the_image_and_refines_the_prompt_once(tmp_path, monkeypatch):
+    """`generate --preset` reads the image and the prompt's tags for the advice; the run takes both from there."""
+    import json
+
+    from helpers import make_photo
+    from typer.testing import CliRunner
+
+    import i2v.generation
+    from i2v.cli import app
+    from i2v.media import images
+    from i2v.refine.rules import RuleRefiner
+
+    decoded, refined = [], []
+    real_load, real_refine = images.load_image, RuleRefiner.refine
+    monkeypatch.setattr(images, "load_image", lambda *args, **kwargs: decoded.append(args) or real_load(*args, **kwargs))
+    monkeypatch.setattr(i2v.generation, "load_image", images.load_image)
+    monkeypatch.setattr(RuleRefiner, "refine", lambda self, *args: refined.append(args) or real_refine(self, *args))
+    image = tmp_path / "photo.png"
+    make_photo(320, 256).save(image)
+    made = CliRunner().invoke(app, ["generate", str(image), "pan left", "--model", "camera-preview", "--preset", "fast",
+                                    "--frames", "4", "-o", str(tmp_path / "clip.mp4")])
+    assert made.exit_code == 0, made.output
+    assert len(decoded) == 1 and len(refined) == 1, (decoded, refined)
+    metadata = json.loads((tmp_path / "clip.json").read_text())
+    assert metadata["refined_prompt"]["tags"] and metadata["request"]["resolution"] == "256p"
+
+
+def test_i2v_plan_resolves_and_plans_once(monkeypatch):
+    """The report's plan is its unconstrained plan narrowed: one resolve, one unconstrained plan."""
+    from i2v.advisor import plan as planning
+    from i2v.advisor import report
+    from i2v.models.spec import ModelSpec
+
+    resolved, started = [], []
+    real_resolve, real_start = ModelSpec.resolve, planning.unconstrained_plan
+    monkeypatch.setattr(ModelSpec, "resolve", lambda self, *args, **kwargs: resolved.append(1) or real_resolve(self, *args, **kwargs))
+    monkeypatch.setattr(report, "unconstrained_plan", lambda *args, **kwargs: started.append(1) or real_start(*args, **kwargs))
+    request = GenerationRequest(image="photo.png", prompt="plan", model="camera-preview", num_frames=16)
+    result = report.plan_report(request, (1280, 704), vram="24GiB")
+    assert result["fits"] and result["plan"]["frames"] == 16
+    assert (len(resolved), len(started)) == (1, 1)

@@ -244,10 +244,19 @@ def generate(
         allow_degrade=allow_degrade,
     )
     _check_device(device, dtype, request.model)
+    from i2v.refine import make_refiner
+
+    loaded = known = None
     if preset is not None:
         from i2v.cli_advice import preset_request
+        from i2v.media.images import load_image
 
-        request, reasons = preset_request(request, preset, image)
+        # Read once: the advisor's recommendation and the run share the decoded image and the rules' reading of
+        # the prompt (the rules refiner reads only the text, so the run's refinement is the same one).
+        loaded = load_image(image)
+        if request.refiner != "none":
+            known = make_refiner("rules", spec=spec_for(request.model)).refine(request.prompt)
+        request, reasons = preset_request(request, preset, loaded.image, tags=known.tags if known else [])
         for reason in reasons:
             console.print(f"preset {preset}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
@@ -293,13 +302,12 @@ def generate(
         if not interactive and (step == total or step % max(1, total // 10) == 0):
             console.print(f"step {step}/{total} ({shown})", highlight=False)
 
-    from i2v.refine import make_refiner
-
     settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout, llm_vision) if request.refiner == "llm" else None
+    refining = _Known(known) if known is not None and request.refiner == "rules" else make_refiner(request.refiner, settings, spec=spec)
     try:
         result = run(
             request, Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancel.is_set), device=device, dtype=dtype,
-            refiner=_SaysDropped(make_refiner(request.refiner, settings, spec=spec)), llm=settings,
+            refiner=_SaysDropped(refining), llm=settings, image=loaded,
         )
         if cancel.is_set():  # Ctrl-C after the last step: honour it, write nothing
             done = int(progress.tasks[0].completed)
@@ -455,6 +463,18 @@ def _say_dropped(result: Any) -> None:
     """Name the words the prompt leaves out (stderr), so the user can edit the prompt before a long run."""
     if result.dropped:
         console.print(not_understood(result.dropped), style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+class _Known:
+    """The rules refiner's answer for a prompt it has already refined (`generate --preset` read its tags)."""
+
+    name = "rules"
+
+    def __init__(self, refined: Any) -> None:
+        self.refined = refined
+
+    def refine(self, text: str, image: Any = None) -> Any:
+        return self.refined
 
 
 class _SaysDropped:

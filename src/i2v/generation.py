@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from i2v.media.files import write_json
-from i2v.media.images import load_image
+from i2v.media.images import LoadedImage, load_image
 from i2v.media.video import DEFAULT_CRF, encode_video, format_for
 from i2v.models.base import Hooks
 from i2v.request import GenerationRequest
@@ -108,10 +108,11 @@ def generate(
     backend: Backend | None = None,
     refiner: Refiner | None = None,
     llm: LLMSettings | None = None,
+    image: LoadedImage | None = None,
 ) -> GenerationResult:
     """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
 
-    1. read the image; resolve the request against the model's spec into a RunPlan (`spec.resolve`: its
+    1. read the image (unless the caller has: `image`); resolve the request against the model's spec into a RunPlan (`spec.resolve`: its
        defaults fill what it leaves out), unless the caller brings the plan resolved already (a job's, resolved
        when it was submitted);
     2. load the model (a missing model fails before any LLM call);
@@ -124,7 +125,7 @@ def generate(
     from i2v.refine import make_refiner
 
     hooks = hooks or Hooks()
-    loaded = load_image(request.image)
+    loaded = image or load_image(request.image)
     spec = spec_for(request.model, download=True)
     resolved = plan or spec.resolve(request, loaded.image.size)
     timings: dict[str, float] = {}
