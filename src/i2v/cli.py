@@ -229,7 +229,7 @@ def generate(
     llm_timeout: LlmTimeoutOption = None,
     llm_vision: LlmVisionOption = None,
     allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
-    preset: Annotated[str | None, typer.Option(help="fast, standard or quality: the advisor's settings for this image, prompt and device (see `i2v assess`); options you give win.")] = None,
+    tier: Annotated[str | None, typer.Option("--preset", help="fast, standard or quality: the advisor's settings for this image, prompt and device (see `i2v assess`); options you give win.")] = None,
 ) -> None:
     """Generate a video from IMAGE and PROMPT. Settings left out take the model's defaults."""
     from i2v.generation import generate as run
@@ -247,7 +247,7 @@ def generate(
     from i2v.refine import make_refiner
 
     loaded = known = None
-    if preset is not None:
+    if tier is not None:  # a quality tier of the model's spec (`spec.tiers`), which the flag calls a preset
         from i2v.cli_advice import preset_request
         from i2v.media.images import load_image
 
@@ -256,9 +256,9 @@ def generate(
         loaded = load_image(image)
         if request.refiner != "none":
             known = make_refiner("rules", spec=spec_for(request.model)).refine(request.prompt)
-        request, reasons = preset_request(request, preset, loaded.image, tags=known.tags if known else [])
+        request, reasons = preset_request(request, tier, loaded.image, tags=known.tags if known else [])
         for reason in reasons:
-            console.print(f"preset {preset}: {reason}", highlight=False, soft_wrap=True)
+            console.print(f"preset {tier}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
     spec.check(request)  # refused in one line before the progress bar starts; generate() resolves the plan
     video_format = format_for(output or Path(f"{image.stem}.{fmt or 'mp4'}"), fmt)
@@ -489,11 +489,12 @@ class _SaysDropped:
         return result
 
 
-def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None, vision: bool | None):
-    """Environment (`I2V_LLM_*`) first, flags on top; says which endpoint, model and key it will use."""
+def _llm_settings(provider: str | None, base_url: str | None, model: str | None, timeout: float | None, vision: bool | None):
+    """Environment (`I2V_LLM_*`) first, flags on top; says which endpoint, model and key it will use. `provider` is
+    the LLM provider preset (`--llm`, `I2V_LLM_PRESET`), not a quality tier."""
     from i2v.refine.llm import LLMSettings
 
-    overrides = {"preset": preset, "base_url": base_url, "model": model, "timeout": timeout, "vision": vision}
+    overrides = {"preset": provider, "base_url": base_url, "model": model, "timeout": timeout, "vision": vision}
     try:
         settings = LLMSettings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:

@@ -64,7 +64,9 @@ class RunPlan(BaseModel):
     cache: str | None = None
     seed: int = Field(default=0, ge=0)
 
-    #: How the device runs it. dtype None: the loaded model's own (a run on the CPU that nobody planned).
+    #: How the device runs it. `device` and `dtype` are the loaded backend's (generate sets them) or the probed
+    #: device's (the advisor sets them); resolve cannot know them, so a plan fresh from resolve says "cuda" and
+    #: None (the loaded model's own dtype).
     device: DeviceKind = "cuda"
     dtype: str | None = None
     offload: Offload = "none"

@@ -88,8 +88,8 @@ class FrameRule(_Frozen):
 
 
 class SizeRule(_Frozen):
-    """Explicit sizes on a `multiple` grid within [min_side, max_side]; presets keep the image's aspect ratio,
-    clamped to `max_aspect`, and round each side to `grid`."""
+    """Explicit sizes on a `multiple` grid within [min_side, max_side]; resolution presets keep the image's aspect
+    ratio, clamped to `max_aspect`, and round each side to `grid`."""
 
     multiple: int
     grid: int
@@ -163,7 +163,9 @@ class PromptBudget(_Frozen):
 
 
 class Tier(_Frozen):
-    """One of the fast / standard / quality settings a model recommends; None keeps the model's default."""
+    """One quality tier (fast / standard / quality) a model recommends; None keeps the model's default. The CLI's
+    `--preset` and the advice records call a tier a preset (names users already type); in code it is a tier, the
+    word "preset" kept for resolution presets and the LLM provider presets."""
 
     resolution: str
     steps: int | None = None
