@@ -356,8 +356,8 @@ class PretendGPU:
         self.inner = backend
         self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
         self.device = "cuda:0"
-        self.options = []
+        self.options = []  # the run plans it was given
 
-    def generate(self, request, image, options, hooks, **extra):
-        self.options.append(options)
-        return self.inner.generate(request, image, options, hooks, **extra)
+    def generate(self, plan, image, hooks, **extra):
+        self.options.append(plan)
+        return self.inner.generate(plan, image, hooks, **extra)

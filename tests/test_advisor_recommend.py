@@ -21,8 +21,8 @@ def test_sizes_follow_the_image_aspect_in_multiples_of_64(preset):
     wide = recommend(make_photo(1280, 704), preset)
     assert wide.width % 64 == 0 and wide.height % 64 == 0 and wide.width > wide.height
     assert wide.width / wide.height == pytest.approx(1280 / 704, rel=0.12)
-    request = SPEC.apply(GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields()))
-    assert request.target_size(SPEC, 1280, 704) == (wide.width, wide.height)
+    plan = SPEC.resolve(GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields()), (1280, 704))
+    assert (plan.width, plan.height) == (wide.width, wide.height)
 
 
 def test_quality_is_near_the_training_shape_and_presets_scale_up():
@@ -120,7 +120,7 @@ def test_apply_fills_only_what_the_user_left_out_unless_told_to_override():
     assert "scheduler" in applied.model_fields_set
     forced = advice.apply(mine, override=True)
     assert (forced.steps, forced.width, forced.resolution) == (advice.steps, None, advice.resolution)
-    SPEC.apply(forced)
+    SPEC.check(forced)
 
 
 def test_reasons_describe_the_settings_recommended_not_the_tier_they_came_from():

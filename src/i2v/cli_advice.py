@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -216,9 +217,12 @@ class ServerError(I2VError):
     code = "server_error"
 
 
-def preset_request(request: GenerationRequest, preset: str, image: Path) -> tuple[GenerationRequest, list[str]]:
+def preset_request(
+    request: GenerationRequest, preset: str, image: Path | Image.Image, tags: list[str] | None = None
+) -> tuple[GenerationRequest, list[str]]:
     """`generate --preset`: the advisor's settings at that tier for this image and device, filling only what the
-    user left out (options they typed win). Returns the request and one line per setting, saying why."""
+    user left out (options they typed win). Returns the request and one line per setting, saying why. A caller
+    that has the image decoded and the prompt's tags already passes them, so neither is done twice."""
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import PRESETS, advise
     from i2v.media.images import load_image
@@ -227,9 +231,10 @@ def preset_request(request: GenerationRequest, preset: str, image: Path) -> tupl
 
     if preset not in PRESETS:
         raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    picture = load_image(image).image
-    spec = spec_for(request.model)
-    tags = make_refiner("rules", spec=spec).refine(request.prompt).tags if request.refiner != "none" else []
+    picture = image if isinstance(image, Image.Image) else load_image(image).image
+    if tags is None:
+        spec = spec_for(request.model)
+        tags = make_refiner("rules", spec=spec).refine(request.prompt).tags if request.refiner != "none" else []
     recommendation = advise(picture, tags, model=request.model, device=probe_device(), preset=preset)  # type: ignore[arg-type]
     applied = recommendation.apply(request)
     taken = set(applied.advice.recommendation.fields) if applied.advice and applied.advice.recommendation else set()

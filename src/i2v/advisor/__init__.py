@@ -12,14 +12,14 @@ from i2v.advisor.device import (
     parse_size,
     probe_device,
 )
-from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, predict_peak
+from i2v.advisor.plan import MemoryFit, make_plan, next_rung, predict_peak
 from i2v.models.cost import MemoryEstimate
 
 __all__ = [
     "DeviceInfo",
-    "ExecutionPlan",
     "MemoryEstimate",
     "MemoryExhaustedError",
+    "MemoryFit",
     "configure_allocator",
     "format_bytes",
     "make_plan",
