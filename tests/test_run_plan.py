@@ -91,7 +91,7 @@ def test_submit_stores_the_resolved_plan_and_the_worker_runs_it(tmp_path, monkey
         return real(request, hooks, plan=plan, **kwargs)
 
     app = create_app(ServiceSettings(home=tmp_path / "home", models="camera-preview"), ui=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         monkeypatch.setattr(app.state.service.queue.runner, "generate", spy)
         job_id = submit_accepted(client, {"prompt": "pan left", "model": "camera-preview", "num_frames": 4}, png_bytes(128, 64))
         stored = RunPlan.model_validate(app.state.service.get(job_id).run_plan)
@@ -140,7 +140,7 @@ def test_generate_with_a_preset_decodes_the_image_and_refines_the_prompt_once(tm
     import i2v.generation
     from i2v.cli import app
     from i2v.media import images
-    from i2v.refine.rules import RuleRefiner
+    from i2v.refine.rules.refiner import RuleRefiner
 
     decoded, refined = [], []
     real_load, real_refine = images.load_image, RuleRefiner.refine
