@@ -8,6 +8,7 @@ ask), where its backend and cost model live (imported only when used), the hub i
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -188,6 +189,18 @@ class ModelPlugin:
         return _attribute(self.tiny) if self.tiny else None
 
 
+#: diffusers and transformers import their submodules lazily, and two threads doing so at once (a job loading its
+#: model while `/plan` traces another's architecture) see half-initialised modules: "cannot import name
+#: 'AutoencoderKL' from 'diffusers'". Every module of a model folder is imported under this one lock.
+_IMPORT_LOCK = threading.RLock()
+
+
+def import_model_module(name: str) -> Any:
+    """`importlib.import_module(name)`, one thread at a time (see `_IMPORT_LOCK`)."""
+    with _IMPORT_LOCK:
+        return importlib.import_module(name)
+
+
 def _attribute(path: str) -> Any:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return getattr(import_model_module(module), name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from i2v.models.base import import_model_module
 from i2v.models.cost import (
     MemoryEstimate,
     TraceCache,
@@ -145,7 +146,7 @@ def weight_bytes(dtype: str) -> dict[str, dict[str, int]]:
     traced = _trace_dtype(dtype)
 
     def compute() -> dict:
-        from i2v.models.i2vgenxl import architecture
+        architecture = import_model_module("i2v.models.i2vgenxl.architecture")
 
         return architecture.weight_bytes(_torch_dtype(traced))
 
@@ -157,7 +158,7 @@ def _trace_dtype(dtype: str) -> str:
 
 
 def _run_trace(kind: str, *, dtype: str, attention: str, **shape) -> dict:
-    from i2v.models.i2vgenxl import architecture
+    architecture = import_model_module("i2v.models.i2vgenxl.architecture")
 
     torch_dtype = _torch_dtype(dtype)
     if kind == "encoders":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from i2v.models.i2vgenxl import cost as memory
 from i2v.models.i2vgenxl.spec import SPEC
+from i2v.models.base import import_model_module
 from i2v.models.shipped import ATTENTION, DTYPE, ShippedTraces, sizes
 
 PATH = Path(__file__).with_name("traces.json")
@@ -47,13 +48,13 @@ def shapes() -> list[tuple[str, dict]]:
 
 
 def _weights(shape: dict) -> dict:
-    from i2v.models.i2vgenxl import architecture
+    architecture = import_model_module("i2v.models.i2vgenxl.architecture")
 
     return architecture.weight_bytes(memory._torch_dtype(shape["dtype"]))
 
 
 def _architecture() -> dict:
-    from i2v.models.i2vgenxl import architecture
+    architecture = import_model_module("i2v.models.i2vgenxl.architecture")
 
     return architecture.meta_components(memory._torch_dtype(DTYPE))
 

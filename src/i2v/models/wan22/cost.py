@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from i2v.models.base import import_model_module
 from i2v.models.cost import (
     CacheCompute,
     MemoryEstimate,
@@ -359,7 +360,7 @@ def weight_bytes(dtype: str) -> dict[str, dict]:
     also {"blocks", "largest_block", "outside_blocks"} and "fp8", the same stored in FP8 plus "upcast"."""
 
     def compute() -> dict:
-        from i2v.models.wan22 import architecture
+        architecture = import_model_module("i2v.models.wan22.architecture")
 
         return architecture.weight_bytes(_torch_dtype(dtype), _torch_dtype(VAE_DTYPE))
 
@@ -375,7 +376,7 @@ def _trace_dtype(dtype: str) -> str:
 
 
 def _run_trace(kind: str, *, dtype: str, attention: str, **shape) -> dict:
-    from i2v.models.wan22 import architecture
+    architecture = import_model_module("i2v.models.wan22.architecture")
 
     torch_dtype = _torch_dtype(dtype)
     if kind == "text_encoder":

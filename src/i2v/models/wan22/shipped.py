@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from i2v.models.base import import_model_module
 from i2v.models.shipped import ATTENTION, DTYPE, ShippedTraces, sizes
 from i2v.models.wan22 import cost as memory
 from i2v.models.wan22.spec import SPEC
@@ -57,13 +58,13 @@ def shapes() -> list[tuple[str, dict]]:
 
 
 def _weights(shape: dict) -> dict:
-    from i2v.models.wan22 import architecture
+    architecture = import_model_module("i2v.models.wan22.architecture")
 
     return architecture.weight_bytes(memory._torch_dtype(shape["dtype"]), memory._torch_dtype(memory.VAE_DTYPE))
 
 
 def _architecture() -> dict:
-    from i2v.models.wan22 import architecture
+    architecture = import_model_module("i2v.models.wan22.architecture")
 
     return architecture.meta_components(memory._torch_dtype(DTYPE), memory._torch_dtype(memory.VAE_DTYPE))
 
