@@ -85,7 +85,8 @@ class Recommendation(BaseModel):
     def apply(self, request: GenerationRequest, *, override: bool = False) -> GenerationRequest:
         """`request` with the recommended settings where the user left a setting out (all of them with
         `override`: the user's explicit "apply"), recorded in `advice`. The filled settings count as set."""
-        from i2v.request import AdviceRecord, GenerationRequest, RecommendationRecord
+        from i2v.advice_record import AdviceRecord, RecommendationRecord
+        from i2v.request import GenerationRequest
 
         given = request.model_dump(exclude_unset=True)
         given = {key: value for key, value in given.items() if value is not None}

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from i2v.advice_record import AdviceRecord, Change, TroubleshootStep
 from i2v.errors import InvalidInputError
 from i2v.refine.rules import camera_moves
-from i2v.request import AdviceRecord, Change, GenerationRequest, TroubleshootStep
+from i2v.request import GenerationRequest
 
 if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec

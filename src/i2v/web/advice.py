@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from i2v.advice_record import AdviceRecord
 from i2v.advisor.assess import ImageAssessment
 from i2v.advisor.recommend import Recommendation
 from i2v.advisor.troubleshoot import SYMPTOMS, Proposal
@@ -26,7 +27,7 @@ from i2v.errors import (
 from i2v.jobs.service import JobService, JobView
 from i2v.jobs.store import ACTIVE
 from i2v.refine.base import RefinedPrompt
-from i2v.request import MAX_PROMPT_CHARS, AdviceRecord, default_model, echo
+from i2v.request import MAX_PROMPT_CHARS, default_model, echo
 from i2v.web.api import COMMON, NOT_FOUND, UPLOAD, _error, service_of
 from i2v.web.security import require_token
 
