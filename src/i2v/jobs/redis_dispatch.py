@@ -37,15 +37,10 @@ from i2v.jobs.redis_shared import (
     ticket_key,
 )
 from i2v.jobs.redis_worker import RESULT_FILES, RedisWorker
-from i2v.jobs.runner import (
-    PREVIEW_MAX_BYTES,
-    Outcome,
-    finish_values,
-    preview_path,
-    write_preview,
-)
+from i2v.jobs.runner import Outcome, finish_values, preview_path
 from i2v.jobs.store import Job, JobStore
 from i2v.media.files import atomic_path, write_json
+from i2v.media.previews import PREVIEW_MAX_BYTES, write_preview
 
 log = logging.getLogger(__name__)
 

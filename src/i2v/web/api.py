@@ -30,9 +30,9 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
-from i2v.jobs.runner import PREVIEW_MEDIA_TYPE
 from i2v.jobs.service import JobPage, JobService, JobView
 from i2v.jobs.store import FINISHED
+from i2v.media.previews import PREVIEW_MEDIA_TYPE
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
