@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from i2v.errors import GenerationCancelled, I2VError
+from i2v.generation import generate as default_generate
+from i2v.generation import metadata_for, thumbnail_for
 from i2v.jobs.store import JobStore
-from i2v.media.previews import encode_preview, write_preview, write_thumbnail
+from i2v.media.previews import encode_preview, write_preview
 from i2v.models.base import Hooks
 from i2v.request import GenerationRequest
 
@@ -58,7 +60,7 @@ def execute(
     generate: Callable,
     preview: PreviewSink | None = None,
 ) -> Outcome:
-    """Generate `request`, write `<job_id>.mp4/.json/.jpg` into `outputs`; every failure becomes an outcome.
+    """Generate `request`, write `<job_id>.mp4/.jpg/.json` into `outputs` (`GenerationResult.save`, the one write stage); every failure becomes an outcome.
 
     With `preview`, the backend's live previews are encoded off the sampling thread and handed to it."""
     total = request.steps or 0  # the model's default when the request left it out: known once steps run
@@ -93,8 +95,6 @@ def execute(
                 writer.close()
         hooks.stage("write")
         video = result.save(outputs / f"{job_id}.mp4")
-        thumbnail = outputs / f"{job_id}.jpg"
-        write_thumbnail(result.frames[0], thumbnail)
     except GenerationCancelled as error:
         return Outcome("cancelled", {"error": str(error), "progress": {"stage": "cancelled", "step": error.step, "total": error.total}})
     except I2VError as error:
@@ -111,8 +111,8 @@ def execute(
             "timings": result.metadata["timings"],
             "warnings": result.warnings,
             "video_path": str(video),
-            "metadata_path": str(video.with_suffix(".json")),
-            "thumbnail_path": str(thumbnail),
+            "metadata_path": str(metadata_for(video)),
+            "thumbnail_path": str(thumbnail_for(video)),
         },
         seed=result.seed,
     )
@@ -129,8 +129,6 @@ class JobRunner:
     """Turns a job id into a finished job. The model stays loaded between jobs (generation.get_backend)."""
 
     def __init__(self, store: JobStore, outputs: Path, *, generate: Callable | None = None):
-        from i2v.generation import generate as default_generate
-
         self.store = store
         self.outputs = outputs
         self.generate = generate or default_generate
