@@ -24,12 +24,13 @@ from i2v.errors import (
     JobStateError,
     ModelNotFoundError,
 )
-from i2v.jobs.service import JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.jobs.store import ACTIVE
 from i2v.refine.base import RefinedPrompt
 from i2v.request import MAX_PROMPT_CHARS, default_model, echo
 from i2v.web.api import COMMON, NOT_FOUND, UPLOAD, _error, service_of
 from i2v.web.security import require_token
+from i2v.web.views import JobView, job_view, public_metadata
 
 #: Every route's statuses but the job database's 503, which only the routes that read jobs list.
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses={k: v for k, v in COMMON.items() if k != 503})
@@ -148,14 +149,14 @@ def troubleshoot_job(http: Request, job_id: str, body: TroubleshootBody) -> Trou
     if job.state in ACTIVE:
         raise JobStateError(f"job {job.id} is {job.state}; troubleshoot it once it has finished")
     try:  # what ran (the full request and its seed), else what the client asked for
-        origin = service.public_metadata(job) if job.state == "succeeded" else {"request": service.view(job).request}
+        origin = public_metadata(service, job) if job.state == "succeeded" else {"request": job_view(service, job).request}
     except JobNotFoundError:
-        origin = {"request": service.view(job).request}
+        origin = {"request": job_view(service, job).request}
     image_path = service.file(job, "image")
     with Image.open(image_path) as picture:
         size = picture.size
     proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size, llm=_llm_settings() if body.llm else None)
     queued = None
     if body.queue:
-        queued = service.view(service.submit(proposal.request, image_path.read_bytes(), image_path.name))
+        queued = job_view(service, service.submit(proposal.request, image_path.read_bytes(), image_path.name))
     return TroubleshootAnswer(proposal=proposal, job=queued)

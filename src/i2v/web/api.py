@@ -30,13 +30,14 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
-from i2v.jobs.service import JobPage, JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.jobs.store import FINISHED
 from i2v.media.previews import PREVIEW_MEDIA_TYPE
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
 from i2v.web.security import add_cors, add_docs, require_token
+from i2v.web.views import JobPage, JobView, job_page, job_view, public_metadata
 
 log = logging.getLogger(__name__)
 #: Deepest history page a client may ask for (SQLite's OFFSET is a 64-bit integer; far below that is plenty).
@@ -235,18 +236,18 @@ async def submit_job(
     fields = parse_request_part(request_json)
     data = await image.read(service.settings.max_upload_bytes + 1)
     # Off the event loop, the view too: it reads the table, which a busy worker may hold for a moment.
-    return await asyncio.to_thread(lambda: service.view(service.submit(fields, data, image.filename or "")))
+    return await asyncio.to_thread(lambda: job_view(service, service.submit(fields, data, image.filename or "")))
 
 
 @router.get("/jobs", response_model=JobPage, operation_id="listJobs", summary="History, newest first")
 def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> JobPage:
-    return service_of(request).page(limit, offset)
+    return job_page(service_of(request), limit, offset)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, operation_id="getJob", responses=NOT_FOUND, summary="One job")
 def get_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
-    return service.view(service.get(job_id))
+    return job_view(service, service.get(job_id))
 
 
 EVENTS_DESCRIPTION = """Server-Sent Events until the job ends. Each event's `data` is the job as `GET /jobs/{id}` returns it
@@ -292,7 +293,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
 
     def current() -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         job = service.store.get(job_id)
-        return None if job is None else (job.state, service.view(job).model_dump(mode="json"), job.preview or {})
+        return None if job is None else (job.state, job_view(service, job).model_dump(mode="json"), job.preview or {})
 
     async def stream() -> AsyncIterator[str]:
         last = None
@@ -364,13 +365,13 @@ def job_preview(
 @router.get("/jobs/{job_id}/metadata", operation_id="jobMetadata", responses=NOT_FOUND, summary="Everything needed to reproduce the clip (no server paths)")
 def job_metadata(request: Request, job_id: str) -> dict[str, Any]:
     service = service_of(request)
-    return service.public_metadata(service.get(job_id))
+    return public_metadata(service, service.get(job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob", responses={**NOT_FOUND, 409: _error("The job already finished")})
 def cancel_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
-    return service.view(service.cancel(job_id))
+    return job_view(service, service.cancel(job_id))
 
 
 @router.delete("/jobs/{job_id}", status_code=204, operation_id="deleteJob", responses={**NOT_FOUND, 409: _error("The job is queued or running: cancel it first")})

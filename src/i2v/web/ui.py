@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from i2v.errors import I2VError
-from i2v.jobs.service import JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.models.registry import built_in, spec_for
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
@@ -27,6 +27,7 @@ from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 from i2v.web import ui_text
 from i2v.web.security import GradioGuard
 from i2v.web.ui_text import STRINGS, idle_html, lang_of, progress_html, tr
+from i2v.web.views import JobView, job_view
 
 POLL_SECONDS = 0.3
 HISTORY_LIMIT = 48
@@ -340,7 +341,7 @@ def build_ui(service: JobService) -> gr.Blocks:
         yield (job_id, gr.update(interactive=False), gr.update(interactive=True), *blank_result())
         while True:
             job = service.store.get(job_id)
-            view = service.view(job)
+            view = job_view(service, job)
             if job.state not in ("queued", "running"):
                 break
             preview = gr.update()
@@ -425,7 +426,7 @@ def build_ui(service: JobService) -> gr.Blocks:
             raise fail(lang, "err.gone")
         request = job.request or {}
         seed = (public_metadata(job) or {}).get("seed", request.get("seed"))
-        return (job.id, *result_outputs(lang, job, service.view(job)), *form_values(lang, job, request, seed), None)
+        return (job.id, *result_outputs(lang, job, job_view(service, job)), *form_values(lang, job, request, seed), None)
 
     def form_values(lang: str, job, request: dict[str, Any], seed: int | None) -> tuple[Any, ...]:
         """A request back in the form: the job's image, the prompt, the model and every setting."""
