@@ -19,6 +19,13 @@ from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 console = Console(stderr=True)
 #: The prompt in the printed command when none was given: plainly something to replace.
 PROMPT_PLACEHOLDER = "'<WHAT SHOULD MOVE, AND HOW>'"
+#: Request field -> the `generate` flag that sets it: messages name what the user typed, and the advisor prints
+#: `i2v generate` commands with it.
+FLAGS = {
+    "model": "--model", "negative_prompt": "--negative-prompt", "resolution": "--resolution", "width": "--width",
+    "height": "--height", "num_frames": "--frames", "fps": "--fps", "motion_fps": "--motion-fps", "steps": "--steps",
+    "guidance_scale": "--guidance", "scheduler": "--scheduler", "cache": "--cache", "seed": "--seed",
+}
 
 
 def assess_command(
@@ -168,8 +175,6 @@ def troubleshoot_command(
 def generate_command(image: str, fields: dict[str, Any]) -> str:
     """The `i2v generate` line for a proposed request (the advice chain is recorded only through the API)."""
     import shlex
-
-    from i2v.cli import FLAGS  # here: the main app imports this module
 
     parts = ["i2v", "generate", shlex.quote(str(image)), shlex.quote(fields["prompt"])]
     for field, flag in FLAGS.items():
