@@ -19,6 +19,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from i2v.jobs.config import ServiceSettings
+from i2v.jobs.consumer import EmbeddedConsumer
 from i2v.jobs.runner import JobRunner
 from i2v.jobs.store import JobStore, sqlite_problem
 
@@ -52,18 +53,11 @@ class Queue(Protocol):
 def open_queue(settings: ServiceSettings, store: JobStore) -> Queue:
     """The embedded SQLite queue, or the Redis one when `I2V_QUEUE_URL` is set."""
     if settings.queue_url:
-        from i2v.jobs.redis_dispatch import RedisJobQueue
+        from i2v.jobs.redis_dispatch import RedisJobQueue  # here: redis is imported only where Redis is used
 
         return RedisJobQueue(settings, store, settings.subfolder("outputs"))
     runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None
     return JobQueue.create(settings, store, runner)
-
-
-class EmbeddedConsumer(Consumer):
-    """A consumer that runs beside a web server: the server owns the process's signal handlers."""
-
-    def _set_signal_handlers(self) -> None:
-        pass
 
 
 @dataclass

@@ -21,6 +21,7 @@ from huey.api import TaskWrapper
 
 from i2v.errors import I2VError, StoreUnavailableError
 from i2v.jobs.config import ServiceSettings
+from i2v.jobs.consumer import EmbeddedConsumer
 from i2v.jobs.redis_shared import (
     CANCEL_TTL,
     EPOCH,
@@ -139,8 +140,6 @@ class RedisJobQueue:
         except redis.RedisError as error:
             log.warning("Redis unreachable at start-up (%s); jobs are sent when it is back", error)
         self._thread.start()
-        from i2v.jobs.queue import EmbeddedConsumer
-
         for worker in [*([self.local] if self.local is not None else []), *self.built_in]:
             worker.start_embedded(EmbeddedConsumer)
 
