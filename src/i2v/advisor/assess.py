@@ -285,6 +285,11 @@ def offline_warnings(figures: Measurements, max_aspect: float) -> list[ImageWarn
     return found
 
 
+def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
+    """Plain-English warnings about what will hurt the video, from the offline measurements (`offline_warnings`' messages)."""
+    return [warning.message for warning in offline_warnings(measure(image), max_aspect)]
+
+
 def judgement_warnings(judgement: Judgement | None) -> list[ImageWarning]:
     if judgement is None:
         return []

@@ -22,9 +22,8 @@ from i2v.advisor.assess import (
     ImageAssessment,
     ImageStats,
     image_stats,
+    image_warnings,
     looks_like_text,
-    measure,
-    offline_warnings,
 )
 from i2v.refine.base import settings_hint_for
 
@@ -268,8 +267,3 @@ def _choose_preset(
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
-    """Plain-English warnings about what will hurt the video, from the offline measurements (see assess)."""
-    return [warning.message for warning in offline_warnings(measure(image), max_aspect)]
