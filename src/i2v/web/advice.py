@@ -28,7 +28,7 @@ from i2v.jobs.service import JobService
 from i2v.jobs.store import ACTIVE
 from i2v.refine.base import RefinedPrompt
 from i2v.request import MAX_PROMPT_CHARS, default_model, echo
-from i2v.web.api import COMMON, NOT_FOUND, UPLOAD, _error, service_of
+from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, service_of
 from i2v.web.security import require_token
 from i2v.web.views import JobView, job_view, public_metadata
 

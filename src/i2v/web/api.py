@@ -36,6 +36,8 @@ from i2v.media.previews import PREVIEW_MEDIA_TYPE
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.web.advice import router as advice_router
+from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, error_response, service_of
 from i2v.web.security import add_cors, add_docs, require_token
 from i2v.web.views import JobPage, JobView, job_page, job_view, public_metadata
 
@@ -52,44 +54,6 @@ STATUS = {
     QueueFullError: 429,
     StorageFullError: 507,
     StoreUnavailableError: 503,
-}
-
-
-class FieldProblem(BaseModel):
-    field: str = Field(description="The part of the request at fault: a GenerationRequest field, `image`, `request`, a query parameter …")
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every error the API answers has this shape."""
-
-    detail: str = Field(description="What was wrong and what to do, for people")
-    code: str = Field(description="Stable machine-readable reason, e.g. invalid_input, upload_too_large, job_not_found, queue_full")
-    errors: list[FieldProblem] = Field(default_factory=list, description="One entry per bad field, when fields are at fault")
-
-
-def error_response(status: int, code: str, detail: str, errors: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(detail=detail, code=code, errors=[FieldProblem(field=f, message=m) for f, m in errors or []])
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
-
-
-def _error(description: str) -> dict[str, Any]:
-    """An error status as the OpenAPI document lists it: its meaning, and the one error body."""
-    return {"model": ErrorBody, "description": description}
-
-
-#: Statuses every route can answer.
-COMMON = {
-    401: _error("Missing or wrong token (only when the server has I2V_API_TOKEN set)"),
-    413: _error("The body is over the server's limit (I2V_MAX_UPLOAD_BYTES plus the form's overhead)"),
-    422: _error("A parameter is invalid"),
-    503: _error("The job database cannot be read (corrupt or gone): the operator must restore it"),
-}
-NOT_FOUND = {404: _error("No job with that id")}
-UPLOAD = {
-    400: _error("The body is not valid multipart form data"),
-    413: _error("The upload is over I2V_MAX_UPLOAD_BYTES"),
-    422: _error("The image or a setting is invalid (errors lists each field)"),
 }
 
 
@@ -201,10 +165,6 @@ def _json_depth(text: str) -> int:
         elif char in "]}":
             depth -= 1
     return deepest
-
-
-def service_of(request: Request) -> JobService:
-    return request.app.state.service
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses=COMMON)
@@ -537,9 +497,6 @@ def create_api(service: JobService) -> FastAPI:
         "can answer is listed with its body, and every error is an `ErrorBody` with a stable `code`.",
     )
     app.state.service = service
-    # Imported here: it imports this module's error shapes.
-    from i2v.web.advice import router as advice_router
-
     app.state.api_routers = (router, advice_router)
     for api_router in app.state.api_routers:
         app.include_router(api_router)
