@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from i2v.errors import I2VError, InvalidInputError
+from i2v.media.images import load_image
+from i2v.models.registry import spec_for
+from i2v.refine import make_refiner
 from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 
 console = Console(stderr=True)
@@ -38,12 +41,9 @@ def assess_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print {assessment, refined, recommendation} as JSON.")] = False,
 ) -> None:
     """Judge IMAGE for a model and recommend a preset and settings, each with its reason."""
-    from i2v.advisor.assess import assess
+    from i2v.advisor.assess import assess  # here and below: the advisor brings torch (advisor.device)
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import advise
-    from i2v.media.images import load_image
-    from i2v.models.registry import spec_for
-    from i2v.refine import make_refiner
 
     if refiner not in ("rules", "llm"):
         raise InvalidInputError(f"--refiner must be rules or llm, got {refiner!r}")
@@ -54,7 +54,7 @@ def assess_command(
     loaded = load_image(image)
     llm = cache = None
     if refiner == "llm":
-        from i2v.refine.cache import RefinementCache
+        from i2v.refine.cache import RefinementCache  # here and below: only with an LLM (openai, its answer cache)
         from i2v.refine.llm import LLMSettings
 
         llm, cache = LLMSettings(), RefinementCache.default()
@@ -226,9 +226,6 @@ def preset_request(request: GenerationRequest, preset: str, image: Path) -> tupl
     user left out (options they typed win). Returns the request and one line per setting, saying why."""
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import PRESETS, advise
-    from i2v.media.images import load_image
-    from i2v.models.registry import spec_for
-    from i2v.refine import make_refiner
 
     if preset not in PRESETS:
         raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")

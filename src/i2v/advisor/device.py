@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from i2v.models.loading import pick_dtype
 from i2v.units import GiB, format_bytes, parse_size
 
 __all__ = ["GiB", "format_bytes", "parse_size"]  # re-exported: the advisor's callers read them here
@@ -147,6 +148,4 @@ def _system_memory() -> tuple[int, int]:
 
 
 def _cpu_bf16() -> bool:
-    from i2v.models.loading import pick_dtype
-
     return pick_dtype(torch.device("cpu")) == torch.bfloat16

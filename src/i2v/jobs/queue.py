@@ -18,6 +18,7 @@ from huey import SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from i2v.generation import loaded_backend
 from i2v.jobs.config import ServiceSettings
 from i2v.jobs.consumer import EmbeddedConsumer
 from i2v.jobs.runner import JobRunner
@@ -101,8 +102,7 @@ class JobQueue:
         """The one in-process worker, in the shape `GET /api/v1/workers` gives for Redis workers."""
         if self.runner is None:
             return []
-        from i2v.advisor.device import probe_device
-        from i2v.generation import loaded_backend
+        from i2v.advisor.device import probe_device  # here: torch, only when someone asks
 
         backend = loaded_backend()
         running = self.store.jobs_in_state("running")

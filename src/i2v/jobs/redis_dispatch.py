@@ -38,10 +38,12 @@ from i2v.jobs.redis_shared import (
     ticket_key,
 )
 from i2v.jobs.redis_worker import RESULT_FILES, RedisWorker
-from i2v.jobs.runner import Outcome, finish_values, preview_path
+from i2v.jobs.runner import Outcome, finish_values, preview_path, worker_name
 from i2v.jobs.store import Job, JobStore
 from i2v.media.files import atomic_path, write_json
 from i2v.media.previews import PREVIEW_MAX_BYTES, write_preview
+from i2v.models.registry import built_in
+from i2v.request import default_model
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,9 @@ class RedisJobQueue:
         self.client = connect(settings.queue_url)
         self.local: RedisWorker | None = None
         if settings.local_worker:
-            from i2v.request import default_model
-
             self.local = RedisWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
         # Model-free built-in backends (camera-preview) need no GPU and no weights: this node draws them itself,
         # so they work with any pool of workers, each on its own queue under its own name.
-        from i2v.jobs.runner import worker_name
-        from i2v.models.registry import built_in
-
         self.built_in = [
             RedisWorker(connect(settings.queue_url), model, name=f"{worker_name()}/{model}", lease_seconds=settings.lease_seconds)
             for model in sorted(built_in())

@@ -35,7 +35,7 @@ from i2v.jobs.store import FINISHED
 from i2v.media.previews import PREVIEW_MEDIA_TYPE
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
-from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, default_model, echo
 from i2v.web.advice import router as advice_router
 from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, error_response, service_of
 from i2v.web.security import add_cors, add_docs, require_token
@@ -383,8 +383,6 @@ def list_workers(request: Request) -> Workers:
 
 @router.get("/models", response_model=Models, operation_id="listModels", summary="The models a request may name in `model` (anything else is refused)")
 def list_models(request: Request) -> Models:
-    from i2v.request import default_model
-
     service = service_of(request)
     specs = service.model_specs()
     return Models(
