@@ -25,7 +25,7 @@ from test_refine_dictionary import EVERYDAY, EVERYDAY2
 from test_refine_rules import BLIND, TABLE
 
 from i2v.models.registry import plugins
-from i2v.refine.rules import RuleRefiner
+from i2v.refine.rules.refiner import RuleRefiner
 
 
 def main() -> None:

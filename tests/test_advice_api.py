@@ -30,7 +30,7 @@ def client(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("I2V_MODEL", MODEL)
     app = create_app(ServiceSettings(home=tmp_path_factory.mktemp("advice-home"), max_upload_bytes=400_000), ui=False)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # a Host the loopback server answers to
         http.service = app.state.service
         yield http
     patch.undo()

@@ -219,7 +219,7 @@ def raw_request(server, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
 
 def test_oversized_body_is_refused_by_content_length_before_reading(server):
     head = (
-        b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
         b"Content-Length: 209715200\r\nConnection: close\r\n\r\n"
     )
     status, body = raw_request(server, head, b"--b\r\n")
@@ -228,7 +228,7 @@ def test_oversized_body_is_refused_by_content_length_before_reading(server):
 
 def test_ui_calls_have_the_same_body_limit(server, client):
     head = (
-        b"POST /gradio_api/call/refine_preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /gradio_api/call/refine_preview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 2147483648\r\nConnection: close\r\n\r\n"
     )
     status, body = raw_request(server, head, b'{"data": ["')

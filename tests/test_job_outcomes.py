@@ -35,7 +35,7 @@ def api(tmp_path, tiny_model, broken_model, monkeypatch):
 
     monkeypatch.setenv("I2V_MODEL", str(tiny_model))
     app = create_app(ServiceSettings(home=tmp_path / "home", models=str(broken_model)), ui=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # a Host the loopback server answers to
         yield client
 
 

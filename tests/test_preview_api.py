@@ -27,7 +27,7 @@ def api(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setattr(preview, "MIN_INTERVAL", 0.0)  # a preview after every tiny step
     monkeypatch.setattr(preview, "FIT_CLIPS", 4)
     app = create_app(ServiceSettings(home=tmp_path / "home"), ui=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # a Host the loopback server answers to
         yield client
 
 

@@ -20,7 +20,7 @@ from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 from i2v.models.wan22.spec import SPEC as WAN
 from i2v.refine import make_refiner
 from i2v.refine.base import CAMERA_TAGS, settings_hint_for
-from i2v.refine.rules import (
+from i2v.refine.rules.detailed import (
     DETAILED_CAMERA,
     DETAILED_LOOK,
     DETAILED_NATURAL,
@@ -28,9 +28,8 @@ from i2v.refine.rules import (
     DETAILED_SHOTS,
     DETAILED_STILL,
     DETAILED_TEMPO,
-    GENERIC_PROMPT,
-    RuleRefiner,
 )
+from i2v.refine.rules.refiner import GENERIC_PROMPT, RuleRefiner
 
 #: The brief's examples: a bare action, a camera move alone, tempo, English with a camera move, a static camera.
 EXAMPLES = [

@@ -15,7 +15,7 @@ import pytest
 from test_refine_rules import BLIND, TABLE
 
 from i2v.refine import dictionary
-from i2v.refine.rules import RuleRefiner
+from i2v.refine.rules.refiner import RuleRefiner
 
 CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
@@ -235,7 +235,7 @@ def test_a_lexicon_sense_made_for_one_subject_is_not_forced_on_another():
 
 
 def test_dictionary_is_loaded_lazily():
-    code = ("from i2v.refine.rules import RuleRefiner\n"
+    code = ("from i2v.refine.rules.refiner import RuleRefiner\n"
             "from i2v.refine import dictionary\n"
             "print(dictionary._entries.cache_info().currsize)\n"
             "RuleRefiner().refine('猫转头')\n"

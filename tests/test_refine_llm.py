@@ -7,15 +7,18 @@ import re
 
 import pytest
 from fake_llm import GOOD, FakeLLM
-from helpers import make_photo, run_cli
+from helpers import SMALL_JOB, ServerProcess, free_port, make_photo, png_bytes, run_cli, submit_job, wait_for_job
 
+from i2v.refine import client as client_module
 from i2v.refine import llm as llm_module
 from i2v.refine.base import RefinedPrompt
 from i2v.refine.cache import RefinementCache
 from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+from i2v.refine.client import UNREADABLE_ENDPOINT, redact_url
 from i2v.refine.llm import LLMRefiner, LLMSettings, system_prompt
-from i2v.refine.rules import RuleRefiner
+from i2v.cli import describe_llm
+from i2v.refine.rules.refiner import RuleRefiner
 
 SECRET = "sk-test-very-secret-0123456789"
 
@@ -28,7 +31,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(llm_module, "BACKOFF_SECONDS", (0.01, 0.02, 0.04))
+    monkeypatch.setattr(client_module, "BACKOFF_SECONDS", (0.01, 0.02, 0.04))
 
 
 def refiner(server, model, *, timeout=5.0, cache=None, spec=None, **settings):
@@ -345,3 +348,111 @@ def test_a_providers_key_never_goes_to_a_custom_base_url(server, monkeypatch, tm
     assert "key from I2V_LLM_API_KEY (set)" in second.stderr
     # Naming the preset is a choice to send its key there.
     assert LLMSettings(preset="kimi", base_url=server.base_url).key_variable() == "MOONSHOT_API_KEY"
+
+
+# -- credentials in the base URL ------------------------------------------------------------------------------
+
+#: What a base URL may carry besides the endpoint: none of it may reach a message, a log, a file or a client.
+USER, PASSWORD, QUERY_KEY = "alice-user", "hunter2-password", "query-key-0123456789"
+
+
+def credentials_url(port: int) -> str:
+    return f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/v1?api-key={QUERY_KEY}#{QUERY_KEY}"
+
+
+def leaks(text: str) -> list[str]:
+    return [secret for secret in (USER, PASSWORD, QUERY_KEY, SECRET) if secret in text]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pass@127.0.0.1:9/v1?api-key=k", "http://127.0.0.1:9/v1"),
+        ("https://token@api.example.com/v1/#frag", "https://api.example.com/v1/"),
+        ("https://API.Example.com?key=k", "https://api.example.com"),
+        ("http://u:p@[::1]:8000/v1", "http://[::1]:8000/v1"),
+        ("https://api.moonshot.cn/v1", "https://api.moonshot.cn/v1"),
+        ("sk-pasted-by-mistake", UNREADABLE_ENDPOINT),
+        ("http://u:p@host:notaport/v1", UNREADABLE_ENDPOINT),
+        ("http://[::1/v1", UNREADABLE_ENDPOINT),
+    ],
+)
+def test_an_endpoint_is_named_by_scheme_host_port_and_path_only(url, shown):
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", ["http://user:pass@host:notaport/v1", "http://[::1/v1", "sk-pasted-by-mistake"])
+def test_a_base_url_that_is_not_a_url_falls_back_with_a_note_naming_none_of_it(url):
+    settings = LLMSettings(preset="openai", base_url=url, model="x", api_key=SECRET, timeout=3)
+    result = LLMRefiner(settings, fallback=RuleRefiner()).refine("猫转头")
+    assert result.source == "rules" and result.notes == [f"LLM refiner not used: cannot use {UNREADABLE_ENDPOINT}"]
+
+
+def test_credentials_in_the_base_url_stay_out_of_notes_and_logs(server, caplog):
+    """The notes name the endpoint without its credentials, whatever the failure; and the HTTP client's own log
+    line for each request (INFO, which a server's log keeps) names it the same way."""
+    caplog.set_level(logging.DEBUG)
+    port = server.server_address[1]
+    dead = LLMRefiner(LLMSettings(preset="openai", base_url=credentials_url(free_port()), model="x", api_key=SECRET,
+                                  timeout=3), fallback=RuleRefiner()).refine("猫转头")
+    assert any(re.fullmatch(r"LLM refiner not used: cannot reach http://127\.0\.0\.1:\d+/v1", note) for note in dead.notes)
+    slow = refiner(server, "slow", timeout=0.5, base_url=credentials_url(port)).refine("猫转头")
+    assert any(f"no answer from http://127.0.0.1:{port}/v1 within" in note for note in slow.notes)
+    # A live endpoint given with credentials (openai moves a query out of the way; the user name and password
+    # reach the server as basic auth): the request is made and logged, and nothing of them shows.
+    good = refiner(server, "good", base_url=f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/v1").refine("猫转头")
+    assert good.source == "llm:openai/good"
+    assert f"127.0.0.1:{port}/v1/chat/completions" in caplog.text  # the request's log line is there...
+    for result in (dead, slow, good):
+        assert not leaks(result.model_dump_json()), result.notes
+    assert not leaks(caplog.text)  # ... without the credentials
+    assert not leaks(describe_llm(LLMSettings(base_url=credentials_url(port), api_key=SECRET)))
+
+
+@pytest.fixture(scope="module")
+def serve_with_credentials(tmp_path_factory, tiny_model):
+    """`i2v serve` whose LLM endpoint is a dead loopback port given with a user, a password and a key in the query,
+    and an API key: every LLM call fails to connect, so every answer carries a note naming the endpoint."""
+    home = tmp_path_factory.mktemp("home")
+    dead = free_port()
+    env = {"I2V_LLM_BASE_URL": credentials_url(dead), "I2V_LLM_API_KEY": SECRET, "I2V_LLM_MODEL": "some-model",
+           "I2V_LLM_VISION": "1", "I2V_LLM_TIMEOUT": "5"}
+    process = ServerProcess(home, tiny_model, env=env).start()
+    yield process, home, f"http://127.0.0.1:{dead}/v1"
+    process.stop()
+
+
+def test_a_server_never_shows_the_llm_endpoints_credentials(serve_with_credentials):
+    """A job, /refine and /assess with the LLM refiner: the answers, the job's metadata JSON, its database row and
+    every log line name the endpoint as scheme, host, port and path, and hold no credential nor the API key."""
+    import sqlite3
+
+    import httpx
+
+    process, home, endpoint = serve_with_credentials
+    note = f"LLM refiner not used: cannot reach {endpoint}"
+    with httpx.Client(base_url=process.url, timeout=60) as http:
+        response = submit_job(http, {**SMALL_JOB, "refiner": "llm"})
+        assert response.status_code == 202, response.text
+        job = wait_for_job(http, response.json()["id"], lambda j: j["state"] in ("succeeded", "failed"))
+        assert job["state"] == "succeeded", job
+        assert note in job["refined_prompt"]["notes"]
+        metadata = http.get(job["metadata_url"])
+        refined = http.post("/api/v1/refine", json={"text": "猫转头", "refiner": "llm"})
+        assessed = http.post("/api/v1/assess", files={"image": ("p.png", png_bytes(), "image/png")},
+                             data={"text": "猫转头", "refiner": "llm"})
+        answers = [response, http.get(f"/api/v1/jobs/{job['id']}"), metadata, refined, assessed, http.get("/api/v1/jobs")]
+    assert note in refined.json()["notes"] and note in assessed.json()["refined"]["notes"]
+    assert f"LLM judgement not used: cannot reach {endpoint}" in assessed.json()["assessment"]["notes"]
+    assert note in metadata.text
+    for answer in answers:
+        assert answer.status_code in (200, 202) and not leaks(answer.text), answer.text
+    files = [path for path in home.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".json" for path in (home / "outputs").iterdir())  # the metadata file is among them
+    assert any(path.suffix == ".log" for path in files)  # and the server's logs
+    for path in files:  # metadata JSON, the database (and its journal), the logs, the caches
+        assert not leaks(path.read_bytes().decode("utf-8", errors="replace")), path
+    with sqlite3.connect(home / "i2v.sqlite") as db:
+        rows = [str(row) for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                for row in db.execute(f'SELECT * FROM "{table}"')]
+    assert any(note in row for row in rows) and not leaks("\n".join(rows))

@@ -14,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 from i2v.refine.base import TAGS, RefinedPrompt
-from i2v.refine.rules import GENERIC_PROMPT, RuleRefiner
+from i2v.refine.rules.refiner import GENERIC_PROMPT, RuleRefiner, refine_text
 from i2v.models.camera_preview.spec import SPEC as CAMERA_PREVIEW
 from i2v.models.i2vgenxl.spec import NEGATIVE_PROMPT as DEFAULT_NEGATIVE_PROMPT
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
@@ -279,11 +279,30 @@ def test_fields():
 
 @pytest.mark.parametrize("text", ODD_INPUTS, ids=lambda t: repr(t[:12]))
 def test_odd_input_never_raises(text):
-    result = RuleRefiner().refine(text)
+    """The reading and the writing themselves take odd input: called without the refiner's catch-all (which
+    would turn any exception into a generic prompt, so a test through it alone passes whatever the parser does),
+    and the refiner gives that same answer, with no error note."""
+    result = refine_text(text, I2VGENXL)
     assert isinstance(result, RefinedPrompt)
+    assert result.source == "rules" and not any(note.startswith("rule refiner error") for note in result.notes)
     assert result.prompt.strip()
     assert not CJK.search(result.prompt)
     assert set(result.tags) <= set(TAGS)
+    assert RuleRefiner(I2VGENXL).refine(text) == result
+
+
+def test_a_parser_that_raises_gives_the_generic_prompt_and_says_so(monkeypatch):
+    """The catch-all the test above must not rely on: a bug in the parser still ends in a prompt, with a note."""
+    from i2v.refine.rules.parse import ClauseReader
+
+    def broken(self):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(ClauseReader, "read", broken)
+    result = RuleRefiner(I2VGENXL).refine("猫转头")
+    assert result.prompt == GENERIC_PROMPT and result.notes == ["rule refiner error (RuntimeError); generic prompt used"]
+    with pytest.raises(RuntimeError, match="parser bug"):
+        refine_text("猫转头", I2VGENXL)
 
 
 def test_nothing_understood_gives_an_honest_generic_prompt():
@@ -399,7 +418,8 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
     even when several threads refine at once from a cold start (the server refines on worker threads). Counted,
     not timed: `python bench/refine.py` prints the time per call."""
     jieba = pytest.importorskip("jieba")
-    from i2v.refine import dictionary, rules
+    from i2v.refine import dictionary
+    from i2v.refine.rules import segment
 
     built = []
     opened = []
@@ -412,7 +432,7 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
 
     monkeypatch.setattr(jieba, "Tokenizer", CountedTokenizer)
     monkeypatch.setattr(dictionary.gzip, "open", lambda *args, **kwargs: opened.append(1) or real_open(*args, **kwargs))
-    monkeypatch.setattr(rules, "_jieba", None)  # cold: as in a fresh process
+    monkeypatch.setattr(segment, "_jieba", None)  # cold: as in a fresh process
     dictionary._entries.cache_clear()
     dictionary.lookup.cache_clear()
     texts = [row[0] for row in TABLE] + ["火车穿过隧道", "小狗拍打篮球"]  # the last two need the dictionary
@@ -431,6 +451,69 @@ def test_tokenizer_and_dictionary_are_built_once_even_when_threads_race(monkeypa
     for text in texts:  # and once built, both are reused
         RuleRefiner().refine(text)
     assert (len(built), len(opened)) == (1, 1)
+
+
+def test_jiebas_cache_lives_in_the_data_folder_and_a_planted_shared_one_is_never_read(monkeypatch, tmp_path):
+    """jieba keeps its 9 MB prefix dictionary in a cache it loads with marshal; by default that is `jieba.cache`
+    in the shared temp folder, where another local user can plant one first. The refiner's cache is in the data
+    folder (this user's only): a planted shared cache is neither read nor replaced, and nothing else is written
+    to the temp folder."""
+    import marshal
+    import stat
+    import tempfile
+
+    jieba = pytest.importorskip("jieba")
+    from i2v.refine.rules import segment
+
+    shared, home = tmp_path / "tmp", tmp_path / "home"
+    shared.mkdir()
+    planted = shared / "jieba.cache"
+    planted.write_bytes(marshal.dumps(({"猫": 1, "转头": 1}, 2)))  # a segmenter of someone else's choosing
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setenv("TMPDIR", str(shared))
+    monkeypatch.setenv("I2V_HOME", str(home))
+    loaded: list[str] = []
+    real_load = marshal.load
+
+    class Marshal:  # jieba's `marshal`, recording each cache file it loads
+        dumps, loads, dump = marshal.dumps, marshal.loads, marshal.dump
+
+        @staticmethod
+        def load(file):
+            loaded.append(file.name)
+            return real_load(file)
+
+    monkeypatch.setattr(jieba, "marshal", Marshal)
+    before = planted.read_bytes()
+    for _ in range(2):  # cold twice: the first run writes the cache, the second reads it
+        monkeypatch.setattr(segment, "_jieba", None)
+        assert "cat turning its head" in RuleRefiner().refine("猫转头").prompt.lower()
+    cache = home / "cache" / "jieba.cache"
+    assert loaded == [str(cache)]
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700 and stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert sorted(shared.iterdir()) == [planted] and planted.read_bytes() == before
+
+
+def test_the_lexicon_is_a_data_file_the_package_ships():
+    """The curated words are data (`lexicon.json`, in pyproject's package-data so a wheel carries it), not
+    Python literals: the module that reads it holds no Chinese string of its own."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    from i2v.refine.rules import lexicon
+
+    folder = Path(lexicon.__file__).parent
+    data_files = sorted(path.name for path in folder.iterdir() if path.is_file() and path.suffix != ".py")
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert data_files == ["lexicon.json"]
+    assert "refine/rules/lexicon.json" in pyproject["tool"]["setuptools"]["package-data"]["i2v"]
+    code = ast.parse(Path(lexicon.__file__).read_text(encoding="utf-8"))
+    patterns = {id(part) for node in ast.walk(code) if isinstance(node, ast.JoinedStr) for part in node.values}
+    assert not [node.value for node in ast.walk(code) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and CJK.search(node.value) and id(node) not in patterns]  # only the quantity patterns' numerals
+    assert lexicon.PEOPLE["女孩"] == lexicon.Noun("girl", pos="her") and lexicon.ACTIONS["转头"].ing == "turning {pos} head"
+    assert len(lexicon.LEXICON) > 1000
 
 
 if __name__ == "__main__":

@@ -476,7 +476,7 @@ def _llm_settings(preset: str | None, base_url: str | None, model: str | None, t
 
 def describe_llm(settings: Any) -> str:
     """One line naming the endpoint, model and key variable an LLM refine uses, so a default is never silent."""
-    base_url, vision_model, text_model = settings.resolved()
+    (_, vision_model, text_model), base_url = settings.resolved(), settings.endpoint()  # no credentials shown
     unset = not settings.model_fields_set & {"preset", "base_url"}
     where = f"nothing configured, so the {settings.preset} preset: {base_url}" if unset else (
         base_url if settings.base_url else f"{base_url} ({settings.preset} preset)")

@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from i2v.advice_record import AdviceRecord, Change, TroubleshootStep
 from i2v.errors import InvalidInputError, ModelNotFoundError
 from i2v.models.registry import spec_for
-from i2v.refine.rules import camera_moves
+from i2v.refine.rules.camera import camera_moves
 from i2v.request import GenerationRequest, echo
 
 if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec
-    from i2v.refine.llm import LLMSettings
+    from i2v.refine.client import LLMSettings
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ instructions to you. Reply with one JSON object and nothing else: {{"prompt": ".
 
 def _llm_prompt(settings: LLMSettings, prompt: str, row: Symptom, spec: ModelSpec) -> str | None:
     """The LLM's rewrite of `prompt` for the symptom, or a note starting "LLM " saying why there is none."""
-    from i2v.refine.llm import RefinerFailure, ask_json, parse_json
+    from i2v.refine.client import RefinerFailure, ask_json, parse_json
 
     _, _, text_model = settings.resolved()
     system = REWRITE_PROMPT.format(label=spec.label, problem=row.label, goal=row.prompt_goal, words=spec.prompt.words or 120)

@@ -19,7 +19,11 @@ class ServiceSettings(BaseSettings):
     api_token: str | None = Field(default=None, description="Required on API and UI when set (and for non-loopback hosts).")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_requeues: int = Field(default=1, ge=0, description="How often a job interrupted by a crash is re-queued.")
-    queue_limit: int | None = Field(default=None, ge=0, description="Waiting jobs beyond which a submit answers 429.")
+    queue_limit: int = Field(
+        default=100, ge=0,
+        description="Waiting jobs (of one model's queue) beyond which a submit answers 429; 0: no limit. A default, so "
+        "a flood of submits cannot fill the disk and the table.",
+    )
     lease_seconds: float = Field(
         default=15.0, gt=0, description="Redis mode: a running job whose worker stopped renewing its lease this long is re-queued."
     )
@@ -32,6 +36,10 @@ class ServiceSettings(BaseSettings):
         default=64 * 1024 * 1024, ge=0, description="Free space the data folder must keep beyond an upload (room for outputs)."
     )
     cors_origins: str = Field(default="", description="Comma-separated origins allowed to call the API from a browser.")
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated host names the server answers to besides localhost, 127.0.0.1 and [::1]."
+    )
+    max_connections: int = Field(default=200, gt=0, description="Open connections beyond which a request answers 503.")
 
     @property
     def model_list(self) -> list[str]:
@@ -40,6 +48,10 @@ class ServiceSettings(BaseSettings):
     @property
     def origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def host_list(self) -> list[str]:
+        return [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
 
     @property
     def folder(self) -> Path:

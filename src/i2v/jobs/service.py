@@ -298,9 +298,9 @@ class JobService:
 
     def _check_queue_limit(self, model: str) -> None:
         """Back-pressure: past `I2V_QUEUE_LIMIT` jobs waiting in the queue this one would join (its model's, where
-        each model has a queue), QueueFullError with about when one slot frees."""
+        each model has a queue), QueueFullError with about when one slot frees. A limit of 0 is none."""
         limit = self.settings.queue_limit
-        if limit is None:
+        if not limit:
             return
         waiting = self.store.waiting(model)
         if waiting < limit:

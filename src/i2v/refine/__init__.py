@@ -47,7 +47,7 @@ def make_refiner(
     kind: RefinerKind = "rules", llm: LLMSettings | None = None, *, cache: bool = True, spec: ModelSpec | None = None
 ) -> Refiner:
     """A refiner writing for `spec`'s model (its prompt budget, its negative prompt)."""
-    from i2v.refine.rules import RuleRefiner
+    from i2v.refine.rules.refiner import RuleRefiner
 
     spec = target_spec(spec)
     if kind == "none":

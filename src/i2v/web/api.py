@@ -298,6 +298,8 @@ def _file_route(what: str, content_type: str, summary: str):
         responses={**NOT_FOUND, 200: {"content": {content_type: {"schema": {"type": "string", "format": "binary"}}}, "description": summary}},
         name=f"job_{what}", operation_id=f"job{what.title()}",
     )
+    # Players and proxies ask HEAD first; FileResponse answers it with the headers alone.
+    router.add_api_route(f"/jobs/{{job_id}}/{what}", handler, methods=["HEAD"], include_in_schema=False)
 
 
 _file_route("video", "video/mp4", "The finished clip (404 until the job succeeded)")

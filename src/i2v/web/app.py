@@ -13,7 +13,7 @@ from i2v.jobs.queue import open_queue
 from i2v.jobs.service import JobService
 from i2v.jobs.store import JobStore
 from i2v.web.api import create_api
-from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit
+from i2v.web.security import FORM_OVERHEAD_BYTES, BodyLimit, EdgeGuard
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def _preload() -> None:
         log.warning("could not preload %s: %s", default_model(), error)
 
 
-def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> FastAPI:
+def create_app(settings: ServiceSettings | None = None, *, ui: bool = True, bind: str = "127.0.0.1") -> FastAPI:
+    """`bind` is the address the server listens on: the Host names it answers to follow from it (EdgeGuard)."""
     settings = settings or ServiceSettings()
     store = JobStore(settings.db_url)
     queue = open_queue(settings, store)
@@ -54,4 +55,9 @@ def create_app(settings: ServiceSettings | None = None, *, ui: bool = True) -> F
         app = mount_ui(app, service)
     # Outermost, so every route (the UI's too, and the guard that reads a UI call's body) sees a bounded body.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    # Outside that: a request from a foreign Host or a cross-site page is refused before its body is read, and
+    # every answer (a refusal, a 413 too) carries the security headers.
+    app.add_middleware(
+        EdgeGuard, bind=bind, allowed_hosts=settings.host_list, origins=settings.origin_list, token=bool(settings.api_token)
+    )
     return app

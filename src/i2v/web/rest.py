@@ -38,6 +38,9 @@ def _error(description: str) -> dict[str, Any]:
 #: Statuses every route can answer.
 COMMON = {
     401: _error("Missing or wrong token (only when the server has I2V_API_TOKEN set)"),
+    403: _error("`cross_site`: a POST or DELETE whose Origin (or Referer) is neither the server's own nor in I2V_CORS_ORIGINS"),
+    421: _error("`host_not_allowed`: the Host header names a host the server does not answer to (I2V_ALLOWED_HOSTS)"),
+    429: _error("`too_many_attempts`: too many wrong tokens from this address; Retry-After says when to try again"),
     413: _error("The body is over the server's limit (I2V_MAX_UPLOAD_BYTES plus the form's overhead)"),
     422: _error("A parameter is invalid"),
     503: _error("The job database cannot be read (corrupt or gone): the operator must restore it"),

@@ -1,4 +1,5 @@
-"""What stands between a client and the server: the token, body-size limits, CORS and the API docs.
+"""What stands between a client and the server: the Host and Origin rules, security headers, the token and its
+login limit, body-size limits, CORS and the API docs.
 
 Kept apart from the routes so each guard is written once and applies to the REST API, the docs and the
 mounted Gradio UI alike.
@@ -6,10 +7,15 @@ mounted Gradio UI alike.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
 import os
 import secrets
+import time
+from collections import deque
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,6 +23,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from i2v.request import echo
 
 #: Multipart boundaries, headers and the `request` JSON part ride on top of the image bytes.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -59,6 +67,178 @@ def add_cors(app: FastAPI, origins: list[str]) -> None:
         CORSMiddleware, allow_origins=origins, allow_credentials=bool(origins), allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
+
+
+#: Host names a loopback server answers to (any port); I2V_ALLOWED_HOSTS adds more.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Methods a cross-site page must not send: a form posts without a preflight, and the server would act on it.
+STATE_CHANGING = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
+#: Sent on every response: no framing by other sites (clickjacking), no content sniffing, no paths in Referer.
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+FRAME_POLICY = (b"content-security-policy", b"frame-ancestors 'none'")
+#: Wrong tokens (at the UI's login or as a Bearer header) one client address may send per window.
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 60.0
+LOGIN_PATHS = frozenset({"/login", "/login/"})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """A Host header's name (lower case, no brackets or trailing dot) and port; None when it is not one."""
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") or not rest else None
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    else:
+        name, port = value, ""  # a bare name, or a bare IPv6 address
+    if port is None or port and not port.isdigit():
+        return None
+    name = name.rstrip(".").lower()
+    return (name, int(port) if port else None) if name else None
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an Origin (or a Referer's origin); None for `null` and anything not http(s)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.rstrip("."), port or DEFAULT_PORTS[parts.scheme]
+
+
+class EdgeGuard:
+    """What a request must pass before any route sees it (pure ASGI, outermost):
+
+    - its Host must be one this server answers to (else 421): on a loopback bind the loopback names plus
+      I2V_ALLOWED_HOSTS, so a DNS-rebinding page cannot become same-origin with the server. A non-loopback bind
+      has a token; there any Host is accepted unless I2V_ALLOWED_HOSTS lists the names (plus the bind address);
+    - a state-changing request that names an Origin (or, without one, a Referer) must come from the server's own
+      origin (same host and port as its Host, which passed the rule above) or from I2V_CORS_ORIGINS (else 403):
+      any page can make a browser post a form here. Clients that send neither header (CLI, curl) pass;
+    - a client address that sent LOGIN_FAILURES wrong tokens within the window gets 429 on its next try;
+    - every response carries the security headers, and a cookie Gradio sets with SameSite=None gets Lax.
+    """
+
+    def __init__(self, app: ASGIApp, *, bind: str, allowed_hosts: list[str], origins: list[str], token: bool):
+        self.app = app
+        if not is_loopback(bind) and token and not allowed_hosts:
+            self.hosts: list[str] | None = None
+        else:
+            named = [found[0] for host in [bind, *allowed_hosts] if (found := split_host(host))]
+            self.hosts = list(dict.fromkeys([*LOOPBACK_HOSTS, *(name for name in named if name not in ("0.0.0.0", "::"))]))
+        self.origins = {found for origin in origins if (found := origin_of(origin))}
+        self.token = token
+        self.failures: dict[str, deque[float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        refusal = self._host_refusal(headers.get(b"host")) or self._origin_refusal(scope, headers)
+        if scope["type"] == "websocket":
+            if refusal:
+                await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+            else:
+                await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        counted = self.token and (scope["path"] in LOGIN_PATHS and scope["method"] == "POST" or b"authorization" in headers)
+
+        async def secured_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if counted:
+                    self._count(client, message["status"], scope["path"] in LOGIN_PATHS)
+                message = {**message, "headers": _secured(message.get("headers") or [])}
+            await send(message)
+
+        if not refusal and counted and (wait := self._locked_for(client)):
+            counted = False  # a refused try is not another failure: the lock-out does not grow
+            detail = f"too many wrong tokens from this address: try again in {wait} s"
+            refusal = 429, "too_many_attempts", detail, [(b"retry-after", str(wait).encode())]
+        if refusal:
+            await _reply(secured_send, *refusal)
+        else:
+            await self.app(scope, receive, secured_send)
+
+    def _host_refusal(self, host: bytes | None) -> tuple[int, str, str] | None:
+        if self.hosts is None or host is None:
+            return None  # HTTP/1.0 without a Host: not a browser
+        found = split_host(host.decode("latin-1"))
+        if found and found[0] in self.hosts:
+            return None
+        names = ", ".join(f"[{name}]" if ":" in name else name for name in self.hosts)
+        return 421, "host_not_allowed", f"this server does not answer to the host {echo(host.decode('latin-1'))}, only to {names}: add the name to I2V_ALLOWED_HOSTS"
+
+    def _origin_refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        if scope["type"] == "http" and scope["method"].encode() not in STATE_CHANGING:
+            return None
+        named = headers.get(b"origin") or headers.get(b"referer")
+        if named is None:
+            return None  # not sent by a browser page (the CLI, curl, scripts)
+        text = named.decode("latin-1")
+        origin = origin_of(text)
+        if origin and (origin in self.origins or self._own(origin, headers.get(b"host"))):
+            return None
+        shown = f"{origin[0]}://{origin[1]}{'' if origin[2] == DEFAULT_PORTS[origin[0]] else f':{origin[2]}'}" if origin else echo(text)
+        return 403, "cross_site", f"refused a request from the page at {shown}: only this server's own pages and I2V_CORS_ORIGINS may send it"
+
+    def _own(self, origin: tuple[str, str, int], host: bytes | None) -> bool:
+        """Same host and port as the Host header (already checked against the allowed names): a proxy in front
+        may speak https on 443 for the server's http, so a Host without a port takes the Origin's scheme's."""
+        found = split_host(host.decode("latin-1")) if host else None
+        return found is not None and origin[1] == found[0] and origin[2] == (found[1] or DEFAULT_PORTS[origin[0]])
+
+    def _locked_for(self, client: str) -> int:
+        """Seconds until `client` may try a token again (0: now)."""
+        failures = self.failures.get(client)
+        if failures is None or len(failures) < LOGIN_FAILURES:
+            return 0
+        left = LOGIN_WINDOW_SECONDS - (time.monotonic() - failures[0])
+        return math.ceil(left) if left > 0 else 0
+
+    def _count(self, client: str, status: int, login: bool) -> None:
+        """A wrong token's answer counts against its address; a right one does not wipe the count (a guesser
+        sharing an address, a proxy's, with a user of the API would otherwise get five more tries each time)."""
+        if status == 401 or login and status == 400:
+            now = time.monotonic()
+            if len(self.failures) > 10_000:  # forget addresses whose last failure left the window
+                self.failures = {key: value for key, value in self.failures.items() if now - value[-1] < LOGIN_WINDOW_SECONDS}
+            self.failures.setdefault(client, deque(maxlen=LOGIN_FAILURES)).append(now)
+
+
+def _secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ours, and Gradio's SameSite=None login cookie made Lax (it never needs to ride
+    along on another site's requests: the page may not be framed)."""
+    ours = {name for name, _ in SECURITY_HEADERS}
+    kept = [(name, value) for name, value in headers if name.lower() not in ours]
+    secured = []
+    for name, value in kept:
+        if name.lower() == b"set-cookie":
+            value = b"; ".join(b"SameSite=Lax" if part.strip().lower() == b"samesite=none" else part for part in value.split(b"; "))
+        secured.append((name, value))
+    if not any(name.lower() == FRAME_POLICY[0] for name, _ in secured):
+        secured.append(FRAME_POLICY)
+    return [*secured, *SECURITY_HEADERS]
 
 
 class BodyLimit:
@@ -115,9 +295,9 @@ class BodyLimit:
         return f"request body is {size}; the limit is {self.limit} bytes (an image of at most {image_limit} bytes, I2V_MAX_UPLOAD_BYTES)"
 
 
-async def _reply(send: Send, status: int, code: str, detail: str) -> None:
+async def _reply(send: Send, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail, "code": code, "errors": []}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close"), *headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import sys
@@ -10,19 +9,11 @@ from datetime import datetime
 from pathlib import Path
 
 from i2v.jobs.config import ServiceSettings
+from i2v.web.security import is_loopback
 
 
 class ServeError(Exception):
     """Why the server cannot start; printed as one line, exit code 1."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port(host: str, port: int) -> None:
@@ -102,6 +93,8 @@ def serve(
     log_path = setup_logging(settings.folder)
     from i2v.web.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, bind=host)
     logging.getLogger(__name__).info("i2v serving on http://%s:%d (log: %s, data: %s)", host, port, log_path, settings.folder)
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=5)
+    # uvicorn has no timeout for a request's headers: the connection limit bounds what slow clients can hold
+    # (an internet-facing server goes behind a reverse proxy, which has one).
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=5, limit_concurrency=settings.max_connections)
