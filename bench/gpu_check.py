@@ -288,27 +288,26 @@ class Check:
         return Target(PLUGIN, s.memory_shapes, 2, s.plan_shape, s.plan_vram, 2)
 
     def request(self, shape: Shape, steps: int, plugin=PLUGIN, cache: str | None = None):
-        """The request checked against the model's spec with its defaults filled in, as the backend receives it."""
+        """The request resolved by the model's spec into the run plan a backend receives."""
         width, height, frames = shape
         model = WAN_MODEL if plugin is WAN_PLUGIN else MODEL
-        return plugin.spec.apply(GenerationRequest(
+        return plugin.spec.resolve(GenerationRequest(
             image=Path("gpu-check.png"), prompt=PROMPT, model=model, width=width, height=height, num_frames=frames,
             steps=steps, seed=0, refiner="none", cache=cache,
-        ))
+        ), (width, height))
 
     def plan_as_given(self, request):
         """The request as the user gave it: no offload, guidance in one pass, one frame decoded at a time."""
-        size = (request.width, request.height)
-        return unconstrained_plan(request, size, self.info, margin=0.0, dtype=self.setup.dtype)
+        return unconstrained_plan(request, self.info, margin=0.0, dtype=self.setup.dtype)
 
-    def generate(self, request, options, hooks=None):
+    def generate(self, request, hooks=None):
         """One run through the request's model's backend; cancelled at the next step once the part's cap passes."""
         pixels = np.random.default_rng(0).integers(0, 256, (request.height, request.width, 3), dtype=np.uint8)
         hooks = hooks or Hooks()
         if hooks.cancelled is None and self.guard is not None:
             hooks.cancelled = self.guard.past_cap
-        backend = self.wan_backend if request.model == WAN_MODEL else self.backend
-        return backend.generate(request, Image.fromarray(pixels), options, hooks)
+        backend = self.wan_backend if request.backend == WAN_PLUGIN.name else self.backend
+        return backend.generate(request, Image.fromarray(pixels), hooks)
 
     def sync(self) -> None:
         if self.cuda:
@@ -533,7 +532,7 @@ def part_speed(check: Check, guard: Guard, out: dict) -> None:
     plan = check.plan_as_given(request)
     meter = StageMeter(check)
     started = time.perf_counter()
-    check.generate(request, plan.run_options(), Hooks(on_stage=meter))
+    check.generate(plan.run, Hooks(on_stage=meter))
     meter.finish()
     seconds = round(time.perf_counter() - started, 3)
     out["run"] = dict(
@@ -589,7 +588,7 @@ def part_memory(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
             out["constants"] = _constants_used(estimate)
         check.free()
         meter = StageMeter(check)
-        check.generate(request, plan.run_options(), Hooks(on_stage=meter))
+        check.generate(plan.run, Hooks(on_stage=meter))
         meter.finish()
         outside = check.outside_allocator()
         stages = {stage: _compare(estimate.stages[stage], entry, outside) for stage, entry in meter.stages.items()}
@@ -666,13 +665,13 @@ def part_plan24(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
     setup, target = check.setup, check.target(wan)
     request = check.request(target.plan_shape, target.plan_steps, target.plugin)
     info = probe_device(setup.device, vram=target.plan_vram)
-    plan = make_plan(request, (request.width, request.height), info, dtype=setup.dtype)
+    plan = make_plan(request, info, dtype=setup.dtype)
     out.update(
-        shape=label(target.plan_shape), vram=target.plan_vram, steps=target.plan_steps, planned=describe_plan(plan),
+        shape=label(target.plan_shape), vram=target.plan_vram, steps=target.plan_steps, planned=describe_plan(plan.run),
         changes=list(plan.changes), predicted_fits=plan.fits, predicted_peak_bytes=plan.predicted_peak_bytes,
         budget_bytes=plan.budget_bytes, warnings=list(plan.warnings),
     )
-    log(f"plan24: {label(target.plan_shape)} for {target.plan_vram}: {describe_plan(plan)}, predicted "
+    log(f"plan24: {label(target.plan_shape)} for {target.plan_vram}: {describe_plan(plan.run)}, predicted "
         f"{_bytes(plan.predicted_peak_bytes)}, fits={plan.fits}")
     for change in plan.changes:
         log(f"  • {change}")
@@ -683,7 +682,7 @@ def part_plan24(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
     def attempt(rung):
         tried.append(rung)
         meters.append(StageMeter(check))
-        result = check.generate(request, rung.run_options(), hooks)
+        result = check.generate(rung.run, hooks)
         meters[-1].finish()
         return result
 
@@ -707,7 +706,7 @@ def part_plan24(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
     estimate = final.estimate()
     outside = check.outside_allocator()
     out.update(
-        final_plan=describe_plan(final), final_predicted_peak_bytes=estimate.peak_bytes,
+        final_plan=describe_plan(final.run), final_predicted_peak_bytes=estimate.peak_bytes,
         stages={stage: _compare(estimate.stages[stage], entry, outside) for stage, entry in meters[-1].stages.items()}
         if out["ran"] else {},
     )
@@ -723,14 +722,14 @@ def part_plan24(check: Check, guard: Guard, out: dict, wan: bool = False) -> Non
 def part_soak(check: Check, guard: Guard, out: dict) -> None:
     setup = check.setup
     request = check.request(setup.soak_shape, setup.soak_steps)
-    options = check.plan_as_given(request).run_options()
+    run = check.plan_as_given(request).run
     check.free()
     out.update(shape=label(setup.soak_shape), steps=setup.soak_steps, runs=[])
     for index in range(setup.soak_runs):
         if not guard.allows(f"soak run {index + 1}"):
             break
         started = time.perf_counter()
-        check.generate(request, options)
+        check.generate(run)
         gc.collect()
         check.sync()
         out["runs"].append(dict(

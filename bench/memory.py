@@ -21,10 +21,11 @@ from rich.console import Console
 from rich.table import Table
 
 from i2v.advisor.device import GiB, format_bytes, probe_device
-from i2v.advisor.plan import ExecutionPlan, make_plan, unconstrained_plan
+from i2v.advisor.plan import make_plan, unconstrained_plan
 from i2v.models.cost import FRAGMENTATION, RUNTIME_OVERHEAD_BYTES
 from i2v.models.i2vgenxl import PLUGIN
 from i2v.models.i2vgenxl.cost import CACHE, predict_peak
+from i2v.models.plan import RunPlan
 from i2v.request import GenerationRequest
 
 #: The prototype's model, named in every request whatever I2V_MODEL says (its spec and cost model plan them).
@@ -43,12 +44,12 @@ def seed_table(console: Console, vram: str) -> None:
         request = GenerationRequest(
             image="seed.png", prompt="seed", model=MODEL, resolution=resolution, num_frames=frames, steps=steps
         )
-        plan = unconstrained_plan(request, (1, 1), device, margin=0.0, dtype="fp16")
-        estimate = predict_peak(plan)
+        plan = unconstrained_plan(PLUGIN.spec.resolve(request, (1, 1)), device, margin=0.0, dtype="fp16")
+        estimate = predict_peak(plan.run)
         stage = estimate.stages[estimate.peak_stage]
         peak = estimate.peak_bytes
         table.add_row(
-            f"{resolution} {plan.width}×{plan.height}×{frames}, {steps} steps",
+            f"{resolution} {plan.run.width}×{plan.run.height}×{frames}, {steps} steps",
             f"{peak / 1e9:.1f} GB ({peak / GiB:.1f} GiB)",
             f"{measured:.1f} GB ({measured * 1e9 / GiB:.1f} GiB)" if measured else "OOM",
             f"{(peak - measured * 1e9) / (measured * 1e9):+.0%}" if measured else "",
@@ -65,8 +66,8 @@ def seed_table(console: Console, vram: str) -> None:
 def ladder_table(console: Console, vram: str) -> None:
     device = probe_device(vram=vram)
     request = GenerationRequest(image="seed.png", prompt="seed", model=MODEL, resolution="1024p", num_frames=32, steps=100)
-    plan = make_plan(request, (1280, 704), device)
-    console.print(f"1024p/32/100 on a 1280×704 image, {vram}: {plan.width}×{plan.height}, "
+    plan = make_plan(PLUGIN.spec.resolve(request, (1280, 704)), device)
+    console.print(f"1024p/32/100 on a 1280×704 image, {vram}: {plan.run.width}×{plan.run.height}, "
                   f"{format_bytes(plan.predicted_peak_bytes)} of {format_bytes(plan.budget_bytes)}, fits={plan.fits}")
     for change in plan.changes:
         console.print(f"  • {change}")
@@ -75,7 +76,7 @@ def ladder_table(console: Console, vram: str) -> None:
 def timing(console: Console) -> None:
     """A shape no earlier call traced, then the same one again (in-process cache), then a fresh process's view
     (in-process cache cleared, JSON file warm)."""
-    base = ExecutionPlan(backend=PLUGIN.name, width=576, height=320, frames=12, steps=50, budget_bytes=24 * GiB)
+    base = RunPlan(backend=PLUGIN.name, width=576, height=320, num_frames=12, steps=50, guidance_scale=9.0)
     predict_peak(base.model_copy(update=dict(width=640)))  # import and build the meta models first
     started = time.perf_counter()
     predict_peak(base)

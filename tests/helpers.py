@@ -246,6 +246,21 @@ def png_bytes(width: int = 96, height: int = 64) -> bytes:
     return buffer.getvalue()
 
 
+def png_bomb(width: int = 13000, height: int = 13000) -> bytes:
+    """A black grayscale PNG of width×height pixels in a few hundred KB (164 KB at 13000×13000): decoding it costs
+    one byte a pixel, three as RGB, so it stands in for a hostile client's decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row, packer = b"\0" * (width + 1), zlib.compressobj(9)  # each row: filter byte 0, then the pixels
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 #: The smallest job worth running on the tiny model: 64×64, 8 frames, 3 steps.
 SMALL_JOB = {"prompt": "猫转头", "width": 64, "height": 64, "num_frames": 8, "steps": 3, "fps": 8}
 
@@ -341,8 +356,8 @@ class PretendGPU:
         self.inner = backend
         self.name, self.model_id, self.revision, self.dtype = backend.name, backend.model_id, backend.revision, "fp16"
         self.device = "cuda:0"
-        self.options = []
+        self.options = []  # the run plans it was given
 
-    def generate(self, request, image, options, hooks, **extra):
-        self.options.append(options)
-        return self.inner.generate(request, image, options, hooks, **extra)
+    def generate(self, plan, image, hooks, **extra):
+        self.options.append(plan)
+        return self.inner.generate(plan, image, hooks, **extra)

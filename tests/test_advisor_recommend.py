@@ -7,7 +7,7 @@ import pytest
 from helpers import make_photo, text_page
 from PIL import Image, ImageFilter
 
-from i2v.advisor.recommend import image_stats, image_warnings, recommend
+from i2v.advisor.recommend import advise, image_stats, image_warnings, recommend
 from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
@@ -21,8 +21,8 @@ def test_sizes_follow_the_image_aspect_in_multiples_of_64(preset):
     wide = recommend(make_photo(1280, 704), preset)
     assert wide.width % 64 == 0 and wide.height % 64 == 0 and wide.width > wide.height
     assert wide.width / wide.height == pytest.approx(1280 / 704, rel=0.12)
-    request = SPEC.apply(GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields()))
-    assert request.target_size(SPEC, 1280, 704) == (wide.width, wide.height)
+    plan = SPEC.resolve(GenerationRequest(image="photo.png", prompt="a cat", **wide.request_fields()), (1280, 704))
+    assert (plan.width, plan.height) == (wide.width, wide.height)
 
 
 def test_quality_is_near_the_training_shape_and_presets_scale_up():
@@ -37,7 +37,15 @@ def test_tags_adjust_the_preset():
     slow = recommend(PHOTO, "standard", ["slow_motion", "pan_left"])
     assert (slow.num_frames, slow.fps, slow.motion_fps) == (24, 8, 8)
     assert any("slow_motion" in reason for reason in slow.reasons)
-    assert recommend(PHOTO, "standard", ["static_camera"]).guidance_scale == 9.0
+    # static_camera keeps the model's default guidance (which no tag changes either), and says so: the reason
+    # is what only the tag gives, in the recommendation and in the advice's guidance setting.
+    static, plain = recommend(PHOTO, "standard", ["static_camera"]), recommend(PHOTO, "standard")
+    assert static.guidance_scale == plain.guidance_scale == SPEC.guidance.default
+    assert any(reason.startswith("static_camera:") for reason in static.reasons)
+    assert not any("static_camera" in reason for reason in plain.reasons)
+    advised, untagged = ({setting.field: setting.reason for setting in advise(PHOTO, tags, preset="standard").settings}
+                         for tags in (["static_camera"], []))
+    assert advised["guidance_scale"].startswith("static_camera:") and untagged["guidance_scale"] == "the model's default"
     assert recommend(PHOTO, "standard", ["not_a_tag"]).num_frames == SPEC.frames.default
     with pytest.raises(ValueError, match="preset must be one of"):
         recommend(PHOTO, "turbo")
@@ -112,7 +120,7 @@ def test_apply_fills_only_what_the_user_left_out_unless_told_to_override():
     assert "scheduler" in applied.model_fields_set
     forced = advice.apply(mine, override=True)
     assert (forced.steps, forced.width, forced.resolution) == (advice.steps, None, advice.resolution)
-    SPEC.apply(forced)
+    SPEC.check(forced)
 
 
 def test_reasons_describe_the_settings_recommended_not_the_tier_they_came_from():

@@ -19,7 +19,8 @@ from i2v.advisor.recovery import (
     is_out_of_memory,
     run_with_recovery,
 )
-from i2v.models.base import Hooks, RunOptions
+from i2v.models.base import Hooks
+from i2v.models.plan import RunPlan
 from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
@@ -46,13 +47,13 @@ def one_thread():
 def tiny(backend):
     """The shared backend, with chunking and weight placement put back to the defaults afterwards."""
     yield backend
-    backend.generate(request(), PHOTO, RunOptions(64, 64, num_frames=8), Hooks())
+    backend.generate(request(), PHOTO, Hooks())
 
 
-def request(**fields) -> GenerationRequest:
-    """Checked against I2VGen-XL's spec, its defaults filled in, as a backend is given it."""
+def request(**fields) -> RunPlan:
+    """Resolved by I2VGen-XL's spec, its defaults filled in, as a backend is given it."""
     settings = dict(image="photo.png", prompt="a cat turning its head", width=64, height=64, num_frames=8, steps=2, fps=8, seed=7)
-    return SPEC.apply(GenerationRequest(**{**settings, **fields}))
+    return SPEC.resolve(GenerationRequest(**{**settings, **fields}), PHOTO.size)
 
 
 @contextmanager
@@ -75,12 +76,12 @@ def out_of_memory(module: torch.nn.Module, method: str, times: int = 1):
 
 
 def test_oom_in_the_unet_then_in_the_decode_finishes_two_rungs_down(tiny):
-    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+    plan = unconstrained_plan(request(), CPU)
     seen = []
     hooks = Hooks()  # the backend reports its stages here; recovery reads where the run was when it failed
 
     def attempt(current):
-        return tiny.generate(request(), PHOTO, current.run_options(), hooks)
+        return tiny.generate(current.run, PHOTO, hooks)
 
     with out_of_memory(tiny.pipeline.unet, "forward"), out_of_memory(tiny.pipeline.vae, "decode"):
         output, retries = run_with_recovery(plan, attempt, hooks=hooks, on_retry=seen.append)
@@ -95,7 +96,7 @@ def test_oom_in_the_unet_then_in_the_decode_finishes_two_rungs_down(tiny):
 
 
 def test_ladder_exhausted_raises_a_clear_error_after_freeing(tiny, monkeypatch):
-    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+    plan = unconstrained_plan(request(), CPU)
     held: list[weakref.ref] = []
     freed = []
     monkeypatch.setattr(recovery, "free_memory", lambda *args: freed.append(len([r for r in held if r() is not None])))
@@ -105,7 +106,7 @@ def test_ladder_exhausted_raises_a_clear_error_after_freeing(tiny, monkeypatch):
     def attempt(current):
         activations = torch.ones(256, 1024)  # what a real failed attempt leaves in its frames
         held.append(weakref.ref(activations))
-        return tiny.generate(request(), PHOTO, current.run_options(), hooks)
+        return tiny.generate(current.run, PHOTO, hooks)
 
     with out_of_memory(tiny.pipeline.unet, "forward", times=100), pytest.raises(MemoryExhaustedError) as info:
         run_with_recovery(plan, attempt, hooks=hooks)
@@ -113,13 +114,13 @@ def test_ladder_exhausted_raises_a_clear_error_after_freeing(tiny, monkeypatch):
     print("\n" + message)
     assert "out of device memory while denoising" in message
     assert "64×64, 8 frames" in message and "feed-forward chunking" in message and "decode chunk 1 tiled" in message
-    assert len(info.value.retries) == 3 and info.value.plan.ff_chunking
+    assert len(info.value.retries) == 3 and info.value.plan.run.ff_chunking
     assert freed and all(alive == 0 for alive in freed), "memory was freed only after the failed attempt let go"
     assert all(ref() is None for ref in held)
 
 
 def test_other_errors_pass_through_untouched(tiny):
-    plan = unconstrained_plan(request(), PHOTO.size, CPU)
+    plan = unconstrained_plan(request(), CPU)
 
     def attempt(current):
         raise ValueError("not a memory problem")
@@ -170,10 +171,10 @@ def between_encoding_and_denoising(events):
 
 
 def test_backend_applies_plan_settings_and_undoes_them(tiny):
-    plain = tiny.generate(request(), PHOTO, RunOptions(64, 64), Hooks()).frames
-    options = RunOptions(64, 64, cfg_mode="split", ff_chunking=True, offload="encoders")
+    plain = tiny.generate(request(), PHOTO, Hooks()).frames
+    options = request().model_copy(update=dict(cfg_mode="split", ff_chunking=True, offload="encoders"))
     with placements(tiny.pipeline) as events:
-        chunked = tiny.generate(request(), PHOTO, options, Hooks()).frames
+        chunked = tiny.generate(options, PHOTO, Hooks()).frames
     assert np.abs(plain.astype(int) - chunked).max() <= 1  # same clip, other memory layout
     # offload="encoders": both encoders leave the device once encoding is done, before the first denoising step.
     moved = between_encoding_and_denoising(events)
@@ -183,13 +184,13 @@ def test_backend_applies_plan_settings_and_undoes_them(tiny):
     # The next run (offload="model" falls back to none on a CPU) brings them back to the device before they encode,
     # and leaves them there.
     with placements(tiny.pipeline) as events:
-        modelled = tiny.generate(request(num_frames=16), PHOTO, RunOptions(64, 64, offload="model", num_frames=8), Hooks())
+        modelled = tiny.generate(request().model_copy(update=dict(offload="model")), PHOTO, Hooks())
     for name in ("text_encoder", "image_encoder"):
         assert events.index((name, f"to {tiny.device}")) < events.index((name, "forward")), events
     assert not [event for event in between_encoding_and_denoising(events) if event[1].startswith("to")], events
     assert modelled.frames.shape[0] == 8 and any("needs a CUDA device" in note for note in modelled.notes)
     assert all(block._chunk_size is None for block in blocks)
-    assert np.array_equal(tiny.generate(request(), PHOTO, RunOptions(64, 64), Hooks()).frames, plain)
+    assert np.array_equal(tiny.generate(request(), PHOTO, Hooks()).frames, plain)
 
 
 # -- what a plan and each rung are called -------------------------------------------------------------------
@@ -199,27 +200,26 @@ def test_every_rung_of_every_model_is_labelled_with_that_models_parts_and_descri
     """Each rung a model's cost model offers, taken from a plan where it applies, gets a label naming that model's
     own parts (Wan: one text encoder and a transformer; I2VGen-XL: two encoders and a UNet), and describe_plan
     shows every setting a rung changed: offload, guidance, tiling, chunking, group offload, FP8 weights."""
-    from i2v.advisor.plan import LADDER, ExecutionPlan, part_names
+    from i2v.advisor.plan import LADDER, part_names
     from i2v.models.registry import plugin
 
     def everything_off(backend, **fields):
-        settings = dict(backend=backend, width=1280, height=704, frames=49, steps=2, dtype="fp32", decode_chunk=4,
-                        budget_bytes=0, frames_fixed=False, size_fixed=False)
-        return ExecutionPlan(**{**settings, **fields})
+        settings = dict(backend=backend, width=1280, height=704, num_frames=49, steps=2, guidance_scale=5.0, dtype="fp32",
+                        decode_chunk_size=4)
+        return RunPlan(**{**settings, **fields})
 
     names = {"wan22": ("the text encoder", "the transformer"), "i2vgenxl": ("the text and image encoders", "the UNet")}
     for backend, (encoders, denoiser) in names.items():
         assert part_names(backend) == {"encoders": encoders, "denoiser": denoiser}
         offered = plugin(backend).cost_model().rungs
         # Wan's plan holds a step cache with state, so that the rung turning it off applies too.
-        base = everything_off(backend, frames=49, cache="pab") if backend == "wan22" else everything_off(backend, frames=24)
+        base = everything_off(backend, num_frames=49, cache="pab") if backend == "wan22" else everything_off(backend, num_frames=24)
         labels = {}
         for rung in LADDER:
-            update = rung.apply(base)
+            after = rung.lower(base)
             if rung.name not in offered:
                 continue
-            assert update is not None, (backend, rung.name)
-            after = base.model_copy(update=update)
+            assert after is not None, (backend, rung.name)
             labels[rung.name] = rung.label(base, after)
             described = recovery.describe_plan(after)
             for field, shown in (("group_offload", "streamed block by block (group offload)"),
@@ -243,11 +243,9 @@ def test_every_rung_of_every_model_is_labelled_with_that_models_parts_and_descri
 
 
 def test_describe_plan_names_group_offload_fp8_weights_and_the_cache():
-    from i2v.advisor.plan import ExecutionPlan
-
-    plan = ExecutionPlan(backend="wan22", width=1280, height=704, frames=121, steps=50, dtype="bf16", budget_bytes=0,
-                         cfg_mode="split", offload="encoders", vae_tiling=True, group_offload=True, fp8_weights=True,
-                         cache="pab")
+    plan = RunPlan(backend="wan22", width=1280, height=704, num_frames=121, steps=50, dtype="bf16",
+                   cfg_mode="split", offload="encoders", vae_tiling=True, group_offload=True, fp8_weights=True,
+                   cache="pab")
     assert recovery.describe_plan(plan) == (
         "1280×704, 121 frames, bf16, offload=encoders, guidance=two passes, decode chunk 1 tiled, the transformer "
         "streamed block by block (group offload), the transformer's weights in FP8, pab step cache"

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from i2v.advisor.device import GiB, probe_device
-from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, unconstrained_plan
+from i2v.advisor.plan import make_plan, next_rung, unconstrained_plan
 from i2v.advisor.report import plan_report
+from i2v.models.plan import RunPlan
+from i2v.models.registry import spec_for
 from i2v.request import GenerationRequest
 
 MODEL = "wan2.2-ti2v-5b"
@@ -40,6 +42,11 @@ def request(**fields) -> GenerationRequest:
 def reference(**fields) -> GenerationRequest:
     """The model's reference run: 720p, 121 frames, 50 steps (frames and size fixed by the user)."""
     return request(resolution="720p", num_frames=121, steps=50, **fields)
+
+
+def resolved(wanted: GenerationRequest, image_size: tuple[int, int]) -> RunPlan:
+    """`wanted` resolved by its model's spec for an image of `image_size`, as the advisor is given it."""
+    return spec_for(wanted.model).resolve(wanted, image_size)
 
 
 # -- weights ----------------------------------------------------------------------------------------------
@@ -85,7 +92,7 @@ def test_720p_121_frames_fits_24_16_and_12_gib_naming_its_changes(vram):
 
 
 def test_a_smaller_card_goes_further_down_the_ladder():
-    plans = {vram: make_plan(reference(), PHOTO, probe_device(vram=vram)) for vram in ("24GiB", "16GiB", "12GiB")}
+    plans = {vram: make_plan(resolved(reference(), PHOTO), probe_device(vram=vram)) for vram in ("24GiB", "16GiB", "12GiB")}
     assert len(plans["24GiB"].changes) < len(plans["16GiB"].changes) <= len(plans["12GiB"].changes)
     assert plans["24GiB"].predicted_peak_bytes > plans["16GiB"].predicted_peak_bytes > plans["12GiB"].predicted_peak_bytes
     # The text encoder leaving after encoding is the first and largest win (≈ its 10.6 GiB of bf16 weights).
@@ -94,16 +101,15 @@ def test_a_smaller_card_goes_further_down_the_ladder():
     assert float(first.split("−")[1].split()[0]) > 10
     # Whatever the card, a plan never asks diffusers for model or sequential offload beside group offload.
     for plan in plans.values():
-        assert not (plan.group_offload and plan.offload in ("model", "sequential"))
-        options = plan.run_options()
-        assert (options.group_offload, options.fp8_weights, options.offload) == (plan.group_offload, plan.fp8_weights, plan.offload)
+        assert not (plan.run.group_offload and plan.run.offload in ("model", "sequential"))
+        options = plan.run
+        assert (options.group_offload, options.fp8_weights, options.offload) == (plan.run.group_offload, plan.run.fp8_weights, plan.run.offload)
 
 
 def test_each_rung_lowers_the_stage_it_targets():
     from i2v.models.wan22.cost import COST, weight_bytes
 
-    base = ExecutionPlan(backend="wan22", width=1280, height=704, frames=121, steps=50, dtype="bf16", budget_bytes=0,
-                         cfg_mode="split")
+    base = RunPlan(backend="wan22", width=1280, height=704, num_frames=121, steps=50, dtype="bf16", cfg_mode="split", guidance_scale=9.0)
     sizes = weight_bytes("bf16")
 
     def stage(plan, name, part="total_bytes"):
@@ -123,7 +129,7 @@ def test_each_rung_lowers_the_stage_it_targets():
     sequential = model.model_copy(update=dict(offload="sequential"))
     assert all(stage(sequential, name) < stage(model, name) for name in ("encode", "denoise"))
     # Guidance doubles the FLOPs of the denoiser, not its memory (two batch-1 passes, one after the other).
-    unguided = base.model_copy(update=dict(guided=False))
+    unguided = base.model_copy(update=dict(guidance_scale=1.0))
     assert COST.predict_peak(base).flops["denoise"] == 2 * COST.predict_peak(unguided).flops["denoise"]
     assert stage(base, "denoise") == stage(unguided, "denoise")
 
@@ -133,7 +139,7 @@ def test_the_transformer_activations_scale_with_tokens():
     from i2v.models.wan22.cost import COST
 
     def denoise(width, height, frames):
-        plan = ExecutionPlan(backend="wan22", width=width, height=height, frames=frames, steps=1, budget_bytes=0)
+        plan = RunPlan(backend="wan22", width=width, height=height, num_frames=frames, steps=1, guidance_scale=9.0)
         return COST.predict_peak(plan).stages["denoise"].activation_bytes
 
     big, small = denoise(1280, 704, 121), denoise(832, 480, 81)
@@ -145,7 +151,7 @@ def test_recovery_steps_through_the_new_rungs():
     """A run out of memory while denoising steps down the rungs that lower the denoiser's peak first: the text
     encoder off, group offload, FP8 weights, then sequential offload; none of them needs the model reloaded, and
     the ladder ends with everything taken."""
-    plan = unconstrained_plan(reference(), PHOTO, probe_device(vram="24GiB"))
+    plan = unconstrained_plan(resolved(reference(), PHOTO), probe_device(vram="24GiB"))
     names = []
     while (lower := next_rung(plan, stage="denoise")) is not None:
         names.append(lower.changes[-1].split(" (")[0].split(":")[0])
@@ -156,8 +162,8 @@ def test_recovery_steps_through_the_new_rungs():
         "store the transformer's weights in FP8, computed in half precision",
         "stream the weights layer by layer",
     ]
-    assert plan.offload == "sequential" and plan.fp8_weights and plan.vae_tiling and not plan.group_offload
-    assert (plan.width, plan.height, plan.frames) == (1152, 768, 121)  # fixed by the user
+    assert plan.run.offload == "sequential" and plan.run.fp8_weights and plan.run.vae_tiling and not plan.run.group_offload
+    assert (plan.run.width, plan.run.height, plan.run.num_frames) == (1152, 768, 121)  # fixed by the user
 
 
 # -- step caches: their state is device memory too -----------------------------------------------------------
@@ -173,11 +179,11 @@ def test_a_step_cache_adds_its_state_to_the_denoise_peak():
     expected = {"off": 0, "taylorseer": 2 * 2 * tokens * 192 * 4, "magcache": 2 * 2 * hidden,
                 "first-block": 2 * 3 * hidden, "pab": 30 * hidden}
     device = probe_device(vram="24GiB")
-    plans = {cache: unconstrained_plan(reference(cache=cache), PHOTO, device) for cache in expected}
+    plans = {cache: unconstrained_plan(resolved(reference(cache=cache), PHOTO), device) for cache in expected}
     off = plans["off"].estimate()
     for cache, state in expected.items():
         estimate = plans[cache].estimate()
-        assert plans[cache].cache == cache
+        assert plans[cache].run.cache == cache
         assert estimate.stages["denoise"].state_bytes == state
         assert estimate.stages["encode"] == off.stages["encode"] and estimate.stages["decode"] == off.stages["decode"]
         grown = estimate.stages["denoise"].total_bytes - off.stages["denoise"].total_bytes
@@ -187,8 +193,8 @@ def test_a_step_cache_adds_its_state_to_the_denoise_peak():
     denoise = [plans[cache].estimate().stages["denoise"].total_bytes for cache in order]
     assert denoise == sorted(denoise) and len(set(denoise)) == 5
     # Planned for 24 GiB with pab: the state stays, so the denoise stage must shed more than without.
-    with_pab, without = (make_plan(reference(cache=cache), PHOTO, device) for cache in ("pab", "off"))
-    assert with_pab.fits and with_pab.cache == "pab"
+    with_pab, without = (make_plan(resolved(reference(cache=cache), PHOTO), device) for cache in ("pab", "off"))
+    assert with_pab.fits and with_pab.run.cache == "pab"
     assert with_pab.estimate().stages["denoise"].state_bytes == expected["pab"]
     assert len(with_pab.changes) >= len(without.changes)
 
@@ -220,7 +226,7 @@ def test_a_step_cache_shortens_the_predicted_time_by_its_schedule(capsys):
     assert "21 of 100 calls" in reports["pab"]["cache_compute"]["note"] and 0.8 < fractions["pab"] < 0.9
     assert seconds["taylorseer"] < seconds["magcache"] < seconds["pab"] < seconds["off"]
     device = probe_device(vram="80GiB")
-    flops = {cache: unconstrained_plan(reference(cache=cache), PHOTO, device).estimate().flops for cache in ("off", "magcache")}
+    flops = {cache: unconstrained_plan(resolved(reference(cache=cache), PHOTO), device).estimate().flops for cache in ("off", "magcache")}
     assert flops["magcache"]["denoise"] == pytest.approx(flops["off"]["denoise"] * 26 / 50, rel=1e-12)
     assert flops["magcache"]["encode"] == flops["off"]["encode"]
     capsys.readouterr()
@@ -235,18 +241,18 @@ def test_at_12_gib_the_plan_turns_a_state_holding_cache_off_rather_than_failing(
     so the ladder turns it off, after the offloads that cost little speed and before sequential offload and
     fewer frames or a smaller size; the plan it gives the backend runs uncached. A cache a plan fits with stays."""
     device = probe_device(vram="12GiB")
-    given = unconstrained_plan(reference(cache="pab"), PHOTO, device)
-    plan = make_plan(reference(cache="pab"), PHOTO, device)
-    assert given.cache == "pab" and not given.fits
-    assert plan.fits and plan.cache == "off" and plan.run_options().cache == "off"
-    assert (plan.width, plan.height, plan.frames) == (1152, 768, 121)
+    given = unconstrained_plan(resolved(reference(cache="pab"), PHOTO), device)
+    plan = make_plan(resolved(reference(cache="pab"), PHOTO), device)
+    assert given.run.cache == "pab" and not given.fits
+    assert plan.fits and plan.run.cache == "off"
+    assert (plan.run.width, plan.run.height, plan.run.num_frames) == (1152, 768, 121)
     names = [change.rsplit(": ", 1)[0] for change in plan.changes]
     dropped = names.index("turn the pab step cache off (slower: trades its speed-up for its memory)")
     assert any("group offload" in name for name in names[:dropped])
     assert all("sequential" not in name and "fewer" not in name for name in names[:dropped])
-    kept = make_plan(reference(cache="taylorseer"), PHOTO, probe_device(vram="24GiB"))
-    assert kept.fits and kept.cache == "taylorseer" and kept.run_options().cache == "taylorseer"
-    assert make_plan(reference(), PHOTO, device).changes == make_plan(reference(cache="off"), PHOTO, device).changes
+    kept = make_plan(resolved(reference(cache="taylorseer"), PHOTO), probe_device(vram="24GiB"))
+    assert kept.fits and kept.run.cache == "taylorseer"
+    assert make_plan(resolved(reference(), PHOTO), device).changes == make_plan(resolved(reference(cache="off"), PHOTO), device).changes
 
 
 def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_path):
@@ -275,13 +281,13 @@ def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_pat
     held = {}
     assert state_bytes("off", tokens=12, itemsize=4, branches=2) == 0
     for cache in (cache for cache in SPEC.caches if cache != "off"):
-        request = SPEC.apply(GenerationRequest(
+        request = SPEC.resolve(GenerationRequest(
             image=tmp_path / "p.png", prompt="a cat turns its head", model=str(wan_tiny_model), width=64, height=64,
             num_frames=9, steps=3, seed=1, cache=cache,
-        ))
+        ), photo.size)
         hooks = base.Hooks(on_step=lambda done, total, _: held.__setitem__(
             cache, max(held.get(cache, 0), bench.state_bytes(transformer))))
-        backend.generate(request, photo, base.RunOptions(width=64, height=64), hooks)
+        backend.generate(request, photo, hooks)
         predicted = state_bytes(cache, tokens=3 * 2 * 2, itemsize=4, branches=2, width=width,
                                 blocks=len(transformer.blocks), out_width=out_width)
         # MagCache's accumulated ratio and error become 0-d float32 tensors (its curve's entries are tensors).
@@ -292,12 +298,17 @@ def test_cache_state_formula_matches_what_the_hooks_hold(wan_tiny_model, tmp_pat
 # -- shipped traces (i2v.models.wan22.shipped): what a cold `i2v plan` at a preset reads instead of tracing -------
 
 
-def shipped_or_skip() -> None:
+REBUILD = "rebuild with `python -m i2v.models.wan22.shipped build`"
+
+
+def test_the_shipped_traces_apply_to_the_installed_libraries():
+    """Fails (never skips) when the installed libraries leave the shipped traces behind: their release series and
+    the architecture they build now must be the file's key (see tests/test_advisor.py for the rule)."""
     from i2v.models.wan22 import shipped
 
-    made, installed = shipped.TRACES.shipped_versions(), shipped.TRACES.current_versions()
-    if made is None or not shipped.TRACES.applies(made):
-        pytest.skip(f"shipped traces are for {made}, installed {installed}: rebuild with `python -m i2v.models.wan22.shipped build`")
+    made, now = shipped.TRACES.shipped_key(), shipped.TRACES.current_key()
+    assert made == now, f"shipped traces are keyed {made}, the installed libraries give {now}: {REBUILD}"
+    assert shipped.TRACES.applies(made)
 
 
 def test_shipped_traces_equal_a_fresh_trace():
@@ -305,11 +316,10 @@ def test_shipped_traces_equal_a_fresh_trace():
     not; clips up to 49 frames, so a tiled decode takes seconds), re-traced now."""
     from i2v.models.wan22 import shipped
 
-    shipped_or_skip()
     keys = shipped.TRACES.sample(max_frames=49)
     assert {key.split("|")[0] for key in keys} == {"weights", "text_encoder", "vae_encode", "vae_decode", "transformer"}
     assert sum(key.startswith("vae_decode") for key in keys) == 2 and sum(key.startswith("weights") for key in keys) == 3
-    assert shipped.TRACES.check(keys) == [], "rebuild with `python -m i2v.models.wan22.shipped build`"
+    assert shipped.TRACES.check(keys) == [], REBUILD
 
 
 def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, tmp_path):
@@ -317,7 +327,6 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
     trace the planner asks for is shipped."""
     from i2v.models.wan22 import cost as memory
 
-    shipped_or_skip()
     asked = []
     real_trace = memory._run_trace
     monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: asked.append((kind, shape)) or real_trace(kind, **shape))
@@ -327,7 +336,7 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
         for frames in (121, 81, 49):
             for image in (PHOTO, (300, 451), (1920, 1080)):
                 for vram in ("24GiB", "12GiB"):
-                    make_plan(request(resolution=resolution, num_frames=frames), image, probe_device(vram=vram))
+                    make_plan(resolved(request(resolution=resolution, num_frames=frames), image), probe_device(vram=vram))
     memory.CACHE.clear()
     assert asked == []
 
@@ -335,7 +344,6 @@ def test_the_shipped_traces_cover_the_planners_path_at_the_presets(monkeypatch, 
 def test_a_cold_wan_plan_at_a_preset_imports_neither_diffusers_nor_transformers(tmp_path):
     """`i2v plan --model wan2.2-ti2v-5b` in a fresh process with an empty data folder: answered from the shipped
     traces (a step cache changes no trace: its state comes from the shape), the cache's state planned for."""
-    shipped_or_skip()
     script = (
         "import sys\nfrom i2v.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"

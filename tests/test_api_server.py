@@ -150,6 +150,14 @@ def test_refine_and_health_endpoints(client):
     refined = client.post("/api/v1/refine", json={"text": "镜头向左平移，海浪拍打沙滩"}).json()
     assert "pan_left" in refined["tags"] and refined["source"] == "rules"
     assert client.post("/api/v1/refine", json={"text": ""}).status_code == 422
+    # Written for the model named (its prompt budget, style and negative prompt), as its job would get it.
+    from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
+
+    assert refined["negative_prompt"] == I2VGENXL.negative_prompt  # the default model: the tiny I2VGen-XL
+    camera = client.post("/api/v1/refine", json={"text": "镜头向左平移，海浪拍打沙滩", "model": "camera-preview"}).json()
+    assert camera["tags"] == refined["tags"] and camera["negative_prompt"] == "", camera
+    refused = client.post("/api/v1/refine", json={"text": "猫", "model": "/etc"})
+    assert refused.status_code == 422 and refused.json()["code"] == "model_not_allowed"
     health = client.get("/api/v1/health").json()
     assert health["status"] == "ok" and health["local_worker"] is True
     assert client.get("/docs").status_code == 200

@@ -231,7 +231,7 @@ def test_metadata_complete_and_saved_as_is(contract_model, contract, photo_path,
     metadata = result.metadata
 
     # The request as run: the user's settings, and the model's defaults for the rest.
-    applied = spec_for(request.model).apply(request)
+    applied = spec_for(request.model).resolve(request, (96, 64)).as_request(request)
     assert metadata["request"] == applied.model_dump(mode="json")
     assert {key: value for key, value in metadata["request"].items() if key in request.model_fields_set} == request.model_dump(
         mode="json", include=request.model_fields_set
@@ -348,7 +348,7 @@ def test_gpu_run_records_its_plan(contract_model, contract, photo_path, request,
     result = generate(job, backend=gpu)
     plan = result.metadata["plan"]
     assert plan is not None and plan["backend"] == contract.backend
-    steps = spec_for(contract_model).apply(job).steps or 1  # a model that does not denoise plans one pass
+    steps = spec_for(contract_model).resolve(job, (96, 64)).steps or 1  # a model that does not denoise plans one pass
     assert (plan["width"], plan["height"], plan["frames"], plan["steps"]) == (64, 64, frames_for(contract_model), steps)
     assert plan["fits"] is True and plan["device"] == "cuda"
     assert result.metadata["retries"] == [] and len(gpu.options) == 1

@@ -300,6 +300,43 @@ def test_models_list_json_gives_each_model_with_its_spec(tmp_path):
     assert rows["camera-preview"]["spec"]["steps"] is None and rows["camera-preview"]["spec"]["negative_prompt"] is None
 
 
+def test_a_model_never_pulled_is_not_downloaded_without_asking_diffusers(tmp_path, monkeypatch):
+    """`models list` answers "not downloaded" from the Hugging Face cache's layout when no snapshot of the model has
+    a model_index.json (no torch, no diffusers: the listing stays quick); a cached snapshot is left to diffusers'
+    own check (`resolve`)."""
+    from huggingface_hub import constants
+
+    from i2v.models import registry
+
+    asked = []
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(registry, "resolve", lambda model, **_: asked.append(model))
+    assert registry.downloaded("camera-preview") and not registry.downloaded("ali-vilab/i2vgen-xl") and asked == []
+    repository = registry.repository_for("ali-vilab/i2vgen-xl")
+    snapshot = tmp_path / ("models--" + repository.replace("/", "--")) / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model_index.json").write_text("{}")
+    assert registry.downloaded("ali-vilab/i2vgen-xl") and asked == ["ali-vilab/i2vgen-xl"]
+
+
+def test_models_list_imports_no_torch_diffusers_or_numpy(tmp_path):
+    """The listing reads the specs and the cache's layout: a fresh process imports none of the heavy libraries
+    (how long it takes is bench/plan_cold.py's business)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom i2v.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('IMPORTED', [m for m in ('torch', 'diffusers', 'transformers', 'numpy', 'gradio') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, "models", "list", "--json"], capture_output=True, text=True,
+                          env={**os.environ, "HF_HOME": str(tmp_path / "hf"), "I2V_HOME": str(tmp_path)}, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.rstrip().endswith("IMPORTED []"), done.stdout[-500:]
+    assert {row["name"] for row in json.loads(done.stdout[: done.stdout.rindex("IMPORTED")])} >= set(SPECS)
+
+
 def test_generate_help_shows_each_models_own_frame_range():
     result = run_cli("generate", "--help", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr

@@ -183,7 +183,10 @@ def test_cancel_reaches_a_job_running_on_a_worker(cluster):
     running = cluster.wait_running(job["id"])
     listed = cluster.workers_listed()[running["worker"]]
     assert listed["current_job"] == job["id"] and listed["device"] == "cpu" and listed["free_bytes"] > 0
-    assert listed["models"] == [str(cluster.model)] and listed["heartbeat_age_seconds"] < LEASE_SECONDS
+    assert listed["models"] == [str(cluster.model)] and listed["heartbeat_age_seconds"] >= 0
+    # It keeps heartbeating while it runs the job: a later entry has a later heartbeat, still on this job.
+    later = eventually(lambda: (entry := cluster.workers_listed()[running["worker"]])["last_heartbeat"] > listed["last_heartbeat"] and entry)
+    assert later["current_job"] == job["id"]
     assert cluster.http.post(f"{cluster.server.url}/api/v1/jobs/{job['id']}/cancel").status_code == 202
     done = cluster.wait_done(job["id"], timeout=20)
     assert done["state"] == "cancelled" and "nothing was written" in done["error"], done
@@ -279,13 +282,16 @@ def test_sigterm_hands_the_running_job_back_at_once(cluster):
     names = set(cluster.wait_listed(cluster.alive()))
     job = cluster.submit({**MEDIUM, "steps": 20}).json()
     running = cluster.wait_running(job["id"])
-    cluster.workers[running["worker"]].signal(signal.SIGTERM, wait=False)
-    requeued = cluster.wait(job["id"], lambda j: j["attempts"] == 2, timeout=LEASE_SECONDS)
-    # Handed back by the worker itself (its `interrupted` event), not re-queued when its lease lapsed.
+    stopping = cluster.workers[running["worker"]]
+    stopping.signal(signal.SIGTERM, wait=False)
+    requeued = cluster.wait(job["id"], lambda j: j["attempts"] == 2)
+    # Handed back by the worker itself (its `interrupted` event, before its lease could lapse), not re-queued by
+    # the serve node when the lease lapsed: which of the two re-queued it is the outcome, however long it took.
     serve_log = cluster.server_log()
     assert f"job {job['id']}: worker {running['worker']} stopped; re-queued" in serve_log
     assert f"job {job['id']}: its worker stopped heartbeating" not in serve_log
-    assert cluster.workers[running["worker"]].process.wait(30) == 0
+    assert stopping.process.wait(30) == 0
+    assert f"handed job {job['id']} back to the queue" in stopping.log()
     done = cluster.wait_done(job["id"], timeout=90)
     assert done["state"] == "succeeded" and done["worker"] == requeued["worker"] != running["worker"]
     assert done["worker"] in names

@@ -328,6 +328,19 @@ def test_each_row_names_only_rows_below_it_or_marks_the_exception():
     assert not problems, "\n".join(problems)
 
 
+def test_each_upward_allowance_is_still_used():
+    """A `!` entry is an exception with a reason; once the import it allowed is gone, the entry must go too."""
+    stale = [
+        f"{' '.join(row.members)}: !{entry.name}{entry.mark}"
+        for index, row in enumerate(ROWS)
+        for entry in row.entries
+        if entry.upward and not any(
+            row_of(item.source, ROWS) == index and entry_for(item.target, row) == entry for item in FOUND
+        )
+    ]
+    assert not stale, f"upward imports the table allows but no module makes (drop them from the table): {stale}"
+
+
 def test_every_import_follows_the_direction_table():
     """Top-level, function-local and TYPE_CHECKING imports alike (see the page for what each mark allows)."""
     problems = violations(FOUND, ROWS)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from i2v.models import preview
-from i2v.models.base import Hooks, RunOptions
+from i2v.models.base import Hooks
 from i2v.models.loading import resolve_model
 from i2v.models.preview import LatentSpace, fit_from_vae, fit_projection, projection_for
 from i2v.models.registry import spec_for
@@ -102,13 +102,13 @@ def run_with_previews(model, seed=0, size=64, frames=8, steps=8, **hooks):
     source = resolve_model(str(model))
     backend = plugin_for(str(model)).backend_class().load(source, device="cpu", dtype="fp32")
     previews = []
-    request = spec_for(str(model)).apply(GenerationRequest(
+    request = spec_for(str(model)).resolve(GenerationRequest(
         image="photo.png", prompt="a cat turns its head", model=str(model), width=size, height=size,
-        num_frames=frames, steps=steps, seed=seed))
+        num_frames=frames, steps=steps, seed=seed), (size, size))
     hooks = Hooks(on_preview=lambda step, total, shown: previews.append((step, total, shown.copy())), **hooks)
     image = Image.new("RGB", (size, size), (200, 120, 40))
     image.paste((30, 60, 200), (0, 0, size // 2, size))
-    output = backend.generate(request, image, RunOptions(width=size, height=size), hooks)
+    output = backend.generate(request, image, hooks)
     return backend, output.frames, previews
 
 
@@ -171,9 +171,9 @@ def test_no_preview_is_computed_unless_asked(tiny_model, monkeypatch):
     from i2v.models.i2vgenxl.backend import I2VGenXLBackend
 
     backend = I2VGenXLBackend.load(resolve_model(str(tiny_model)), device="cpu", dtype="fp32")
-    request = spec_for(str(tiny_model)).apply(GenerationRequest(image="photo.png", prompt="x", width=64, height=64,
-                                                               num_frames=8, steps=2, seed=0))
-    backend.generate(request, Image.new("RGB", (64, 64)), RunOptions(width=64, height=64), Hooks())
+    request = spec_for(str(tiny_model)).resolve(GenerationRequest(image="photo.png", prompt="x", width=64, height=64,
+                                                                 num_frames=8, steps=2, seed=0), (64, 64))
+    backend.generate(request, Image.new("RGB", (64, 64)), Hooks())
 
 
 def test_about_eight_previews_a_run_at_most_one_a_second_and_always_the_last(monkeypatch):

@@ -545,7 +545,7 @@ def test_settings_hint_is_within_the_target_models_rules(spec, text):
     fields = hint.model_dump(exclude_none=True, exclude={"reason"})
     assert fields and hint.reason
     request = GenerationRequest(image="x.png", prompt="x", model="m", **fields)
-    spec.apply(request, "m")  # raises if the hint asked for something this model cannot do
+    spec.check(request, "m")  # raises if the hint asked for something this model cannot do
     if spec.motion_fps is None:
         assert hint.motion_fps is None
     if "slow_motion" in result.tags:

@@ -24,6 +24,16 @@ def make(**fields):
     return GenerationRequest(image="photo.png", prompt="a cat turning its head", **fields)
 
 
+#: The image a request is resolved for where its size does not matter.
+IMAGE = (1280, 704)
+
+
+def size_of(spec, request, image_size) -> tuple[int, int]:
+    """(width, height) the spec resolves `request` to on an image of `image_size`."""
+    plan = spec.resolve(request, image_size)
+    return plan.width, plan.height
+
+
 def error_for(**fields) -> str:
     """The request's own (model-neutral) validation error."""
     with pytest.raises(ValidationError) as info:
@@ -32,10 +42,13 @@ def error_for(**fields) -> str:
 
 
 def refused(spec, **fields) -> InvalidInputError:
-    """The error `spec.apply` raises for a request the model cannot take."""
+    """The error `spec.check` (and so `spec.resolve`) raises for a request the model cannot take."""
     request = make(**fields)
     with pytest.raises(InvalidInputError) as info:
-        spec.apply(request)
+        spec.check(request)
+    with pytest.raises(InvalidInputError) as resolving:
+        spec.resolve(request, IMAGE)
+    assert resolving.value.problems == info.value.problems
     error = info.value
     assert str(error) == "; ".join(f"{field}: {message}" for field, message in error.problems)
     return error
@@ -105,7 +118,7 @@ def test_size_errors_are_specific():
     assert spec_error_for(width=64, height=4096) == f"height: must be between 64 and 2048 for {XL_LABEL}, got 4096"
     assert "give both width and height" in error_for(width=64)
     # camera-preview's own grid: even sides are enough.
-    assert CAMERA_PREVIEW.apply(make(model=PREVIEW, width=100, height=66)).width == 100
+    assert CAMERA_PREVIEW.resolve(make(model=PREVIEW, width=100, height=66), IMAGE).width == 100
     assert spec_error_for(CAMERA_PREVIEW, model=PREVIEW, width=101, height=66) == f"width: must be a multiple of 2 for {CAMERA_PREVIEW.label}, got 101"
 
 
@@ -142,15 +155,15 @@ def test_motion_fps_defaults_within_trained_range():
     assert I2VGENXL.motion_fps_for(4, None) == 8
     assert I2VGENXL.motion_fps_for(12, None) == 12
     assert I2VGENXL.motion_fps_for(24, 6) == 6
-    # After apply the request's motion_fps is concrete.
-    assert I2VGENXL.apply(make(fps=24)).motion_fps == 16
-    assert I2VGENXL.apply(make(fps=4)).motion_fps == 8
-    assert I2VGENXL.apply(make(fps=12)).motion_fps == 12
-    assert I2VGENXL.apply(make(fps=24, motion_fps=6)).motion_fps == 6
-    assert I2VGENXL.apply(make()).motion_fps == 16  # from the model's default fps
+    # In the resolved plan motion_fps is concrete.
+    assert I2VGENXL.resolve(make(fps=24), IMAGE).motion_fps == 16
+    assert I2VGENXL.resolve(make(fps=4), IMAGE).motion_fps == 8
+    assert I2VGENXL.resolve(make(fps=12), IMAGE).motion_fps == 12
+    assert I2VGENXL.resolve(make(fps=24, motion_fps=6), IMAGE).motion_fps == 6
+    assert I2VGENXL.resolve(make(), IMAGE).motion_fps == 16  # from the model's default fps
     # A model without motion conditioning has none.
     assert CAMERA_PREVIEW.motion_fps_for(24, None) is None
-    assert CAMERA_PREVIEW.apply(make(model=PREVIEW, fps=24)).motion_fps is None
+    assert CAMERA_PREVIEW.resolve(make(model=PREVIEW, fps=24), IMAGE).motion_fps is None
 
 
 @pytest.mark.parametrize(
@@ -164,40 +177,40 @@ def test_motion_fps_defaults_within_trained_range():
     ],
 )
 def test_presets_keep_aspect_on_a_64_grid(resolution, image_size, expected):
-    width, height = make(resolution=resolution).target_size(I2VGENXL, *image_size)
+    width, height = size_of(I2VGENXL, make(resolution=resolution), image_size)
     assert (width, height) == expected
     assert width % 64 == 0 and height % 64 == 0
     assert I2VGENXL.size.target(resolution, *image_size) == expected
 
 
 def test_preset_follows_the_models_own_grid_and_aspect():
-    assert make().target_size(I2VGENXL, 1280, 704) == I2VGENXL.size.target(I2VGENXL.size.default_preset, 1280, 704)
+    assert size_of(I2VGENXL, make(), (1280, 704)) == I2VGENXL.size.target(I2VGENXL.size.default_preset, 1280, 704)
     # camera-preview: a 16-px grid and up to 8:1, so 4:1 is kept.
-    assert make(resolution="256p").target_size(CAMERA_PREVIEW, 4000, 1000) == (512, 128)
-    assert make().target_size(CAMERA_PREVIEW, 1280, 704) == (688, 384)
+    assert size_of(CAMERA_PREVIEW, make(model=PREVIEW, resolution="256p"), (4000, 1000)) == (512, 128)
+    assert size_of(CAMERA_PREVIEW, make(model=PREVIEW), (1280, 704)) == (688, 384)
 
 
 def test_explicit_size_overrides_preset():
-    assert make(width=72, height=64, resolution="1024p").target_size(I2VGENXL, 1000, 100) == (72, 64)
+    assert size_of(I2VGENXL, make(width=72, height=64, resolution="1024p"), (1000, 100)) == (72, 64)
 
 
 def test_warnings_for_few_steps_and_long_clips():
     assert any("under 10 steps" in note for note in I2VGENXL.warnings(make(steps=3)))
     assert any("16" in note for note in I2VGENXL.warnings(make(num_frames=24)))
     assert I2VGENXL.warnings(make()) == []
-    assert I2VGENXL.warnings(I2VGENXL.apply(make())) == []  # the model's own defaults cost nothing
+    assert I2VGENXL.warnings(I2VGENXL.resolve(make(), IMAGE)) == []  # the model's own defaults cost nothing
     assert CAMERA_PREVIEW.warnings(make(model=PREVIEW, num_frames=240)) == []
 
 
-# --- spec.apply ---------------------------------------------------------------------------------------------
+# --- spec.resolve --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("spec", [I2VGENXL, CAMERA_PREVIEW], ids=["i2vgenxl", "camera-preview"])
-def test_apply_fills_in_the_models_defaults(spec):
+def test_resolve_fills_in_the_models_defaults(spec):
     model = XL if spec is I2VGENXL else PREVIEW
     request = make(model=model)
     assert all(getattr(request, field) is None for field in MODEL_FIELDS)  # the request itself is model-neutral
-    applied = spec.apply(request)
+    applied = spec.resolve(request, IMAGE)
     assert applied.resolution == spec.size.default_preset
     assert applied.num_frames == spec.frames.default
     assert applied.fps == spec.fps.default
@@ -207,19 +220,19 @@ def test_apply_fills_in_the_models_defaults(spec):
     assert applied.negative_prompt == spec.negative_prompt
     assert applied.motion_fps == spec.motion_fps_for(spec.fps.default, None)
     assert {field: getattr(applied, field) for field in spec.defaults()} == spec.defaults()
-    assert applied.prompt == request.prompt and applied.model == model and applied.seed is None
+    assert applied.prompt == request.prompt and applied.backend == spec.backend and applied.seed is not None  # drawn
     assert all(getattr(request, field) is None for field in MODEL_FIELDS)  # the request given is not changed
 
 
-def test_apply_fills_in_i2vgenxl_defaults():
-    applied = I2VGENXL.apply(make())
+def test_resolve_fills_in_i2vgenxl_defaults():
+    applied = I2VGENXL.resolve(make(), IMAGE)
     assert (applied.resolution, applied.num_frames, applied.fps, applied.motion_fps) == ("512p", 16, 16, 16)
     assert (applied.steps, applied.guidance_scale, applied.scheduler) == (50, 9.0, "ddim")
     assert applied.negative_prompt == NEGATIVE_PROMPT
 
 
-def test_apply_fills_in_camera_preview_defaults():
-    applied = CAMERA_PREVIEW.apply(make(model=PREVIEW))
+def test_resolve_fills_in_camera_preview_defaults():
+    applied = CAMERA_PREVIEW.resolve(make(model=PREVIEW), IMAGE)
     assert (applied.resolution, applied.num_frames, applied.fps) == ("512p", 16, 16)
     assert (applied.steps, applied.guidance_scale, applied.scheduler, applied.negative_prompt, applied.motion_fps) == (
         None, None, None, None, None,
@@ -227,62 +240,65 @@ def test_apply_fills_in_camera_preview_defaults():
 
 
 @pytest.mark.parametrize("spec", [I2VGENXL, CAMERA_PREVIEW], ids=["i2vgenxl", "camera-preview"])
-def test_apply_keeps_what_the_user_set_and_model_fields_set(spec):
+def test_resolve_remembers_what_the_user_set(spec):
     model = XL if spec is I2VGENXL else PREVIEW
     bare = make(model=model)
-    assert spec.apply(bare).model_fields_set == bare.model_fields_set == {"image", "prompt", "model"}
+    assert spec.resolve(bare, IMAGE).user_set == set() and bare.model_fields_set == {"image", "prompt", "model"}
     chosen = make(model=model, num_frames=24, fps=8, resolution="256p", seed=3)
-    applied = spec.apply(chosen)
-    assert applied.model_fields_set == chosen.model_fields_set
-    assert {"num_frames", "fps", "resolution", "seed"} <= applied.model_fields_set
-    assert not {"steps", "guidance_scale", "scheduler", "negative_prompt", "motion_fps"} & applied.model_fields_set
+    applied = spec.resolve(chosen, IMAGE)
+    assert {"num_frames", "fps", "resolution", "seed"} <= applied.user_set
+    assert not {"steps", "guidance_scale", "scheduler", "negative_prompt", "motion_fps"} & applied.user_set
     assert (applied.num_frames, applied.fps, applied.resolution, applied.seed) == (24, 8, "256p", 3)
     assert applied.steps == (spec.steps.default if spec.steps else None)
-    # Applying twice changes nothing: the defaults filled in are not mistaken for the user's.
-    again = spec.apply(applied)
-    assert again == applied and again.model_fields_set == chosen.model_fields_set
+    # The request the plan writes back resolves to the same plan: the defaults filled in are not mistaken for
+    # the user's.
+    written = applied.as_request(chosen)
+    assert written.model_fields_set == chosen.model_fields_set
+    again = spec.resolve(written, IMAGE)
+    assert again == applied and again.user_set == applied.user_set
 
 
 def test_a_field_sent_as_null_is_left_to_the_model():
     request = make(steps=None, num_frames=24)
     assert {"steps", "num_frames"} <= request.model_fields_set
-    applied = I2VGENXL.apply(request)
+    applied = I2VGENXL.resolve(request, IMAGE)
     assert applied.steps == I2VGENXL.steps.default and applied.num_frames == 24
-    assert applied.model_fields_set == {"image", "prompt", "num_frames"}  # null is the model's default, not a choice
+    assert applied.user_set == {"num_frames"}  # null is the model's default, not a choice
 
 
-def test_apply_keeps_a_fully_set_request_as_given():
+def test_resolve_keeps_a_fully_set_request_as_given():
     request = make(
         negative_prompt="blurry", resolution="768p", num_frames=24, fps=8, motion_fps=8, steps=25, guidance_scale=7.5,
-        scheduler="dpmpp",
+        scheduler="dpmpp", seed=1,
     )
-    applied = I2VGENXL.apply(request)
-    assert applied == request and applied.model_fields_set == request.model_fields_set
-    assert I2VGENXL.apply(make(fps=8)).motion_fps == 8 and "motion_fps" not in I2VGENXL.apply(make(fps=8)).model_fields_set
+    applied = I2VGENXL.resolve(request, IMAGE)
+    written = applied.as_request(request)
+    assert written == request and written.model_fields_set == request.model_fields_set
+    assert I2VGENXL.resolve(make(fps=8), IMAGE).motion_fps == 8 and "motion_fps" not in I2VGENXL.resolve(make(fps=8), IMAGE).user_set
 
 
-def test_apply_refuses_40_frames_on_i2vgenxl_naming_the_rule_and_nearest():
+def test_resolve_refuses_40_frames_on_i2vgenxl_naming_the_rule_and_nearest():
     error = refused(I2VGENXL, num_frames=40)
     assert error.problems == [("num_frames", f"must be between 8 and 32 for {XL_LABEL} (nearest: 32), got 40")]
     assert str(error) == f"num_frames: must be between 8 and 32 for {XL_LABEL} (nearest: 32), got 40"
     # The same count is fine on a model that allows it.
-    assert CAMERA_PREVIEW.apply(make(model=PREVIEW, num_frames=40)).num_frames == 40
+    assert CAMERA_PREVIEW.resolve(make(model=PREVIEW, num_frames=40), IMAGE).num_frames == 40
     error = refused(CAMERA_PREVIEW, model=PREVIEW, num_frames=300)
     assert error.problems == [("num_frames", f"must be between 2 and 240 for {PREVIEW_LABEL} (nearest: 240), got 300")]
 
 
-def test_apply_names_the_model_by_its_label_or_the_name_it_is_told():
+def test_resolve_names_the_model_by_its_label_or_the_name_it_is_told():
     assert (XL_LABEL, PREVIEW_LABEL) == ("I2VGen-XL", "Camera preview (instant, no model)")
     # A local folder's path is never echoed: the message names the model by its label.
     error = refused(I2VGENXL, model="/models/mine", num_frames=40)
     assert error.problems == [("num_frames", f"must be between 8 and 32 for {XL_LABEL} (nearest: 32), got 40")]
     assert "/models/mine" not in str(error)
     with pytest.raises(InvalidInputError) as info:
-        I2VGENXL.apply(make(num_frames=40), "my-xl")
+        I2VGENXL.resolve(make(num_frames=40), IMAGE, "my-xl")
     assert "for my-xl (nearest: 32)" in str(info.value)
 
 
-def test_apply_names_every_bad_field_at_once():
+def test_resolve_names_every_bad_field_at_once():
     error = refused(I2VGENXL, num_frames=40, width=100, height=64, scheduler="euler", steps=101)
     assert [field for field, _ in error.problems] == ["num_frames", "width", "steps", "scheduler"]
     assert dict(error.problems) == {
@@ -293,7 +309,7 @@ def test_apply_names_every_bad_field_at_once():
     }
 
 
-def test_apply_refuses_steps_on_camera_preview_saying_it_does_not_denoise():
+def test_resolve_refuses_steps_on_camera_preview_saying_it_does_not_denoise():
     assert CAMERA_PREVIEW.steps is None
     error = refused(CAMERA_PREVIEW, model=PREVIEW, steps=20)
     assert error.problems == [("steps", f"{PREVIEW_LABEL} has no steps: it does not denoise; leave steps out")]
@@ -309,17 +325,17 @@ def test_apply_refuses_steps_on_camera_preview_saying_it_does_not_denoise():
         ("motion_fps", 8, f"{PREVIEW_LABEL} has no motion-speed conditioning; leave motion_fps out"),
     ],
 )
-def test_apply_refuses_what_camera_preview_does_not_have(field, value, message):
+def test_resolve_refuses_what_camera_preview_does_not_have(field, value, message):
     assert refused(CAMERA_PREVIEW, model=PREVIEW, **{field: value}).problems == [(field, message)]
-    I2VGENXL.apply(make(**{field: value}))  # all of which I2VGen-XL takes
+    I2VGENXL.resolve(make(**{field: value}), IMAGE)  # all of which I2VGen-XL takes
 
 
-def test_apply_refuses_an_unknown_scheduler_listing_the_models_own():
+def test_resolve_refuses_an_unknown_scheduler_listing_the_models_own():
     error = refused(I2VGENXL, scheduler="euler")
     assert error.problems == [("scheduler", f"must be one of ddim, dpmpp for {XL_LABEL}, got 'euler'")]
     assert "ddim" in str(error) and "dpmpp" in str(error)
     for scheduler in I2VGENXL.schedulers:
-        assert I2VGENXL.apply(make(scheduler=scheduler)).scheduler == scheduler
+        assert I2VGENXL.resolve(make(scheduler=scheduler), IMAGE).scheduler == scheduler
 
 
 def test_frame_rule_with_a_step_names_the_nearest_valid_counts():
@@ -335,8 +351,8 @@ def test_frame_rule_with_a_step_names_the_nearest_valid_counts():
     error = refused(spec, model="wan", num_frames=10)
     assert error.problems == [("num_frames", f"must be 4k+1 between 5 and 121 for {spec.label} (nearest: 9 or 13), got 10")]
     assert "9 or 13" in str(error)
-    assert spec.apply(make(model="wan", num_frames=13)).num_frames == 13
-    assert spec.apply(make(model="wan")).num_frames == 121  # the rule's default
+    assert spec.resolve(make(model="wan", num_frames=13), IMAGE).num_frames == 13
+    assert spec.resolve(make(model="wan"), IMAGE).num_frames == 121  # the rule's default
     multiple = FrameRule(min=8, max=64, default=16, step=8)
     assert multiple.describe() == "a multiple of 8 between 8 and 64" and multiple.nearest(20) == [16, 24]
 

@@ -6,21 +6,22 @@ import torch
 from helpers import make_photo
 
 from i2v.errors import GenerationCancelled, NonFiniteOutputError
-from i2v.models.base import Hooks, RunOptions
+from i2v.models.base import Hooks
+from i2v.models.plan import RunPlan
 from i2v.models.i2vgenxl.spec import SPEC
 from i2v.request import GenerationRequest
 
 PHOTO = make_photo(96, 64)
 
 
-def request(**fields) -> GenerationRequest:
-    """A request checked against I2VGen-XL's spec, its defaults filled in, as the backend receives it."""
+def request(**fields) -> RunPlan:
+    """A request resolved by I2VGen-XL's spec, its defaults filled in, as the backend receives it."""
     settings = dict(image="photo.png", prompt="a cat turning its head", width=64, height=64, num_frames=8, steps=3, fps=8, seed=7)
-    return SPEC.apply(GenerationRequest(**{**settings, **fields}))
+    return SPEC.resolve(GenerationRequest(**{**settings, **fields}), PHOTO.size)
 
 
 def run(backend, options=None, **fields):
-    return backend.generate(request(**fields), PHOTO, options or RunOptions(64, 64), Hooks())
+    return backend.generate(request(**fields).model_copy(update=options or {}), PHOTO, Hooks())
 
 
 def test_same_seed_same_frames_different_seed_different_frames(backend):
@@ -40,7 +41,7 @@ def test_frames_are_not_constant(backend):
 
 def test_step_callback_fires_once_per_step(backend):
     calls = []
-    backend.generate(request(steps=5), PHOTO, RunOptions(64, 64), Hooks(on_step=lambda *args: calls.append(args)))
+    backend.generate(request(steps=5), PHOTO, Hooks(on_step=lambda *args: calls.append(args)))
     assert [step for step, _, _ in calls] == [1, 2, 3, 4, 5]
     assert all(total == 5 for _, total, _ in calls)
     elapsed = [seconds for _, _, seconds in calls]
@@ -56,7 +57,6 @@ def test_cancel_at_step_2_of_10_stops_within_one_step(backend):
             backend.generate(
                 request(steps=10),
                 PHOTO,
-                RunOptions(64, 64),
                 Hooks(on_step=lambda step, total, elapsed: steps.append(step), cancelled=lambda: len(steps) >= 2),
             )
     finally:
@@ -71,7 +71,7 @@ def test_cancel_at_step_2_of_10_stops_within_one_step(backend):
 
 def test_stages_are_reported_in_order(backend):
     stages = []
-    backend.generate(request(), PHOTO, RunOptions(64, 64), Hooks(on_stage=stages.append))
+    backend.generate(request(), PHOTO, Hooks(on_stage=stages.append))
     assert stages == ["encode", "denoise", "decode"]
 
 
@@ -108,10 +108,10 @@ def test_decode_chunk_size_does_not_change_frames(backend, monkeypatch):
     chunks = []
     decode = backend.pipeline.vae.decode
     monkeypatch.setattr(backend.pipeline.vae, "decode", lambda latents, *a, **k: chunks.append(len(latents)) or decode(latents, *a, **k))
-    one = run(backend, options=RunOptions(64, 64, decode_chunk_size=1)).frames
+    one = run(backend, options=dict(decode_chunk_size=1)).frames
     assert chunks == [1] * 8
     chunks.clear()
-    four = run(backend, options=RunOptions(64, 64, decode_chunk_size=4)).frames
+    four = run(backend, options=dict(decode_chunk_size=4)).frames
     assert chunks == [4, 4]  # the chunk size was used, not ignored
     assert np.abs(one.astype(int) - four).max() <= 1
 
@@ -128,7 +128,7 @@ def test_guidance_one_skips_the_unconditional_pass(backend):
 
 
 def test_rectangular_sizes(backend):
-    frames = backend.generate(request(width=128, height=64), PHOTO, RunOptions(128, 64), Hooks()).frames
+    frames = backend.generate(request(width=128, height=64), PHOTO, Hooks()).frames
     assert frames.shape == (8, 64, 128, 3)
 
 

@@ -81,7 +81,8 @@ def test_each_row_proposes_a_request_the_model_accepts(model, symptom):
     assert changed == EXPECTED[model][symptom]  # exactly these: nothing a model lacks, nothing another model's number
     assert all(change.reason and change.before != change.after for change in proposal.changes)
     spec = spec_for(model)
-    request = spec.apply(GenerationRequest(image="cat.jpg", **proposal.request))
+    proposed = GenerationRequest(image="cat.jpg", **proposal.request)
+    request = spec.resolve(proposed, (1280, 704)).as_request(proposed)
     for field, value in EXPECTED[model][symptom].items():
         assert getattr(request, field) == value
     if spec.guidance is not None and "guidance_scale" in changed:

@@ -7,7 +7,7 @@ from i2v.models.camera_preview.spec import SPEC as CAMERA
 from i2v.models.i2vgenxl.spec import SPEC as I2VGENXL
 from i2v.models.wan22.spec import SPEC as WAN
 from i2v.request import GenerationRequest
-from i2v.web.ui import carry_over, spec_controls, spec_fields
+from i2v.web.ui_actions import carry_over, spec_controls, spec_fields
 
 
 def form_at_defaults(spec):
@@ -41,7 +41,7 @@ def test_a_camera_preview_carries_any_models_form_over_to_what_it_takes():
     wan_form = {**WAN.defaults(), "cache": "pab", "steps": 40}
     carried = carry_over(wan_form, WAN, CAMERA)
     assert carried == {"resolution": "1024p", "num_frames": 121, "fps": 24}  # 720p ≈ 949² px: nearest is 1024p
-    CAMERA.apply(GenerationRequest(image="x.png", prompt="x", model="camera-preview", **carried))
+    CAMERA.check(GenerationRequest(image="x.png", prompt="x", model="camera-preview", **carried))
     tiny = carry_over({"resolution": "480p", "num_frames": 1000, "fps": 1}, WAN, CAMERA)
     assert tiny == {"resolution": "512p", "num_frames": CAMERA.frames.max, "fps": CAMERA.fps.min}
     assert carry_over({}, WAN, CAMERA) == {}

@@ -57,7 +57,7 @@ def test_a_cancelled_job_reads_as_cancelled_not_as_an_error():
 
 
 def test_the_troubleshooter_is_offered_for_a_clip_or_a_failure_the_advisor_knows():
-    from i2v.web.ui import troubleshootable
+    from i2v.web.ui_actions import troubleshootable
 
     assert troubleshootable("succeeded", None)
     assert troubleshootable("failed", "CUDA out of memory. Tried to allocate 2.00 GiB")

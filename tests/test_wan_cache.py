@@ -38,11 +38,11 @@ def test_cache_is_a_model_field_off_by_default_on_wan_and_absent_elsewhere(tmp_p
     assert "cache" in MODEL_FIELDS
     bare = request_for("x", tmp_path / "p.png")
     assert bare.cache is None
-    applied = WAN.apply(bare)
+    applied = WAN.resolve(bare, (64, 64))
     assert applied.cache == "off" == WAN.default_cache
-    assert "cache" not in applied.model_fields_set  # the model's default, not the user's choice
+    assert "cache" not in applied.user_set  # the model's default, not the user's choice
     for spec in (I2VGENXL, CAMERA_PREVIEW):
-        assert spec.caches == () and spec.default_cache is None and spec.apply(bare).cache is None
+        assert spec.caches == () and spec.default_cache is None and spec.resolve(bare, (64, 64)).cache is None
     with pytest.raises(ValueError, match="at most 32 characters"):
         request_for("x", tmp_path / "p.png", cache="x" * 33)
 
@@ -72,7 +72,7 @@ def test_magcache_reads_its_authors_curve_resampled_to_the_runs_steps():
 @pytest.mark.parametrize("cache", ["teacache", "OFF", ""])
 def test_wan_refuses_a_cache_it_does_not_offer_naming_the_ones_it_does(tmp_path, cache):
     with pytest.raises(InvalidInputError) as caught:
-        WAN.apply(request_for("x", tmp_path / "p.png", cache=cache))
+        WAN.check(request_for("x", tmp_path / "p.png", cache=cache))
     assert caught.value.problems == [
         ("cache", f"must be one of off, first-block, taylorseer, pab, magcache for Wan 2.2 TI2V-5B, got {cache!r}")
     ]
@@ -82,7 +82,7 @@ def test_wan_refuses_a_cache_it_does_not_offer_naming_the_ones_it_does(tmp_path,
 @pytest.mark.parametrize("cache", ["off", "first-block"])
 def test_a_model_without_caches_refuses_any_cache(tmp_path, spec, cache):
     with pytest.raises(InvalidInputError) as caught:
-        spec.apply(request_for("x", tmp_path / "p.png", cache=cache))
+        spec.check(request_for("x", tmp_path / "p.png", cache=cache))
     assert caught.value.problems == [("cache", f"{spec.label} has no step cache to choose; leave cache out")]
 
 
@@ -115,13 +115,13 @@ def pristine(wan_tiny_model):
 def job(wan_tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("wan-cache") / "photo.png"
     make_photo(64, 64).save(path)
-    request = WAN.apply(request_for(wan_tiny_model, path, width=64, height=64, num_frames=9, steps=STEPS, seed=5))
-    return request, make_photo(64, 64), base.RunOptions(width=64, height=64)
+    request = request_for(wan_tiny_model, path, width=64, height=64, num_frames=9, steps=STEPS, seed=5)
+    return request, WAN.resolve(request, (64, 64)), make_photo(64, 64)
 
 
 def run(backend, job, cache, hooks=None):
-    request, photo, options = job
-    return backend.generate(request.model_copy(update={"cache": cache}), photo, options, hooks or base.Hooks())
+    _, plan, photo = job
+    return backend.generate(plan.model_copy(update={"cache": cache}), photo, hooks or base.Hooks())
 
 
 def computations(backend):
@@ -189,13 +189,13 @@ def test_a_cancelled_cached_run_leaves_no_cache_and_no_state(ours, job, uncached
     assert np.array_equal(run(ours, job, cache).frames, cached)  # the next cached run starts from empty state
 
 
-def test_the_plans_cache_overrides_the_requests(pristine, ours, job, uncached):
-    """A plan that turned the request's cache off to fit runs uncached (the backend reads the plan's cache; the
-    pristine backend fails if any cache is enabled); a plan that kept it runs it."""
-    request, photo, options = job
-    plain = pristine.generate(request.model_copy(update={"cache": "pab"}), photo, replace(options, cache="off"), base.Hooks())
+def test_the_backend_runs_the_plans_cache(pristine, ours, job, uncached):
+    """A plan whose cache the advisor turned off to fit runs uncached (the pristine backend fails if any cache is
+    enabled); a plan that kept it runs it."""
+    _, plan, photo = job
+    plain = pristine.generate(plan.model_copy(update={"cache": "off"}), photo, base.Hooks())
     assert np.array_equal(plain.frames, uncached) and plain.notes == []
-    kept = ours.generate(request, photo, replace(options, cache="pab"), base.Hooks())
+    kept = ours.generate(plan.model_copy(update={"cache": "pab"}), photo, base.Hooks())
     assert kept.notes == ["pab cache: faster, slightly different frames from the uncached run"]
 
 
@@ -251,7 +251,7 @@ def test_cli_help_names_each_models_caches():
 
 
 def test_ui_offers_the_cache_for_wan_only():
-    from i2v.web.ui import spec_controls, spec_fields
+    from i2v.web.ui_actions import spec_controls, spec_fields
 
     assert spec_controls(WAN)[-1] == dict(choices=list(WAN.caches), value="off", visible=True)
     assert spec_fields(WAN, None, "480p", 9, 24, 4, 5.0, "unipc", "taylorseer")["cache"] == "taylorseer"

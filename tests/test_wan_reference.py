@@ -47,13 +47,13 @@ def test_backend_matches_the_maintained_pipeline(ours, reference, wan_tiny_model
     photo = make_photo(120, 64)  # wider than every case: the crop matters in "wide, cropped"
     path = tmp_path / "photo.png"
     photo.save(path)
-    request = SPEC.apply(GenerationRequest(image=path, prompt="a cat turns its head", model=str(wan_tiny_model), seed=11, **settings))
+    request = SPEC.resolve(GenerationRequest(image=path, prompt="a cat turns its head", model=str(wan_tiny_model), seed=11, **settings), photo.size)
     width, height = request.width, request.height
 
     decoded = []
     real_decode = wan_backend.decode
     monkeypatch.setattr(wan_backend, "decode", lambda *args: decoded.append(real_decode(*args)) or decoded[-1])
-    frames = ours.generate(request, photo, base.RunOptions(width=width, height=height), base.Hooks()).frames
+    frames = ours.generate(request, photo, base.Hooks()).frames
 
     expected = reference(
         image=cover_crop(photo, (width, height)), prompt=request.prompt, negative_prompt=request.negative_prompt,
@@ -73,15 +73,14 @@ def test_seed_alone_decides_the_noise(ours, wan_tiny_model, tmp_path):
     seed gives other frames."""
     path = tmp_path / "photo.png"
     make_photo(64, 64).save(path)
-    request = SPEC.apply(GenerationRequest(
+    request = SPEC.resolve(GenerationRequest(
         image=path, prompt="waves", model=str(wan_tiny_model), width=64, height=64, num_frames=5, steps=2, seed=3,
-    ))
+    ), (64, 64))
     photo = make_photo(64, 64)
-    options = base.RunOptions(width=64, height=64)
     torch.manual_seed(0)
-    first = ours.generate(request, photo, options, base.Hooks()).frames
+    first = ours.generate(request, photo, base.Hooks()).frames
     torch.manual_seed(12345)
-    again = ours.generate(request, photo, options, base.Hooks()).frames
-    other = ours.generate(request.model_copy(update={"seed": 4}), photo, options, base.Hooks()).frames
+    again = ours.generate(request, photo, base.Hooks()).frames
+    other = ours.generate(request.model_copy(update={"seed": 4}), photo, base.Hooks()).frames
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)

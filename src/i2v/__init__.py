@@ -13,7 +13,6 @@ from i2v.errors import (
     InvalidInputError,
     ModelNotFoundError,
 )
-from i2v.generation import GenerationResult, generate
 from i2v.models.base import Hooks
 from i2v.refine import RefinedPrompt
 from i2v.refine import (
@@ -34,3 +33,13 @@ __all__ = [
     "refine",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`generate` and `GenerationResult` on first use: the Python API pulls in numpy, Pillow and PyAV, which
+    importing any part of i2v (the CLI's quick commands: `i2v models list`, `i2v plan`) must not pay for."""
+    if name in ("GenerationResult", "generate"):
+        from i2v import generation
+
+        return getattr(generation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

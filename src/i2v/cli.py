@@ -222,7 +222,7 @@ def generate(
     llm_timeout: LlmTimeoutOption = None,
     llm_vision: LlmVisionOption = None,
     allow_degrade: Annotated[bool, typer.Option(help="Let the advisor lower frames/size you set if nothing else fits.")] = False,
-    preset: Annotated[str | None, typer.Option(help="fast, standard or quality: the advisor's settings for this image, prompt and device (see `i2v assess`); options you give win.")] = None,
+    tier: Annotated[str | None, typer.Option("--preset", help="fast, standard or quality: the advisor's settings for this image, prompt and device (see `i2v assess`); options you give win.")] = None,
 ) -> None:
     """Generate a video from IMAGE and PROMPT. Settings left out take the model's defaults."""
     from i2v.generation import generate as run
@@ -237,15 +237,23 @@ def generate(
         allow_degrade=allow_degrade,
     )
     _check_device(device, dtype, request.model)
-    if preset is not None:
-        request, reasons = preset_request(request, preset, image)
+    from i2v.refine import make_refiner
+
+    loaded = known = None
+    if tier is not None:  # a quality tier of the model's spec (`spec.tiers`), which the flag calls a preset
+        from i2v.media.images import load_image
+
+        # Read once: the advisor's recommendation and the run share the decoded image and the rules' reading of
+        # the prompt (the rules refiner reads only the text, so the run's refinement is the same one).
+        loaded = load_image(image)
+        if request.refiner != "none":
+            known = make_refiner("rules", spec=spec_for(request.model)).refine(request.prompt)
+        request, reasons = preset_request(request, tier, loaded.image, tags=known.tags if known else [])
         for reason in reasons:
-            console.print(f"preset {preset}: {reason}", highlight=False, soft_wrap=True)
+            console.print(f"preset {tier}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before
-    request = spec.apply(request).with_seed()
-    if output is None:
-        output = Path(f"{image.stem}-{request.seed}.{fmt or 'mp4'}")
-    video_format = format_for(output, fmt)
+    spec.check(request)  # refused in one line before the progress bar starts; generate() resolves the plan
+    video_format = format_for(output or Path(f"{image.stem}.{fmt or 'mp4'}"), fmt)
 
     cancel = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -267,7 +275,7 @@ def generate(
         console=console,
         transient=False,
     )
-    task = progress.add_task("loading", total=request.steps or request.num_frames, rate="")
+    task = progress.add_task("loading", total=None, rate="")
 
     interactive = console.is_terminal
 
@@ -286,19 +294,18 @@ def generate(
         if not interactive and (step == total or step % max(1, total // 10) == 0):
             console.print(f"step {step}/{total} ({shown})", highlight=False)
 
-    from i2v.refine import make_refiner
-
     settings = _llm_settings(llm, llm_base_url, llm_model, llm_timeout, llm_vision) if request.refiner == "llm" else None
+    refining = _Known(known) if known is not None and request.refiner == "rules" else make_refiner(request.refiner, settings, spec=spec)
     try:
         result = run(
             request, Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancel.is_set), device=device, dtype=dtype,
-            refiner=_SaysDropped(make_refiner(request.refiner, settings, spec=spec)), llm=settings,
+            refiner=_SaysDropped(refining), llm=settings, image=loaded,
         )
         if cancel.is_set():  # Ctrl-C after the last step: honour it, write nothing
             done = int(progress.tasks[0].completed)
             raise GenerationCancelled(done, done)
         on_stage("write")
-        path = result.save(output, fmt=video_format, crf=crf)
+        path = result.save(output or Path(f"{image.stem}-{result.seed}.{video_format}"), fmt=video_format, crf=crf)
     finally:
         progress.stop()
         signal.signal(signal.SIGINT, previous)
@@ -449,6 +456,18 @@ def _say_dropped(result: Any) -> None:
         console.print(not_understood(result.dropped), style="bold yellow", markup=False, highlight=False, soft_wrap=True)
 
 
+class _Known:
+    """The rules refiner's answer for a prompt it has already refined (`generate --preset` read its tags)."""
+
+    name = "rules"
+
+    def __init__(self, refined: Any) -> None:
+        self.refined = refined
+
+    def refine(self, text: str, image: Any = None) -> Any:
+        return self.refined
+
+
 class _SaysDropped:
     """A refiner that names the words it could not render as soon as it has refined, before the denoising."""
 
@@ -461,11 +480,12 @@ class _SaysDropped:
         return result
 
 
-def _llm_settings(preset: str | None, base_url: str | None, model: str | None, timeout: float | None, vision: bool | None):
-    """Environment (`I2V_LLM_*`) first, flags on top; says which endpoint, model and key it will use."""
+def _llm_settings(provider: str | None, base_url: str | None, model: str | None, timeout: float | None, vision: bool | None):
+    """Environment (`I2V_LLM_*`) first, flags on top; says which endpoint, model and key it will use. `provider` is
+    the LLM provider preset (`--llm`, `I2V_LLM_PRESET`), not a quality tier."""
     from i2v.refine.llm import LLMSettings
 
-    overrides = {"preset": preset, "base_url": base_url, "model": model, "timeout": timeout, "vision": vision}
+    overrides = {"preset": provider, "base_url": base_url, "model": model, "timeout": timeout, "vision": vision}
     try:
         settings = LLMSettings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:
@@ -552,12 +572,13 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{na
     """Known models, which are downloaded, and what each can be asked (frames, sizes, steps…)."""
     from huggingface_hub import constants
 
+    from i2v.models.registry import downloaded as on_disk
     from i2v.models.registry import known_models
 
     current = default_model()
     rows = []
     for name, (known, plugin) in known_models().items():
-        downloaded = True if plugin.built_in else _downloaded(name)
+        downloaded = on_disk(name)
         rows.append({
             "name": name, "default": name == current, "backend": plugin.name, "description": known.summary,
             "download_size": known.download_size, "built_in": plugin.built_in, "downloaded": downloaded,
@@ -579,17 +600,6 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print [{na
         table.add_row(current + " (default, from I2V_MODEL)", "-", "", "", "", "its model_index.json decides the backend")
     Console().print(table)
     console.print(f"cache: {constants.HF_HUB_CACHE} (set HF_HOME to move it)", highlight=False)
-
-
-def _downloaded(model: str) -> bool:
-    from i2v.errors import ModelNotFoundError
-    from i2v.models.registry import resolve
-
-    try:
-        resolve(model, download=False)
-    except ModelNotFoundError:
-        return False
-    return True
 
 
 @models_app.command("pull", cls=Command)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 from i2v.errors import I2VError, InvalidInputError
-from i2v.media.images import load_image
 from i2v.models.registry import spec_for
 from i2v.refine import make_refiner
 from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
@@ -41,9 +41,12 @@ def assess_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print {assessment, refined, recommendation} as JSON.")] = False,
 ) -> None:
     """Judge IMAGE for a model and recommend a preset and settings, each with its reason."""
-    from i2v.advisor.assess import assess  # here and below: the advisor brings torch (advisor.device)
+    # Here and below: the advisor (numpy, the device probe) and the image decoder load only for the advice
+    # commands, so `i2v models list` and the other commands start without them.
+    from i2v.advisor.assess import assess
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import advise
+    from i2v.media.images import load_image
 
     if refiner not in ("rules", "llm"):
         raise InvalidInputError(f"--refiner must be rules or llm, got {refiner!r}")
@@ -221,17 +224,22 @@ class ServerError(I2VError):
     code = "server_error"
 
 
-def preset_request(request: GenerationRequest, preset: str, image: Path) -> tuple[GenerationRequest, list[str]]:
+def preset_request(
+    request: GenerationRequest, preset: str, image: Path | Image.Image, tags: list[str] | None = None
+) -> tuple[GenerationRequest, list[str]]:
     """`generate --preset`: the advisor's settings at that tier for this image and device, filling only what the
-    user left out (options they typed win). Returns the request and one line per setting, saying why."""
+    user left out (options they typed win). Returns the request and one line per setting, saying why. A caller
+    that has the image decoded and the prompt's tags already passes them, so neither is done twice."""
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import PRESETS, advise
+    from i2v.media.images import load_image
 
     if preset not in PRESETS:
         raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    picture = load_image(image).image
-    spec = spec_for(request.model)
-    tags = make_refiner("rules", spec=spec).refine(request.prompt).tags if request.refiner != "none" else []
+    picture = image if isinstance(image, Image.Image) else load_image(image).image
+    if tags is None:
+        spec = spec_for(request.model)
+        tags = make_refiner("rules", spec=spec).refine(request.prompt).tags if request.refiner != "none" else []
     recommendation = advise(picture, tags, model=request.model, device=probe_device(), preset=preset)  # type: ignore[arg-type]
     applied = recommendation.apply(request)
     taken = set(applied.advice.recommendation.fields) if applied.advice and applied.advice.recommendation else set()

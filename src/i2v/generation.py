@@ -16,14 +16,15 @@ import numpy as np
 
 from i2v.errors import OutputWriteError
 from i2v.media.files import write_json
-from i2v.media.images import load_image
+from i2v.media.images import LoadedImage, load_image
 from i2v.media.previews import write_thumbnail
 from i2v.media.video import DEFAULT_CRF, encode_video, format_for
 from i2v.models.base import Hooks
 from i2v.request import GenerationRequest
 
 if TYPE_CHECKING:
-    from i2v.models.base import Backend, RunOptions
+    from i2v.models.base import Backend
+    from i2v.models.plan import RunPlan
     from i2v.refine import Refiner
     from i2v.refine.llm import LLMSettings
 
@@ -121,31 +122,32 @@ def generate(
     request: GenerationRequest,
     hooks: Hooks | None = None,
     *,
-    options: RunOptions | None = None,
+    plan: RunPlan | None = None,
     device: str | None = None,
     dtype: str | None = None,
     backend: Backend | None = None,
     refiner: Refiner | None = None,
     llm: LLMSettings | None = None,
+    image: LoadedImage | None = None,
 ) -> GenerationResult:
     """Generate one clip. Raises `I2VError` subclasses with a message meant for the user.
 
-    1. read the image; check the request against the model's spec (its defaults fill what it leaves out);
+    1. read the image (unless the caller has: `image`); resolve the request against the model's spec into a RunPlan (`spec.resolve`: its
+       defaults fill what it leaves out), unless the caller brings the plan resolved already (a job's, resolved
+       when it was submitted);
     2. load the model (a missing model fails before any LLM call);
     3. refine the prompt through `request.refiner` (never blocking: the LLM falls back to the rules), to the
-       model's prompt budget; the model sees the refined text, the metadata keeps both;
-    4. on a GPU, plan memory with the advisor and step down its ladder on out-of-memory;
-    5. run the backend, reporting stages and steps through `hooks` and stopping when it says so.
+       model's prompt budget; the plan takes the refined text, the metadata keeps both;
+    4. on a GPU, let the advisor narrow the plan for the device and step it down on out-of-memory;
+    5. run the backend on the plan, reporting stages and steps through `hooks` and stopping when it says so.
     """
-    from i2v.models.base import RunOptions
     from i2v.models.registry import spec_for
     from i2v.refine import make_refiner
 
     hooks = hooks or Hooks()
-    loaded = load_image(request.image)
+    loaded = image or load_image(request.image)
     spec = spec_for(request.model, download=True)
-    request = spec.apply(request).with_seed()
-    width, height = request.target_size(spec, *loaded.image.size)
+    resolved = plan or spec.resolve(request, loaded.image.size)
     timings: dict[str, float] = {}
 
     hooks.stage("load")
@@ -155,69 +157,62 @@ def generate(
 
     hooks.stage("refine")
     started = time.perf_counter()
-    refined = (refiner or make_refiner(request.refiner, llm, spec=spec)).refine(request.prompt, loaded.image)
+    refined = (refiner or make_refiner(request.refiner, llm, spec=spec)).refine(resolved.prompt, loaded.image)
     timings["refine"] = round(time.perf_counter() - started, 4)
     # The refiner may tailor the model's default negative prompt (e.g. drop "static" for a still scene); a
     # negative prompt the user wrote always wins, and a model without one gets none.
-    negative = request.negative_prompt
-    if spec.negative_prompt is not None and "negative_prompt" not in request.model_fields_set and refined.negative_prompt:
+    negative = resolved.negative_prompt
+    if spec.negative_prompt is not None and "negative_prompt" not in resolved.user_set and refined.negative_prompt:
         negative = refined.negative_prompt
-    conditioned = request.model_copy(update={"prompt": refined.prompt, "negative_prompt": negative})
+    conditioned = resolved.model_copy(update={
+        "prompt": refined.prompt, "negative_prompt": negative, "device": _device_kind(backend.device),
+        "dtype": backend.dtype,
+    })
 
-    plan, retries = None, []
-    if options is None and backend.device.startswith(("cuda", "mps")):
+    fit, retries = None, []
+    if backend.device.startswith(("cuda", "mps")):
         from i2v.advisor import make_plan, probe_device, run_with_recovery
 
-        plan = make_plan(
-            request, loaded.image.size, probe_device(backend.device), allow_degrade=request.allow_degrade, dtype=backend.dtype
-        )
-        tried = [plan]
+        fit = make_plan(conditioned, probe_device(backend.device), dtype=backend.dtype)
+        tried = [fit]
 
         def attempt(rung):
             tried.append(rung)
-            return backend.generate(conditioned, loaded.image, rung.run_options(), hooks, tags=refined.tags)
+            return backend.generate(rung.run, loaded.image, hooks, tags=refined.tags)
 
-        output, retries = run_with_recovery(plan, attempt, hooks=hooks)
-        plan = tried[-1]
-        options = plan.run_options()
+        output, retries = run_with_recovery(fit, attempt, hooks=hooks)
+        fit = tried[-1]
+        ran = fit.run
     else:
-        options = options or RunOptions(width=width, height=height)
-        output = backend.generate(conditioned, loaded.image, options, hooks, tags=refined.tags)
+        ran = conditioned
+        output = backend.generate(ran, loaded.image, hooks, tags=refined.tags)
     timings.update({stage: round(seconds, 4) for stage, seconds in output.timings.items()})
-    warnings = [*loaded.warnings, *spec.warnings(request), *refined.notes, *(plan.warnings if plan else []), *output.notes]
+    warnings = [*loaded.warnings, *spec.warnings(resolved), *refined.notes, *(fit.warnings if fit else []), *output.notes]
     return GenerationResult(
         frames=output.frames,
-        fps=request.fps,
-        seed=request.seed,
+        fps=ran.fps,
+        seed=ran.seed,
         warnings=warnings,
         metadata={
-            "request": request.model_dump(mode="json"),
-            "seed": request.seed,
+            "request": resolved.as_request(request).model_dump(mode="json"),
+            "seed": ran.seed,
             "refined_prompt": refined.model_dump(mode="json"),
-            "conditioning": {"prompt": conditioned.prompt, "negative_prompt": conditioned.negative_prompt},
+            "conditioning": {"prompt": ran.prompt, "negative_prompt": ran.negative_prompt},
             "image": {
                 "sha256": loaded.sha256,
                 "format": loaded.source_format,
                 "size": list(loaded.source_size),
             },
             "video": {
-                "width": options.width,
-                "height": options.height,
+                "width": ran.width,
+                "height": ran.height,
                 "num_frames": int(output.frames.shape[0]),
-                "fps": request.fps,
-                "motion_fps": request.motion_fps,
+                "fps": ran.fps,
+                "motion_fps": ran.motion_fps,
             },
             "model": {"id": backend.model_id, "revision": backend.revision, "backend": backend.name},
-            "runtime": {
-                "device": backend.device,
-                "dtype": backend.dtype,
-                "decode_chunk_size": options.decode_chunk_size,
-                "vae_tiling": options.vae_tiling,
-                "cfg_mode": options.cfg_mode,
-                "offload": options.offload,
-                "ff_chunking": options.ff_chunking,
-            },
-            "plan": plan.model_dump(mode="json") if plan is not None else None,
+            "runtime": {"device": backend.device, **ran.model_dump(include=RUNTIME_FIELDS)},
+            "plan": fit.record() if fit is not None else None,
             "advice": _advice(request, loaded.image, spec),
             "retries": retries,
             "timings": timings,
@@ -226,6 +221,15 @@ def generate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
+
+
+#: The plan's settings a clip's metadata keeps as how it ran (`runtime`), beside the device it ran on.
+RUNTIME_FIELDS = frozenset({"dtype", "decode_chunk_size", "vae_tiling", "cfg_mode", "offload", "ff_chunking"})
+
+
+def _device_kind(device: str) -> str:
+    """"cuda:0" -> "cuda": the kind of device the loaded backend runs on."""
+    return device.split(":")[0]
 
 
 def _advice(request: GenerationRequest, image: Any, spec: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -18,9 +18,6 @@ from pydantic import (
 
 from i2v.advice_record import AdviceRecord
 from i2v.limits import ECHO_CHARS, MAX_PROMPT_CHARS, echo
-
-if TYPE_CHECKING:
-    from i2v.models.spec import ModelSpec
 
 MAX_SEED = 2**32 - 1
 
@@ -109,12 +106,6 @@ class GenerationRequest(BaseModel):
         if self.seed is not None:
             return self
         return self.model_copy(update={"seed": secrets.randbelow(MAX_SEED + 1)})
-
-    def target_size(self, spec: ModelSpec, image_width: int, image_height: int) -> tuple[int, int]:
-        """(width, height) to generate at: the explicit size, or the model's preset at the image's aspect ratio."""
-        if self.width is not None and self.height is not None:
-            return self.width, self.height
-        return spec.size.target(self.resolution or spec.size.default_preset, image_width, image_height)
 
 
 def describe_validation_error(error: ValidationError) -> str:

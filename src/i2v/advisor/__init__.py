@@ -12,15 +12,14 @@ from i2v.advisor.device import (
     parse_size,
     probe_device,
 )
-from i2v.advisor.plan import ExecutionPlan, make_plan, next_rung, predict_peak
-from i2v.advisor.recovery import MemoryExhaustedError, run_with_recovery
+from i2v.advisor.plan import MemoryFit, make_plan, next_rung, predict_peak
 from i2v.models.cost import MemoryEstimate
 
 __all__ = [
     "DeviceInfo",
-    "ExecutionPlan",
     "MemoryEstimate",
     "MemoryExhaustedError",
+    "MemoryFit",
     "configure_allocator",
     "format_bytes",
     "make_plan",
@@ -30,3 +29,12 @@ __all__ = [
     "probe_device",
     "run_with_recovery",
 ]
+
+
+def __getattr__(name: str):
+    """The recovery loop on first use: it imports torch, which planning does not need."""
+    if name in ("MemoryExhaustedError", "run_with_recovery"):
+        from i2v.advisor import recovery
+
+        return getattr(recovery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,20 @@
 """What the device offers: name, memory, compute capability, bf16 — probed, or given (`--vram`, `I2V_VRAM`) to
-plan for a card that is not in this machine."""
+plan for a card that is not in this machine.
+
+torch is imported only to probe a device (about 1-2 s on 2 cores): planning for a given size with a torch build
+that cannot reach a GPU (no CUDA or ROCm libraries, not macOS) needs nothing of it, so a cold `i2v plan --vram`
+stays quick."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
 
-from i2v.models.loading import pick_dtype
 from i2v.units import GiB, format_bytes, parse_size
 
 __all__ = ["GiB", "format_bytes", "parse_size"]  # re-exported: the advisor's callers read them here
@@ -43,7 +48,8 @@ class DeviceInfo(BaseModel):
 def configure_allocator() -> bool:
     """Turn on expandable segments unless the user configured the allocator; only possible before CUDA starts.
     Returns whether this call set it."""
-    if any(os.environ.get(name) for name in _ALLOCATOR_VARIABLES) or torch.cuda.is_initialized():
+    torch = sys.modules.get("torch")  # not imported yet: CUDA has not started
+    if any(os.environ.get(name) for name in _ALLOCATOR_VARIABLES) or (torch is not None and torch.cuda.is_initialized()):
         return False
     os.environ["PYTORCH_CUDA_ALLOC_CONF"] = ALLOCATOR_SETTING
     return True
@@ -54,12 +60,12 @@ def probe_device(device: str | None = None, vram: str | None = None) -> DeviceIn
     replaces its memory with a planned size: a CUDA card of that size, named after this one when there is one."""
     configure_allocator()
     planned = vram or os.environ.get("I2V_VRAM")
-    probed = _probe(device)
     if not planned:
-        return probed
+        return _probe(device)
     size = parse_size(planned)
     gigabytes = f"{size / GiB:g} GiB"
-    if probed.kind == "cuda":
+    probed = _probe(device) if _gpu_possible() else None
+    if probed is not None and probed.kind == "cuda":
         return probed.model_copy(update=dict(total_bytes=size, free_bytes=size, source="given"))
     return DeviceInfo(
         kind="cuda", name=f"CUDA GPU with {gigabytes}", total_bytes=size, free_bytes=size,
@@ -67,7 +73,21 @@ def probe_device(device: str | None = None, vram: str | None = None) -> DeviceIn
     )
 
 
+def _gpu_possible() -> bool:
+    """Whether the installed torch could see a GPU here: macOS (MPS), or a build with CUDA or ROCm libraries
+    (`torch/lib/libtorch_cuda.so`, `torch_cuda.dll`, `libtorch_hip.so`). Looked up on disk, not imported."""
+    if sys.platform == "darwin":
+        return True
+    found = importlib.util.find_spec("torch")
+    if found is None or found.origin is None:
+        return True  # cannot tell: probe
+    libraries = Path(found.origin).parent / "lib"
+    return any(libraries.glob("*torch_cuda*")) or any(libraries.glob("*torch_hip*"))
+
+
 def _probe(device: str | None) -> DeviceInfo:
+    import torch
+
     kind = torch.device(device).type if device else None
     if kind in (None, "cuda") and torch.cuda.is_available():
         index = torch.device(device).index if device else None
@@ -79,6 +99,8 @@ def _probe(device: str | None) -> DeviceInfo:
 
 def _probe_cuda(index: int) -> DeviceInfo:
     """NVML when present (no CUDA context needed, so the allocator setting can still change), else torch."""
+    import torch
+
     nvml = _probe_nvml(index) if not torch.cuda.is_initialized() else None
     if nvml is not None:
         return nvml
@@ -121,6 +143,8 @@ def _probe_nvml(index: int) -> DeviceInfo | None:
 
 def _probe_mps() -> DeviceInfo:
     """Apple GPUs share system memory; Metal's recommended working set is the practical ceiling."""
+    import torch
+
     total = int(torch.mps.recommended_max_memory())
     # Metal reports only this process's allocations, which we could reuse: all of the working set is ours.
     return DeviceInfo(
@@ -148,4 +172,8 @@ def _system_memory() -> tuple[int, int]:
 
 
 def _cpu_bf16() -> bool:
+    import torch
+
+    from i2v.models.loading import pick_dtype
+
     return pick_dtype(torch.device("cpu")) == torch.bfloat16

@@ -243,7 +243,7 @@ def _choose_preset(
         candidate = _tier_settings(image.size, name, tags, model, spec)
         size, _ = _size_for(image, candidate.resolution, spec)
         request = GenerationRequest(image="plan", prompt="plan", model=model, **{**candidate.request_fields(), "resolution": size})
-        plan = make_plan(request, image.size, device)
+        plan = make_plan(spec.resolve(request, image.size), device)
         seconds = predicted_seconds(plan, plan.estimate(), device)
         if plan.fits and seconds <= TIME_BUDGET_SECONDS:
             return name, (f"{name}: fits on {device.name} ({format_bytes(plan.predicted_peak_bytes)} of "

@@ -11,9 +11,9 @@ from i2v.advisor.assess import image_warnings
 from i2v.advisor.device import DeviceInfo, format_bytes, probe_device
 from i2v.advisor.plan import (
     DEFAULT_MARGIN,
-    ExecutionPlan,
+    MemoryFit,
     Precision,
-    make_plan,
+    narrow,
     part_names,
     unconstrained_plan,
 )
@@ -37,6 +37,11 @@ UTILIZATION = 0.4
 CPU_TFLOPS = 0.3
 #: Host-to-device copy rate for offloaded weights (PCIe 4.0 x16, pageable memory).
 PCIE_BYTES_PER_SECOND = 12e9
+#: The plan's settings the report shows (of `MemoryFit.record`).
+REPORTED = frozenset({
+    "backend", "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
+    "ff_chunking", "group_offload", "fp8_weights", "attention", "cache",
+})
 
 
 def plan_report(
@@ -51,14 +56,16 @@ def plan_report(
     image: Image.Image | None = None,
 ) -> dict[str, Any]:
     """Everything `i2v plan` shows: the plan, its predicted peak against the budget, what the request as given
-    would need, the changes made and a time estimate. JSON-ready (plain types only)."""
+    would need, the changes made and a time estimate. JSON-ready (plain types only). The request is resolved
+    once and planned once: the plan is the request as given, narrowed."""
     info = probe_device(device, vram)
-    given = unconstrained_plan(request, image_size, info, margin=margin, allow_degrade=allow_degrade, dtype=dtype)
-    plan = make_plan(request, image_size, info, margin=margin, allow_degrade=allow_degrade, dtype=dtype)
-    estimate = plan.estimate()
     spec = spec_for(request.model)
+    run = spec.resolve(request.model_copy(update={"allow_degrade": request.allow_degrade or allow_degrade}), image_size)
+    given = unconstrained_plan(run, info, margin=margin, dtype=dtype)
+    plan = narrow(given, info)
+    estimate = plan.estimate()
     image_notes = image_warnings(image, max_aspect=spec.size.max_aspect) if image is not None else []
-    warnings = [*plan.warnings, *spec.warnings(spec.apply(request)), *image_notes]
+    warnings = [*plan.warnings, *spec.warnings(run), *image_notes]
     return dict(
         device=dict(
             name=info.name, kind=info.kind, total_bytes=info.total_bytes, free_bytes=info.free_bytes,
@@ -71,12 +78,7 @@ def plan_report(
         margin=margin,
         fits=plan.fits,
         changes=list(plan.changes),
-        plan=plan.model_dump(
-            include={
-                "backend", "width", "height", "frames", "steps", "dtype", "offload", "cfg_mode", "decode_chunk", "vae_tiling",
-                "ff_chunking", "group_offload", "fp8_weights", "attention", "cache",
-            }
-        ),
+        plan={key: value for key, value in plan.record().items() if key in REPORTED},
         stages={stage: peak.model_dump() for stage, peak in estimate.stages.items()},
         peak_stage=estimate.peak_stage,
         warnings=warnings,
@@ -85,7 +87,7 @@ def plan_report(
     )
 
 
-def predicted_seconds(plan: ExecutionPlan, estimate: MemoryEstimate, device: DeviceInfo) -> float:
+def predicted_seconds(plan: MemoryFit, estimate: MemoryEstimate, device: DeviceInfo) -> float:
     """Traced FLOPs (the denoise stage's scaled by the step cache's expected share) over the device's throughput,
     plus weight copies the offload mode adds. Rough: it ignores the cost of feed-forward chunking's smaller
     kernels and of model loading."""
@@ -94,7 +96,7 @@ def predicted_seconds(plan: ExecutionPlan, estimate: MemoryEstimate, device: Dev
         compute = flops / (CPU_TFLOPS * 1e12)
     else:
         compute = flops / (device_tflops(device) * 1e12 * UTILIZATION)
-    return compute + plugin(plan.backend).cost_model().copy_bytes(plan) / PCIE_BYTES_PER_SECOND
+    return compute + plugin(plan.run.backend).cost_model().copy_bytes(plan.run) / PCIE_BYTES_PER_SECOND
 
 
 def device_tflops(device: DeviceInfo) -> float:

@@ -190,7 +190,8 @@ def propose(
             "name on this machine), so its settings cannot be checked: troubleshoot it where that model is installed",
             field="model",
         ) from None
-    resolved = spec.apply(request)
+    # The model's defaults for what the run left out (the size as the run gave it: the image's is not needed).
+    resolved = spec.resolve(request, image_size or (1, 1)).as_request(request)
     fields = {key: value for key, value in given.items() if value is not None}
     changes: list[Change] = []
     notes: list[str] = []
@@ -223,7 +224,7 @@ def propose(
     step_record = TroubleshootStep(from_job=from_job, from_clip=from_clip, symptom=symptom, seed=choice, changes=changes)
     fields["advice"] = advice.with_step(step_record).model_dump(mode="json")
     GenerationRequest(image="image", **fields)  # the proposal must be a request the model accepts
-    spec.apply(GenerationRequest(image="image", **fields))
+    spec.check(GenerationRequest(image="image", **fields))
     return Proposal(symptom=symptom, label=row.label, request=fields, changes=changes, seed=choice, notes=notes)
 
 

@@ -102,7 +102,7 @@ class JobQueue:
         """The one in-process worker, in the shape `GET /api/v1/workers` gives for Redis workers."""
         if self.runner is None:
             return []
-        from i2v.advisor.device import probe_device  # here: torch, only when someone asks
+        from i2v.advisor.device import probe_device  # here: the advisor loads only when someone asks
 
         backend = loaded_backend()
         running = self.store.jobs_in_state("running")

@@ -170,6 +170,7 @@ class RedisJobQueue:
             "job_id": job.id,
             "attempt": attempt,
             "request": job.request,
+            "plan": job.run_plan,
             "image": image.read_bytes(),
             "image_suffix": image.suffix,
             "lease_seconds": self.settings.lease_seconds,

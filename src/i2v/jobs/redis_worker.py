@@ -38,6 +38,7 @@ from i2v.jobs.redis_shared import (
     until_delivered,
 )
 from i2v.jobs.runner import Outcome, execute, worker_name
+from i2v.models.plan import RunPlan
 from i2v.request import GenerationRequest, describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class RedisWorker:
         image.write_bytes(payload["image"])
         try:
             request = GenerationRequest.model_validate({**payload["request"], "image": str(image)})
+            plan = RunPlan.model_validate(payload["plan"]) if payload.get("plan") else None
         except ValidationError as error:
             return Outcome("failed", {"error": describe_validation_error(error)})
 
@@ -179,7 +181,7 @@ class RedisWorker:
                 pass
 
         return execute(request, folder, running.job_id, report=report, cancelled=functools.partial(self._cancelled, running),
-                       generate=functools.partial(generate, device=self.device), preview=preview)
+                       generate=functools.partial(generate, device=self.device), preview=preview, plan=plan)
 
     def _cancelled(self, running: Running) -> bool:
         """Polled before every denoising step: one EXISTS on loopback or LAN is far cheaper than a step."""
@@ -246,7 +248,7 @@ class RedisWorker:
 
     def describe(self, running: Running | None) -> dict[str, Any]:
         """What `GET /api/v1/workers` shows for this worker."""
-        from i2v.advisor.device import probe_device  # here: torch, only when someone asks
+        from i2v.advisor.device import probe_device  # here: the advisor loads only when someone asks
 
         backend = loaded_backend()
         device = backend.device if backend else (self.device or "auto")

@@ -24,6 +24,7 @@ from i2v.generation import metadata_for, thumbnail_for
 from i2v.jobs.store import JobStore
 from i2v.media.previews import encode_preview, write_preview
 from i2v.models.base import Hooks
+from i2v.models.plan import RunPlan
 from i2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,13 @@ def execute(
     cancelled: Callable[[], bool],
     generate: Callable,
     preview: PreviewSink | None = None,
+    plan: RunPlan | None = None,
 ) -> Outcome:
     """Generate `request`, write `<job_id>.mp4/.jpg/.json` into `outputs` (`GenerationResult.save`, the one write stage); every failure becomes an outcome.
 
-    With `preview`, the backend's live previews are encoded off the sampling thread and handed to it."""
-    total = request.steps or 0  # the model's default when the request left it out: known once steps run
+    `plan` is the run resolved when the job was submitted (None: resolve it here). With `preview`, the backend's
+    live previews are encoded off the sampling thread and handed to it."""
+    total = (plan.steps if plan is not None else request.steps) or 0  # else known once steps run
     started = time.monotonic()
     last_write = 0.0
     stage_now = {"stage": "starting"}
@@ -89,7 +92,7 @@ def execute(
     try:
         hooks = Hooks(on_step=on_step, on_stage=on_stage, cancelled=cancelled, on_preview=writer.offer if writer else None)
         try:
-            result = generate(request, hooks)
+            result = generate(request, hooks, plan=plan)
         finally:
             if writer is not None:
                 writer.close()
@@ -147,6 +150,7 @@ class JobRunner:
             cancelled=lambda: self.store.cancel_requested(job_id),
             generate=self.generate,
             preview=lambda step, total, data: self._write_preview(job_id, step, total, data),
+            plan=RunPlan.model_validate(job.run_plan) if job.run_plan else None,
         )
         self.store.finish(job_id, outcome.state, **finish_values(outcome, job.request))
         return outcome.state

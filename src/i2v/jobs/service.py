@@ -38,6 +38,7 @@ from i2v.jobs.queue import Queue
 from i2v.jobs.runner import preview_path
 from i2v.jobs.store import ACTIVE, Job, JobStore
 from i2v.media.images import load_image
+from i2v.models.plan import RunPlan
 from i2v.models.spec import ModelSpec
 from i2v.request import GenerationRequest, default_model, echo, validation_messages
 
@@ -110,6 +111,10 @@ class JobService:
         model = (job.request or {}).get("model")
         return [self._redact(warning, model) for warning in job.warnings or []], self._redact(job.error, model)
 
+    def recent(self, limit: int) -> list[Job]:
+        """The newest jobs first (the web page's history)."""
+        return self.store.list(limit)[0]
+
     def file(self, job: Job, what: str) -> Path:
         """The path of a job's image, video, metadata or thumbnail; JobStateError while it has none."""
         attribute = {"image": "image_path", "video": "video_path", "metadata": "metadata_path", "thumbnail": "thumbnail_path"}[what]
@@ -180,18 +185,22 @@ class JobService:
         except ValidationError as error:
             raise request_error(error) from None
         warnings = self.check_model(request.model)
-        self.check_settings(request)
+        plan = self.resolve(request, loaded.image.size)
         with self._submit_lock:  # the queue's order must be the table's order
             self._check_queue_limit(request.model)
             self._check_free_space(len(image_bytes))
             try:
                 upload.write_bytes(image_bytes)
                 # Only what the client set (plus the resolved model): the advisor may change the rest. The seed is
-                # drawn now when none was given, so the job has it from the start: a cancelled or failed run, a
-                # retry and a Redis worker all use (and show) the one seed.
-                stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model,
-                          "seed": request.with_seed().seed}
-                job = self.store.create(stored, str(upload), job_id=job_id, warnings=warnings)
+                # the plan's (drawn now when none was given), so the job has it from the start: a cancelled or
+                # failed run, a retry and a Redis worker all use (and show) the one seed. The plan goes with the
+                # job: the worker runs it instead of resolving the request again.
+                seed = plan.seed if plan is not None else request.with_seed().seed
+                stored = {**request.model_dump(mode="json", exclude_unset=True), "model": request.model, "seed": seed}
+                job = self.store.create(
+                    stored, str(upload), job_id=job_id, warnings=warnings,
+                    run_plan=plan.model_dump(mode="json") if plan is not None else None,
+                )
             except Exception as error:
                 upload.unlink(missing_ok=True)
                 if _is_disk_full(error):
@@ -224,7 +233,7 @@ class JobService:
             raise InvalidInputError(
                 f"model {echo(request.model)} is only on the workers' disks; this server cannot plan it", field="model"
             ) from None
-        request = self.check_settings(request)
+        self.check_settings(request)
         loaded = self.load_upload(image_bytes, filename)
         report = plan_report(request, loaded.image.size, vram, request.allow_degrade, image=loaded.image)
         report["warnings"] = list(dict.fromkeys([*loaded.warnings, *report["warnings"]]))
@@ -237,16 +246,27 @@ class JobService:
             raise UploadTooLargeError(f"image is over the {limit}-byte limit (I2V_MAX_UPLOAD_BYTES)", field="image")
         return load_image(image_bytes, name=_safe_name(filename))
 
-    def check_settings(self, request: GenerationRequest) -> GenerationRequest:
-        """The request checked against its model's spec, defaults filled in (InvalidInputError naming each bad
-        field). A model only a remote worker has on disk is checked there, when the job starts."""
+    def check_settings(self, request: GenerationRequest) -> None:
+        """Refuse a request its model's spec refuses (InvalidInputError naming each bad field). A model only a
+        remote worker has on disk is checked there, when the job starts."""
         from i2v.models.registry import spec_for
 
         try:
             spec = spec_for(request.model)
         except ModelNotFoundError:
-            return request
-        return spec.apply(request)
+            return
+        spec.check(request)
+
+    def resolve(self, request: GenerationRequest, image_size: tuple[int, int]) -> RunPlan | None:
+        """The run the request asks for on this image, resolved by its model's spec (InvalidInputError naming each
+        bad field). None for a model only a remote worker has on disk: that worker resolves it, when it starts."""
+        from i2v.models.registry import spec_for
+
+        try:
+            spec = spec_for(request.model)
+        except ModelNotFoundError:
+            return None
+        return spec.resolve(request, image_size)
 
     def check_model(self, model: str) -> list[str]:
         """Refuse a model this server does not offer, and one no live worker holds while workers are connected (the

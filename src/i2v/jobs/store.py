@@ -59,7 +59,11 @@ class Job(Base):
     request: Mapped[dict] = mapped_column(JSON)
     image_path: Mapped[str] = mapped_column(Text)
     refined_prompt: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: What ran: the advisor's plan for the device (or the runtime settings of an unplanned run), once done.
     plan: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: The RunPlan resolved at submission, which the worker runs (None: resolved by the remote worker that has
+    #: the model, or a job from before plans were stored).
+    run_plan: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     progress: Mapped[dict] = mapped_column(JSON)
     timings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
@@ -103,6 +107,8 @@ class JobStore:
         if run_migrations:
             migrate(url)
         self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+        #: How errors name the database to clients: the file's name, never its path.
+        self._name = sqlite_path(url).name if sqlite_path(url) else "in use"
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "handle_error", _refuse_damaged(sqlite_path(url)))
@@ -111,7 +117,7 @@ class JobStore:
     # -- writes ---------------------------------------------------------------------------------------------
 
     def create(self, request: dict[str, Any], image_path: str, job_id: str | None = None,
-               warnings: list[str] | None = None) -> Job:
+               warnings: list[str] | None = None, run_plan: dict[str, Any] | None = None) -> Job:
         with self.session.begin() as session:
             seq = (session.scalar(select(func.max(Job.seq))) or 0) + 1
             job = Job(
@@ -120,7 +126,8 @@ class JobStore:
                 state="queued",
                 request=request,
                 image_path=image_path,
-                progress={"stage": "queued", "step": 0, "total": request.get("steps") or 0},
+                run_plan=run_plan,
+                progress={"stage": "queued", "step": 0, "total": (run_plan or request).get("steps") or 0},
                 attempts=0,
                 cancel_requested=False,
                 warnings=warnings or None,
@@ -270,7 +277,10 @@ class JobStore:
     def list(self, limit: int = 20, offset: int = 0) -> tuple[list[Job], int]:
         with self.session() as session:
             total = session.scalar(select(func.count()).select_from(Job)) or 0
-            jobs = session.scalars(select(Job).order_by(Job.seq.desc()).limit(limit).offset(offset)).all()
+            try:
+                jobs = session.scalars(select(Job).order_by(Job.seq.desc()).limit(limit).offset(offset)).all()
+            except ValueError as error:  # a damaged page can also read back as a row whose JSON is not JSON
+                raise StoreUnavailableError(damaged(self._name, f"a row's JSON does not decode: {error}")) from error
         return list(jobs), int(total)
 
     def count(self, state: str) -> int:

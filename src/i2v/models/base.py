@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from i2v.models.cost import MemoryEstimate
     from i2v.models.loading import ModelSource
+    from i2v.models.plan import RunPlan
     from i2v.models.spec import ModelSpec
-    from i2v.request import GenerationRequest
 
 #: One vocabulary for where a job is, shared by the CLI, the job store, SSE events and the UI, in the order a run
 #: goes through them: load the model (first, so a missing model fails before any LLM call), refine the prompt,
@@ -93,31 +93,6 @@ class Hooks:
 
 
 @dataclass
-class RunOptions:
-    """How to execute a request on this device (the advisor's plan narrows these; defaults are the reference's)."""
-
-    width: int
-    height: int
-    decode_chunk_size: int = 1
-    vae_tiling: bool = False
-    cfg_mode: CfgMode = "batch"
-    offload: Offload = "none"
-    #: Run the denoiser's feed-forward layers a slice at a time (less peak memory, somewhat slower).
-    ff_chunking: bool = False
-    #: Frames to generate when the advisor lowered them; None keeps the request's.
-    num_frames: int | None = None
-    #: Stream the denoiser's blocks to the device group by group (diffusers' group offload), overlapping copies
-    #: with compute where the device has streams: near-model-offload memory at a smaller cost in time.
-    group_offload: bool = False
-    #: Keep the denoiser's weights in FP8 and compute in the run's dtype (diffusers' layerwise casting): half
-    #: the weight memory, a small loss of precision.
-    fp8_weights: bool = False
-    #: The step cache to run with when the advisor's plan chose it (it may turn the request's off to fit); None
-    #: keeps the request's.
-    cache: str | None = None
-
-
-@dataclass
 class BackendOutput:
     frames: np.ndarray  # uint8, F×H×W×3
     timings: dict[str, float] = field(default_factory=dict)
@@ -138,16 +113,15 @@ class Backend(Protocol):
 
     def generate(
         self,
-        request: GenerationRequest,
+        plan: RunPlan,
         image: Image.Image,
-        options: RunOptions,
         hooks: Hooks,
         *,
         tags: Sequence[str] = (),
     ) -> BackendOutput:
-        """`request` is already checked against the model's spec, defaults filled in. `tags` are the refiner's
-        motion and camera tags: a diffusion model reads them in the prompt's text, a model-free backend
-        (camera-preview) renders them."""
+        """Run `plan` (the model's spec resolved it, the advisor may have narrowed it): the backend reads every
+        setting from it and nothing else. `tags` are the refiner's motion and camera tags: a diffusion model
+        reads them in the prompt's text, a model-free backend (camera-preview) renders them."""
         ...
 
 
@@ -157,11 +131,11 @@ class CostModel(Protocol):
     #: Names of the advisor's ladder rungs this backend can take (see `i2v.advisor.plan.LADDER`).
     rungs: frozenset[str]
 
-    def predict_peak(self, plan: Any) -> MemoryEstimate:
-        """Peak device bytes of an `ExecutionPlan`, stage by stage, and the FLOPs behind each stage."""
+    def predict_peak(self, plan: RunPlan) -> MemoryEstimate:
+        """Peak device bytes of a run, stage by stage, and the FLOPs behind each stage."""
         ...
 
-    def copy_bytes(self, plan: Any) -> int:
+    def copy_bytes(self, plan: RunPlan) -> int:
         """Weight bytes copied to the device per job under the plan's offload mode (for time estimates)."""
         ...
 

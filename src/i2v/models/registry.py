@@ -109,6 +109,28 @@ def resolve(model: str, *, download: bool = False):
     return resolve_model(repository_for(model), download=download, variant=variant_for(model))
 
 
+def downloaded(model: str) -> bool:
+    """Whether `model` is on disk: built in, a folder, or complete in the Hugging Face cache. A hub model whose
+    model_index.json is not even cached is answered from the cache's layout alone, without importing torch and
+    diffusers (seconds), so `i2v models list` stays quick before anything is pulled."""
+    if model in built_in():
+        return True
+    repository = repository_for(model)
+    if not Path(repository).expanduser().exists():
+        from huggingface_hub import constants
+
+        # The cache's documented layout, models--<org>--<name>/snapshots/<revision>/: no snapshot with a
+        # model_index.json, nothing to ask diffusers about (huggingface_hub's own lookup imports its HTTP stack).
+        cached = Path(constants.HF_HUB_CACHE) / ("models--" + repository.replace("/", "--"))
+        if not any(cached.glob("snapshots/*/model_index.json")):
+            return False
+    try:
+        resolve(model)
+    except ModelNotFoundError:
+        return False
+    return True
+
+
 def load_backend(model: str, *, device: str | None = None, dtype: str | None = None, download: bool = True) -> Backend:
     """Resolve `model` (name, hub id or folder), pick the backend that runs it, and load it."""
     if model in built_in():

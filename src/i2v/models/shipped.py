@@ -1,11 +1,21 @@
 """Traces shipped with a model's package, so its plan at a resolution preset is answered without tracing: what every
-model's `shipped.py` shares (reading the file, the version check, building, checking, the command line). The
-model's own module says what it ships (`shapes`), how it computes a weights entry and readies forked workers.
+model's `shipped.py` shares (reading the file, its key, building, checking, the command line). The model's own
+module says what it ships (`shapes`), how it computes a weights entry and builds its meta models.
 
 The entries are exactly what the tracer returns, under the keys the cache uses (`i2v.models.cost.trace_key`), so
-a plan made from them equals a traced plan. They are used only when made with the same trace version and the
-same releases of the traced libraries as those installed (a local build tag such as `+cpu` or `+cu126` is
-ignored: the meta-device kernels are the same source); otherwise every shape is traced as before.
+a plan made from them equals a traced plan. The file is keyed to what its numbers depend on, not to the exact
+library releases it was made with:
+
+- `trace`: the tracer's version (`TRACE_VERSION` of the model's cost module: our code and the shapes it traces);
+- `architecture`: a digest of the meta models the installed libraries build (`tracing.architecture_fingerprint`:
+  module tree, parameter and buffer shapes and dtypes, configs, attention processors);
+- `libraries`: the release series of each traced library (`SERIES`), which `pyproject.toml` bounds.
+
+A plan compares only what is cheap: the trace version and the installed releases' series (package metadata, no
+import). The digest needs diffusers and transformers imported and the meta models built (seconds), so `check`
+and the tests rebuild it with the installed libraries, and re-trace a sample, and fail when either differs: an
+upgrade within a series that changes the architecture or a number cannot pass CI with the file unchanged. A
+library outside the series (another torch minor release, say) is simply traced as before.
 """
 
 from __future__ import annotations
@@ -28,19 +38,27 @@ from i2v.models.spec import ModelSpec
 ASPECTS: tuple[tuple[int, int], ...] = ((1, 1), (5, 4), (4, 3), (3, 2), (16, 9), (2, 1))
 #: What the shipped traces are made for: CUDA (fp16 or bf16) and CPUs with bf16, flash/efficient attention.
 DTYPE, ATTENTION = "half", "efficient"
+#: How many leading parts of each traced library's version the file is keyed to. torch: its minor release (the
+#: meta kernels, decompositions and FLOP formulas a trace runs are torch's, and change between minor releases; it
+#: is not bounded above, GPU users bring their own build). diffusers: its minor release while it is 0.x (0.x minor
+#: releases are its breaking ones). transformers: its major release (model classes and configs hold within one, as
+#: released checkpoints must keep loading). pyproject.toml bounds diffusers and transformers to these series
+#: (tests/test_advisor.py checks that); the architecture digest catches what a release in a series changes anyway.
+SERIES = {"torch": 2, "diffusers": 2, "transformers": 1}
 
 
 class ShippedTraces:
     """One model's `traces.json`: `memory` is its cost module (TRACE_VERSION, TRACED_LIBRARIES, `_run_trace`);
     `shapes` lists (kind, shape) of every entry, in build order (the model's `shipped` module names this `TRACES`); `weights` computes a "weights" entry from its
-    shape; `prepare_workers` builds what forked build workers share. `write_every` and `chunksize` pace a build."""
+    shape; `architecture` builds the meta models the traces run (digested into the key; built once before a
+    build forks its workers). `write_every` and `chunksize` pace a build."""
 
     def __init__(
         self, *, package: str, path: Path, memory: ModuleType, shapes: Callable[[], list[tuple[str, dict]]],
-        weights: Callable[[dict], dict], prepare_workers: Callable[[], object], write_every: int, chunksize: int,
+        weights: Callable[[dict], dict], architecture: Callable[[], dict], write_every: int, chunksize: int,
     ) -> None:
         self.package, self.path, self.memory = package, path, memory
-        self.shapes, self._weights, self._prepare_workers = shapes, weights, prepare_workers
+        self.shapes, self._weights, self._architecture = shapes, weights, architecture
         self.write_every, self.chunksize = write_every, chunksize
 
     # -- reading --------------------------------------------------------------------------------------------
@@ -53,25 +71,33 @@ class ShippedTraces:
     @functools.cache  # noqa: B019 - one instance per model, alive as long as the process
     def _entries(self) -> dict[str, dict]:
         document = read(self.path)
-        if document is None or not self.applies(document["versions"]):
+        if document is None or not self.applies(document["key"]):
             return {}
         return document["entries"]
 
-    def current_versions(self) -> dict[str, object]:
-        return {"trace": self.memory.TRACE_VERSION, **self.memory.library_versions(self.memory.TRACED_LIBRARIES)}
+    def installed_series(self, installed: dict[str, str] | None = None) -> dict[str, str]:
+        """The release series of each traced library installed (or of `installed`, name -> version)."""
+        installed = installed or self.memory.library_versions(self.memory.TRACED_LIBRARIES)
+        return {name: series(installed[name], SERIES[name]) for name in self.memory.TRACED_LIBRARIES}
 
-    def applies(self, versions: dict[str, object], installed: dict[str, object] | None = None) -> bool:
-        """Same trace version, same releases of the traced libraries (local build tags ignored)."""
-        installed = installed or self.current_versions()
-        return self._release(versions) == self._release(installed)
+    def applies(self, key: dict[str, object], installed: dict[str, str] | None = None) -> bool:
+        """What a plan checks, cheaply: the file's trace version is this tracer's and each traced library
+        installed (or in `installed`) is of the file's series. The architecture digest is `current_key`'s."""
+        return key.get("trace") == self.memory.TRACE_VERSION and key.get("libraries") == self.installed_series(installed)
 
-    def _release(self, versions: dict[str, object]) -> dict[str, str]:
-        return {name: str(versions.get(name, "")).split("+")[0] for name in ("trace", *self.memory.TRACED_LIBRARIES)}
+    def current_key(self) -> dict[str, object]:
+        """The key a file made now would have: the meta models built with the installed libraries (seconds)."""
+        from i2v.models.tracing import architecture_fingerprint
 
-    def shipped_versions(self) -> dict[str, object] | None:
-        """The versions the shipped file was made with (None when it is missing or unreadable)."""
+        return dict(
+            trace=self.memory.TRACE_VERSION, libraries=self.installed_series(),
+            architecture=architecture_fingerprint(self._architecture()),
+        )
+
+    def shipped_key(self) -> dict[str, object] | None:
+        """The shipped file's key (None when it is missing or unreadable)."""
         document = read(self.path)
-        return document["versions"] if document else None
+        return document["key"] if document else None
 
     def trace(self, kind: str, shape: dict) -> dict:
         """One entry computed afresh, exactly as the cache would compute it."""
@@ -81,13 +107,13 @@ class ShippedTraces:
 
     def build(self, path: Path | None = None, jobs: int = 1, fresh: bool = False, log=None) -> int:
         """Trace every shape in `shapes()` missing from `path` (all of them when `fresh`, or when the file was
-        made with other versions) and write the file, every `write_every` entries so an interrupted build
+        made under another key) and write the file, every `write_every` entries so an interrupted build
         resumes. Returns how many entries were traced."""
         path = path or self.path
         log = log or functools.partial(print, flush=True)
         document = None if fresh else read(path)
-        versions = self.current_versions()
-        kept = document["entries"] if document and document["versions"] == versions else {}
+        key = self.current_key()
+        kept = document["entries"] if document and document["key"] == key else {}
         wanted = {self.memory.trace_key(kind, **shape): (kind, shape) for kind, shape in self.shapes()}
         entries = {key: value for key, value in kept.items() if key in wanted}
         missing = [(key, *wanted[key]) for key in wanted if key not in entries]
@@ -97,10 +123,10 @@ class ShippedTraces:
             entries[key] = value
             done += 1
             if done % self.write_every == 0 or done == len(missing):
-                self.write(path, versions, entries)
+                self.write(path, key, entries)
                 rate = done / (time.monotonic() - started)
                 log(f"  {done}/{len(missing)} ({rate:.2f}/s, {(len(missing) - done) / rate / 60:.0f} min left)")
-        self.write(path, versions, entries)
+        self.write(path, key, entries)
         return done
 
     def _traced(self, missing: list[tuple[str, str, dict]], jobs: int) -> Iterator[tuple[str, dict]]:
@@ -110,21 +136,23 @@ class ShippedTraces:
             return
         import multiprocessing
 
-        self._prepare_workers()  # built once, shared by the forked workers
+        self._architecture()  # built once, shared by the forked workers
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with context.Pool(jobs) as pool:
             # Chunks of one size's shapes: a worker's tracer reuses what it learnt of a size.
             items = [(self.package, *item) for item in missing]
             yield from pool.imap_unordered(_trace_one, items, chunksize=self.chunksize)
 
-    def write(self, path: Path, versions: dict[str, object], entries: dict[str, dict]) -> None:
-        """One entry a line, sorted, so a rebuild's diff shows what changed."""
+    def write(self, path: Path, key: dict[str, object], entries: dict[str, dict]) -> None:
+        """One entry a line, sorted, so a rebuild's diff shows what changed; `made_with` records the exact
+        releases that traced them (what the key does not compare)."""
         lines = [f"    {json.dumps(key)}: {json.dumps(entries[key], sort_keys=True)}" for key in sorted(entries)]
         about = f"Meta-device traces for {self.package}.cost; see {self.package.replace('.', '/')}/shipped.py. Generated."
         text = (
             "{\n"
             f'  "about": {json.dumps(about)},\n'
-            f'  "versions": {json.dumps(versions, sort_keys=True)},\n'
+            f'  "key": {json.dumps(key, sort_keys=True)},\n'
+            f'  "made_with": {json.dumps(self.memory.library_versions(self.memory.TRACED_LIBRARIES), sort_keys=True)},\n'
             '  "entries": {\n' + ",\n".join(lines) + "\n  }\n}\n"
         )
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,10 +211,12 @@ class ShippedTraces:
         if arguments.command == "build":
             self.build(arguments.path, jobs=arguments.jobs, fresh=arguments.fresh)
             return 0
-        shipped = self.shipped_versions()
+        shipped, current = self.shipped_key(), self.current_key()
         used = "used" if shipped and self.applies(shipped) else "NOT used"
-        print(f"shipped with {shipped}, installed {self.current_versions()}: {used}")
-        wrong = self.check(self.sample(arguments.sample, arguments.seed, arguments.max_frames))
+        print(f"shipped key {shipped}\nkey now     {current}\nplans: the shipped traces are {used}")
+        wrong = [f"{name}: shipped {(shipped or {}).get(name)}, now {value}" for name, value in current.items()
+                 if (shipped or {}).get(name) != value]
+        wrong += self.check(self.sample(arguments.sample, arguments.seed, arguments.max_frames))
         for line in wrong:
             print(line)
         print("all equal" if not wrong else f"{len(wrong)} differ: rebuild with `{module} build`")
@@ -201,16 +231,19 @@ def read(path: Path) -> dict | None:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
         return None
-    if not isinstance(document.get("versions"), dict):
+    if not isinstance(document.get("key"), dict):
         return None
     return document
+
+
+def series(version: str, parts: int) -> str:
+    """A release's series: its first `parts` numbers ("5.25.0" -> "5"; "2.13.0+cu126" -> "2.13" for 2)."""
+    return ".".join(version.split("+")[0].split(".")[:parts])
 
 
 def sizes(spec: ModelSpec, aspects: Iterable[tuple[int, int]] = ASPECTS) -> list[tuple[int, int]]:
     """Every preset of `spec` at every aspect ratio (both orientations), plus each size the ladder's "lower
     resolution" rung steps down to from one of them."""
-    from i2v.advisor.plan import ExecutionPlan, _smaller_size
-
     aspects = tuple(aspects)
     found: set[tuple[int, int]] = set()
     for wide, high in {*aspects, *((high, wide) for wide, high in aspects)}:
@@ -218,8 +251,7 @@ def sizes(spec: ModelSpec, aspects: Iterable[tuple[int, int]] = ASPECTS) -> list
             size: tuple[int, int] | None = spec.size.target(preset, wide * 1000, high * 1000)
             while size is not None and size not in found:
                 found.add(size)
-                lower = _smaller_size(ExecutionPlan.model_construct(backend=spec.backend, width=size[0], height=size[1]))
-                size = (lower["width"], lower["height"]) if lower else None
+                size = spec.size.smaller(*size)
     return sorted(found)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from i2v.errors import InvalidInputError
 from i2v.limits import echo
+from i2v.models.plan import REQUEST_FIELDS, RunPlan
 
 if TYPE_CHECKING:
     from i2v.request import GenerationRequest
@@ -88,8 +89,8 @@ class FrameRule(_Frozen):
 
 
 class SizeRule(_Frozen):
-    """Explicit sizes on a `multiple` grid within [min_side, max_side]; presets keep the image's aspect ratio,
-    clamped to `max_aspect`, and round each side to `grid`."""
+    """Explicit sizes on a `multiple` grid within [min_side, max_side]; resolution presets keep the image's aspect
+    ratio, clamped to `max_aspect`, and round each side to `grid`."""
 
     multiple: int
     grid: int
@@ -118,6 +119,16 @@ class SizeRule(_Frozen):
         width = max(self.grid, round(math.sqrt(area * aspect) / self.grid) * self.grid)
         height = max(self.grid, round(math.sqrt(area / aspect) / self.grid) * self.grid)
         return min(width, self.max_side), min(height, self.max_side)
+
+    def smaller(self, width: int, height: int) -> tuple[int, int] | None:
+        """The next preset down from `width`×`height`, at its aspect ratio and rounded as the presets are; None
+        when no preset is smaller (the advisor's "lower resolution" rung)."""
+        area = width * height
+        for name, side in sorted(self.presets.items(), key=lambda item: -item[1]):
+            if side * side < area * 0.9:
+                lower = self.target(name, width, height)
+                return lower if lower[0] * lower[1] < area else None
+        return None
 
 
 class MotionRule(_Frozen):
@@ -153,7 +164,9 @@ class PromptBudget(_Frozen):
 
 
 class Tier(_Frozen):
-    """One of the fast / standard / quality settings a model recommends; None keeps the model's default."""
+    """One quality tier (fast / standard / quality) a model recommends; None keeps the model's default. The CLI's
+    `--preset` and the advice records call a tier a preset (names users already type); in code it is a tier, the
+    word "preset" kept for resolution presets and the LLM provider presets."""
 
     resolution: str
     steps: int | None = None
@@ -233,31 +246,46 @@ class ModelSpec(_Frozen):
         low, high = self.motion_fps.trained
         return min(max(fps, low), high)
 
-    def apply(self, request: GenerationRequest, model: str | None = None) -> GenerationRequest:
-        """`request` checked against this spec, with the model's defaults filled in.
-
-        Raises InvalidInputError naming every bad field and the model by its label (a local folder's path is
-        never echoed). The returned request remembers which fields the user set (`model_fields_set`): the advisor
-        may lower frames or size the user left to the model, never ones they set.
-        """
+    def check(self, request: GenerationRequest, model: str | None = None) -> None:
+        """Refuse a request this model cannot take: InvalidInputError naming every bad field and the model by its
+        label (a local folder's path is never echoed). For an edge that must refuse before it has the image."""
         problems = self.problems(request, model or self.label)
         if problems:
             raise InvalidInputError(
                 "; ".join(f"{field}: {message}" for field, message in problems), problems=problems,
             )
-        # The cache is filled here rather than in defaults(), whose keys the advisor's Recommendation takes as fields.
+
+    def resolve(self, request: GenerationRequest, image_size: tuple[int, int], model: str | None = None) -> RunPlan:
+        """The run `request` asks of this model on an image of `image_size`: checked (`check`), every setting it
+        leaves out taken from the model's defaults, the size from its preset at the image's aspect ratio, the
+        motion conditioning from fps, a seed drawn when none was given. The one place a model's rules are applied.
+
+        The plan remembers which settings the user set (`user_set`; a field sent as null is the model's default
+        too): the advisor may lower frames or size the user left to the model, never ones they set.
+        """
+        self.check(request, model)
         defaults = {**self.defaults(), "cache": self.default_cache}
-        missing = {field: value for field, value in defaults.items() if getattr(request, field) is None}
-        motion = self.motion_fps_for(missing.get("fps", request.fps), request.motion_fps)
-        if motion is not None and request.motion_fps is None:
-            missing["motion_fps"] = motion
-        if not missing:
-            return request
-        resolved = request.model_copy(update=missing)
-        # A field sent as null is the model's default too, not a choice the advisor must keep.
-        chosen = {field for field in request.model_fields_set if getattr(request, field) is not None}
-        object.__setattr__(resolved, "__pydantic_fields_set__", chosen)
-        return resolved
+
+        def given(field: str):
+            value = getattr(request, field)
+            return defaults[field] if value is None else value
+
+        if request.width is not None and request.height is not None:
+            width, height = request.width, request.height
+        else:
+            width, height = self.size.target(given("resolution"), *image_size)
+        fps = given("fps")
+        return RunPlan(
+            backend=self.backend, prompt=request.prompt, negative_prompt=given("negative_prompt"),
+            resolution=given("resolution"), width=width, height=height, num_frames=given("num_frames"), fps=fps,
+            motion_fps=self.motion_fps_for(fps, request.motion_fps), steps=given("steps"),
+            guidance_scale=given("guidance_scale"), scheduler=given("scheduler"), cache=given("cache"),
+            seed=request.with_seed().seed,
+            user_set=frozenset(
+                field for field in REQUEST_FIELDS if field in request.model_fields_set and getattr(request, field) is not None
+            ),
+            allow_degrade=request.allow_degrade,
+        )
 
     def problems(self, request: GenerationRequest, model: str) -> list[tuple[str, str]]:
         """(field, message) for each setting this model cannot take, each naming what it can."""

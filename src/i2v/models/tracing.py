@@ -11,6 +11,8 @@ Shared by every model folder's `architecture.py`; each builds its own meta model
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from diffusers.utils import logging as diffusers_logging
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import PretrainedConfig
 
 from i2v.models.base import Attention
 
@@ -272,3 +275,42 @@ def weight_sizes(model: torch.nn.Module) -> dict[str, int]:
     """Bytes of all parameters and buffers, and of the largest single layer's own parameters (what sequential
     offload holds on the device at once)."""
     return dict(total=model_bytes(model), largest_leaf=max(own_bytes(module) for module in model.modules()))
+
+
+#: Config entries that say where a model came from, not what it is (and diffusers' private "_…" ones).
+_BOOKKEEPING = frozenset({"transformers_version", "architectures"})
+
+
+def architecture_fingerprint(models: dict[str, torch.nn.Module]) -> str:
+    """A digest of what a trace runs, as the installed libraries build it: every module's name and class (and
+    the class of the attention processor a diffusers `Attention` runs), every parameter's and buffer's name,
+    shape and dtype, and each model's config (less bookkeeping, and less a transformers config's generic
+    settings left at their defaults), with the attention implementation it chose. Equal digests: the same
+    architecture, whichever library releases built it."""
+    summary = {name: _describe_model(model) for name, model in sorted(models.items())}
+    text = json.dumps(summary, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe_model(model: torch.nn.Module) -> dict:
+    modules = [
+        [name, type(module).__name__, type(getattr(module, "processor", None)).__name__]
+        for name, module in model.named_modules()
+    ]
+    tensors = [
+        [name, list(tensor.shape), str(tensor.dtype)]
+        for name, tensor in (*model.named_parameters(), *model.named_buffers())
+    ]
+    return dict(modules=modules, tensors=tensors, config=_config(getattr(model, "config", None)))
+
+
+def _config(config) -> dict:
+    if config is None:
+        return {}
+    if isinstance(config, PretrainedConfig):
+        generic = PretrainedConfig().to_dict()
+        entries = {key: value for key, value in config.to_dict().items() if key not in generic or generic[key] != value}
+        entries["attention_implementation"] = getattr(config, "_attn_implementation", None)
+    else:
+        entries = dict(config)
+    return {key: value for key, value in entries.items() if key not in _BOOKKEEPING and not key.startswith("_")}

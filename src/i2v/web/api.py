@@ -37,6 +37,7 @@ from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
 from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, default_model, echo
 from i2v.web.advice import router as advice_router
+from i2v.web.names import model_name
 from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, error_response, service_of
 from i2v.web.security import add_cors, add_docs, require_token
 from i2v.web.views import JobPage, JobView, job_page, job_view, public_metadata
@@ -59,7 +60,7 @@ STATUS = {
 
 class Health(BaseModel):
     status: str = Field(description="ok")
-    model_loaded: str | None = Field(description="The model this process holds in memory, if any")
+    model_loaded: str | None = Field(description="The model this process holds in memory, if any (a local folder by its name)")
     device: str | None
     dtype: str | None
     queued: int
@@ -104,6 +105,7 @@ class Models(BaseModel):
 class RefineBody(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     refiner: str = Field(default="rules", pattern="^(rules|llm)$")
+    model: str | None = Field(default=None, max_length=1000, description="Write for this offered model's prompt budget and style (default: the server's default model)")
 
 
 class PlanReport(BaseModel):
@@ -342,10 +344,15 @@ def delete_job(request: Request, job_id: str) -> None:
 
 
 @router.post("/refine", response_model=RefinedPrompt, operation_id="refine", responses={400: _error("The body nests JSON too deeply to parse"), 422: _error("The body is not a JSON object (errors names `body`: not JSON, a list, none), or a field is invalid")}, summary="Refine raw text into the English prompt and tags (no image)")
-def refine_text(body: RefineBody) -> RefinedPrompt:
+def refine_text(request: Request, body: RefineBody) -> RefinedPrompt:
     from i2v.refine import make_refiner
 
-    return make_refiner(body.refiner).refine(body.text)  # type: ignore[arg-type]
+    spec = None
+    if body.model is not None:
+        service = service_of(request)
+        service.check_model(body.model)  # only a model this server offers (422 with the list otherwise)
+        spec = service.model_specs().get(body.model)
+    return make_refiner(body.refiner, spec=spec).refine(body.text)  # type: ignore[arg-type]
 
 
 @router.post("/plan", response_model=PlanReport, operation_id="plan", responses=UPLOAD, summary="Predict peak memory and time, and the settings that fit (multipart: image + request)")
@@ -368,7 +375,7 @@ def health(request: Request) -> Health:
     backend = loaded_backend()
     return Health(
         status="ok",
-        model_loaded=backend.model_id if backend else None,
+        model_loaded=model_name(backend.model_id) if backend else None,
         device=backend.device if backend else None,
         dtype=backend.dtype if backend else None,
         queued=service.store.count("queued"),

@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from i2v.request import echo
@@ -305,38 +306,141 @@ async def _reply(send: Send, status: int, code: str, detail: str, headers: list[
 #: What the UI may hand out from the outputs folder: the clips, their thumbnails and live previews (animated WebP),
 #: never the metadata JSON (it names server paths; the API serves a cleaned copy).
 MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".gif", ".jpg", ".webp"})
+#: The route that serves a file named in its path, checked by `GradioGuard._servable`.
+SERVABLE_ROUTE = "/gradio_api/file={path_or_url:path}"
+#: Every other route of the mounted Gradio app (6.31) that i2v lets through, by why it is safe. Gradio's own
+#: frontend files come from its package folder (joined safely), never from a client-named path.
+ALLOWED_ROUTES = {
+    "page": {
+        "/", "/config", "/config/", "/login", "/login/", "/logout", "/gradio_api/user", "/gradio_api/user/",
+        "/gradio_api/login_check", "/gradio_api/login_check/", "/gradio_api/token", "/gradio_api/token/",
+        "/gradio_api/app_id", "/gradio_api/app_id/", "/gradio_api/info", "/gradio_api/info/", "/gradio_api/openapi.json",
+        "/gradio_api/startup-events",
+    },
+    "gradio's own frontend files": {
+        "/static/{path:path}", "/assets/{path:path}", "/svelte/{path:path}", "/favicon.ico", "/theme.css",
+        "/gradio_api/theme.css", "/robots.txt", "/pwa_icon", "/pwa_icon/{size}", "/manifest.json",
+    },
+    "the UI's calls": {
+        "/gradio_api/queue/join", "/gradio_api/queue/data", "/gradio_api/queue/status", "/gradio_api/heartbeat/{session_hash}",
+        "/gradio_api/cancel", "/gradio_api/reset", "/gradio_api/reset/", "/gradio_api/upload", "/gradio_api/upload_progress",
+        "/gradio_api/call/{api_name}", "/gradio_api/call/{api_name}/", "/gradio_api/call/{api_name}/{event_id}",
+        "/gradio_api/call/v2/{api_name}", "/gradio_api/call/v2/{api_name}/", "/gradio_api/call/v2/{api_name}/{event_id}",
+        "/gradio_api/api/{api_name}", "/gradio_api/api/{api_name}/", "/gradio_api/run/{api_name}", "/gradio_api/run/{api_name}/",
+    },
+}
+#: Gradio routes i2v turns off, and why: each serves files or runs code the page never needs. Listed so that the
+#: route-table test can tell a route read and refused from one a Gradio upgrade added (which is refused too).
+REFUSED_ROUTES = {
+    "/gradio_api/file/{path:path}": "a second spelling of file= (it served the metadata JSON, server paths included)",
+    "/gradio_api/proxy={url_path:path}": "relays another server's files",
+    "/gradio_api/stream/{event_id}": "streaming inputs; the page has none",
+    "/gradio_api/stream/{event_id}/close": "streaming inputs; the page has none",
+    "/gradio_api/stream/{session_hash}/{run}/{component_id}/playlist.m3u8": "serves streamed media files",
+    "/gradio_api/stream/{session_hash}/{run}/{component_id}/{segment_id}.{ext}": "serves streamed media files",
+    "/gradio_api/stream/{session_hash}/{run}/{component_id}/playlist-file": "serves streamed media files",
+    "/gradio_api/runs": "Gradio's run history (inputs and outputs of every call)",
+    "/gradio_api/runs/": "Gradio's run history",
+    "/gradio_api/run-history/connect": "Gradio's run history",
+    "/gradio_api/run-history/buckets": "Gradio's run history",
+    "/gradio_api/run-history/records": "Gradio's run history",
+    "/gradio_api/run-history/records/{endpoint}/{record_id}/assets/{asset_id}": "serves run-history files",
+    "/gradio_api/custom_component/{id}/{environment}/{type}/{file_name}": "serves custom components' files; the page has none",
+    "/gradio_api/component_server": "server functions of components the page has none of (file explorer, editors)",
+    "/gradio_api/component_server/": "server functions of components the page has none of",
+    "/gradio_api/process_recording": "converts recorded media; the page records nothing",
+    "/gradio_api/deep_link": "deep links; the page offers none",
+    "/gradio_api/dev/reload": "reload mode for developing Gradio apps",
+    "/gradio_api/vibe-edit": "edits the app's code", "/gradio_api/vibe-edit/": "edits the app's code",
+    "/gradio_api/undo-vibe-edit": "edits the app's code", "/gradio_api/undo-vibe-edit/": "edits the app's code",
+    "/gradio_api/vibe-code": "the app's code", "/gradio_api/vibe-code/": "the app's code",
+    "/gradio_api/vibe-starter-queries": "the app's code", "/gradio_api/vibe-starter-queries/": "the app's code",
+    "/monitoring": "Gradio's analytics dashboard", "/monitoring/summary": "Gradio's analytics dashboard",
+    "/monitoring/{key}": "Gradio's analytics dashboard",
+}
+
+
+def route_table(app: ASGIApp, prefix: str = "") -> list[tuple[str, frozenset[str], ASGIApp]]:
+    """Every route of an app as (path template, methods, the app that registered it), mounts and included routers
+    flattened, in the order Starlette tries them."""
+    table: list[tuple[str, frozenset[str], ASGIApp]] = []
+    for route in getattr(app, "routes", None) or []:
+        included = getattr(route, "original_router", None)  # FastAPI keeps an included router's routes apart
+        if included is not None:
+            table += [(path, methods, app) for path, methods, _ in route_table(included, prefix + route.include_context.prefix)]
+        elif isinstance(route, Mount):
+            table += route_table(route.app, prefix + route.path)
+        elif hasattr(route, "path"):
+            table.append((prefix + route.path, frozenset(getattr(route, "methods", None) or ()), app))
+    return table
 
 
 class GradioGuard:
     """Narrows the mounted Gradio app to what i2v serves, at our edge, whatever Gradio allows by default:
 
-    - `/gradio_api/file=PATH` (and the older `/file=PATH`) serves only Gradio's own upload cache and the clips
-      and thumbnails in the outputs folder, and never relays a remote URL;
-    - a call whose inputs name a file by URL (a FileData `path` of http(s)://…) is refused, where Gradio would
-      download it on the server's behalf.
+    - only the routes in ALLOWED_ROUTES pass; every other route Gradio registers is refused, those in
+      REFUSED_ROUTES and any a Gradio upgrade adds alike (each request is matched as Starlette will route it);
+    - `/gradio_api/file=PATH` serves only Gradio's own upload cache and the clips, thumbnails and live previews
+      in the outputs folder, and never relays a remote URL;
+    - a call whose inputs name a file by URL (a FileData `path` of http(s)://…, or an inline data: URL) is
+      refused, where Gradio would download or decode it on the server's behalf, and so is one naming a server
+      file that is neither an upload nor a clip, with a line saying so.
     """
 
-    def __init__(self, app: ASGIApp, *, cache: Path, outputs: Path):
+    def __init__(self, app: ASGIApp, *, served: ASGIApp, gradio: ASGIApp, cache: Path, outputs: Path):
+        """`served` is the whole app (its own routes come before the mounted `gradio` app's)."""
         self.app = app
         self.cache = Path(os.path.realpath(cache))
         self.outputs = Path(os.path.realpath(outputs))
+        allowed = set().union(*ALLOWED_ROUTES.values(), {SERVABLE_ROUTE})
+        self.routes = [
+            (template, compile_path(template)[0], methods, owner is not gradio or template in allowed)
+            for template, methods, owner in route_table(served)
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        for prefix in ("/gradio_api/file=", "/file="):
-            if path.startswith(prefix) and not self._servable(path.removeprefix(prefix)):
-                await _reply(send, 403, "forbidden", "the UI serves only its uploads and the finished clips")
+        route = self._route(path, scope["method"])
+        if route is not None:
+            template, found, allowed = route
+            if not allowed or (template == SERVABLE_ROUTE and not self._servable(found["path_or_url"])):
+                await _reply(send, 403, "forbidden", "the UI serves only its page, its calls, its uploads and the finished clips")
                 return
         if scope["method"] == "POST" and path.startswith("/gradio_api/") and not path.startswith("/gradio_api/upload"):
             body = await _read_body(receive)
-            if _names_a_url(body):
-                await _reply(send, 422, "invalid_input", "files must be uploaded through the UI, not named by URL")
+            refusal = self._file_refusal(body)
+            if refusal:
+                await _reply(send, 422, "invalid_input", refusal)
                 return
             receive = _replay(body)
         await self.app(scope, receive, send)
+
+    def _route(self, path: str, method: str) -> tuple[str, dict[str, str], bool] | None:
+        """The Gradio route Starlette will hand this request to (the first whose path and method match; HEAD as
+        GET), or, where only the path matches, the first such; None for a path no Gradio route takes."""
+        by_path = None
+        for template, regex, methods, allowed in self.routes:
+            found = regex.match(path)
+            if found is None:
+                continue
+            if not methods or method in methods or (method == "HEAD" and "GET" in methods):
+                return template, found.groupdict(), allowed
+            by_path = by_path or (template, found.groupdict(), allowed)
+        return by_path
+
+    def _file_refusal(self, body: bytes) -> str | None:
+        """Why a call's inputs may not name the files they name: by URL (Gradio would download it for the server),
+        inline as a data: URL (Gradio decodes those itself, whatever their size), or a server file that is neither
+        an upload nor a clip (Gradio refuses that too, but in words that never reach the page)."""
+        for path, url in _file_inputs(body):
+            if path.strip().lower().startswith(("http://", "https://", "//")) or url.strip().lower().startswith("data:"):
+                return "files must be uploaded through the UI, not named by URL"
+            if not self._servable(path):
+                return "files must be uploaded through the UI first: this call names a file on the server that is not one"
+        return None
 
     def _servable(self, requested: str) -> bool:
         if "://" in requested or requested.startswith("//"):
@@ -372,20 +476,19 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _names_a_url(body: bytes) -> bool:
-    """Whether a JSON body holds a FileData-like object whose `path` is a URL."""
+def _file_inputs(body: bytes) -> list[tuple[str, str]]:
+    """(path, url) of each FileData-like object (a dict with a string `path`) anywhere in a JSON body."""
     try:
         payload = json.loads(body or b"null")
     except (ValueError, RecursionError):
-        return False
-    stack = [payload]
+        return []
+    found, stack = [], [payload]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            value = item.get("path")
-            if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://", "//")):
-                return True
+            if isinstance(item.get("path"), str):
+                found.append((item["path"], item.get("url") if isinstance(item.get("url"), str) else ""))
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return found

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from i2v.models.base import STAGE_VERBS, STAGES
+from i2v.web.names import model_name
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -129,6 +130,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "err.gone": "That job no longer exists.",
         "err.no_camera": "The camera preview is not installed.",
         "err.invalid_input": "A setting is not valid: {message}",
+        "err.invalid_image": "This image cannot be used: {message}",
+        "err.server": "The server could not handle this request: reload the page and try again (the server's log has the details).",
         "words.dictionary": "From the dictionary:",
         "words.dropped": "Not understood:",
         "words.edit": "edit the prompt if they matter",
@@ -270,6 +273,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "err.gone": "该任务已不存在。",
         "err.no_camera": "未安装镜头预览。",
         "err.invalid_input": "设置无效：{message}",
+        "err.invalid_image": "这张图片无法使用：{message}",
+        "err.server": "服务器无法处理这个请求：请刷新页面后重试（详情见服务器日志）。",
         "words.dictionary": "词典翻译：",
         "words.dropped": "未能理解：",
         "words.edit": "如有需要请修改提示词",
@@ -432,7 +437,8 @@ def history_caption(lang: str, job: Any, metadata: dict[str, Any] | None) -> str
 
 
 def workers_markdown(lang: str, workers: list[dict[str, Any]], format_bytes) -> str:
-    """The worker pool as a table: who holds which model on which device, and what it is doing."""
+    """The worker pool as a table: who holds which model (by name, never a folder's path) on which device, and
+    what it is doing."""
     if not workers:
         return tr(lang, "workers.none")
     rows = [tr(lang, "workers.head"), "|---|---|---|---|---|---|"]
@@ -440,7 +446,7 @@ def workers_markdown(lang: str, workers: list[dict[str, Any]], format_bytes) -> 
         free = worker.get("free_bytes")
         age = worker.get("heartbeat_age_seconds")
         rows.append(
-            f"| {worker.get('name', '?')} | {', '.join(worker.get('models') or [])} | "
+            f"| {worker.get('name', '?')} | {', '.join(model_name(model) for model in worker.get('models') or [])} | "
             f"{worker.get('device_name') or worker.get('device') or '?'} | {format_bytes(free) if free else '-'} | "
             f"{worker.get('current_job') or tr(lang, 'workers.idle')} | "
             f"{tr(lang, 'workers.ago', s=f'{age:.0f}') if age is not None else '-'} |"

@@ -11,14 +11,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from i2v.models.base import BackendOutput, Hooks, RunOptions
+from i2v.models.base import BackendOutput, Hooks
 from i2v.models.camera_preview.render import describe_motion, render_camera
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from i2v.models.loading import ModelSource
-    from i2v.request import GenerationRequest
+    from i2v.models.plan import RunPlan
 
 from i2v.models.camera_preview.spec import SPEC
 
@@ -41,20 +41,17 @@ class CameraPreviewBackend:
 
     def generate(
         self,
-        request: GenerationRequest,
+        plan: RunPlan,
         image: Image.Image,
-        options: RunOptions,
         hooks: Hooks,
         *,
         tags: Sequence[str] = (),
     ) -> BackendOutput:
-        if request.seed is None:
-            raise ValueError("generate needs a concrete seed: call request.with_seed() first")
         hooks.stage("render")
         started = time.perf_counter()
         frames = render_camera(
-            image, tags, width=options.width, height=options.height, num_frames=options.num_frames or request.num_frames,
-            seed=request.seed, cancelled=hooks.stop_requested, on_frame=hooks.step,
+            image, tags, width=plan.width, height=plan.height, num_frames=plan.num_frames, seed=plan.seed,
+            cancelled=hooks.stop_requested, on_frame=hooks.step,
         )
         note = f"camera preview: the camera {describe_motion(tags)} (no model ran; the scene itself does not move)"
         return BackendOutput(frames=frames, timings={"render": round(time.perf_counter() - started, 4)}, notes=[note])

@@ -1,4 +1,4 @@
-"""The `Backend` for I2VGen-XL: loads our sampler once, places the weights as the plan says, runs requests."""
+"""The `Backend` for I2VGen-XL: loads our sampler once, places the weights as the plan says, runs plans."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 from transformers.utils import logging as transformers_logging
 
 from i2v.errors import NonFiniteOutputError
-from i2v.models.base import BackendOutput, Hooks, Offload, RunOptions
+from i2v.models.base import BackendOutput, Hooks, Offload
 from i2v.models.i2vgenxl.sampler import I2VGenXLSampler, SamplerOutput, set_ff_chunking
 from i2v.models.loading import (
     ModelSource,
@@ -20,11 +20,11 @@ from i2v.models.loading import (
     pick_device,
     pick_dtype,
 )
-from i2v.request import GenerationRequest
+from i2v.models.plan import RunPlan
 
 
 class I2VGenXLBackend:
-    """The `Backend` for I2VGen-XL: loads the sampler once and turns requests into frames."""
+    """The `Backend` for I2VGen-XL: loads the sampler once and turns run plans into frames."""
 
     name = "i2vgenxl"
 
@@ -62,48 +62,45 @@ class I2VGenXLBackend:
 
     def generate(
         self,
-        request: GenerationRequest,
+        plan: RunPlan,
         image: Image.Image,
-        options: RunOptions,
         hooks: Hooks,
         *,
         tags: Sequence[str] = (),
     ) -> BackendOutput:
-        if request.seed is None:
-            raise ValueError("generate needs a concrete seed: call request.with_seed() first")
         notes = []
-        tokens = self.pipeline.count_prompt_tokens(request.prompt)
+        tokens = self.pipeline.count_prompt_tokens(plan.prompt)
         limit = self.pipeline.tokenizer.model_max_length
         if tokens > limit:
             notes.append(f"prompt is {tokens} tokens; CLIP reads the first {limit}, the rest was ignored")
-        self._place_weights(options.offload, notes)
-        set_ff_chunking(self.pipeline.unet, options.ff_chunking)
+        self._place_weights(plan.offload, notes)
+        set_ff_chunking(self.pipeline.unet, plan.ff_chunking)
         arguments = dict(
-            width=options.width,
-            height=options.height,
-            num_frames=options.num_frames or request.num_frames,
-            target_fps=request.motion_fps,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            seed=request.seed,
-            scheduler=request.scheduler,
-            decode_chunk_size=options.decode_chunk_size,
-            vae_tiling=options.vae_tiling,
-            cfg_mode=options.cfg_mode,
+            width=plan.width,
+            height=plan.height,
+            num_frames=plan.num_frames,
+            target_fps=plan.motion_fps,
+            num_inference_steps=plan.steps,
+            guidance_scale=plan.guidance_scale,
+            seed=plan.seed,
+            scheduler=plan.scheduler,
+            decode_chunk_size=plan.decode_chunk_size,
+            vae_tiling=plan.vae_tiling,
+            cfg_mode=plan.cfg_mode,
             offload_encoders=self._offload == "encoders",
             hooks=hooks,
         )
         try:
-            output = self._sample(image, request, arguments, notes)
+            output = self._sample(image, plan, arguments, notes)
         finally:
             # After a cancel or an error too: with model offload, nothing may stay on the device between jobs.
             self.pipeline.maybe_free_model_hooks()
         frames = (output.frames.numpy() * 255).round().astype(np.uint8)
         return BackendOutput(frames=frames, timings=output.timings, notes=notes)
 
-    def _sample(self, image: Image.Image, request: GenerationRequest, arguments: dict, notes: list[str]) -> SamplerOutput:
+    def _sample(self, image: Image.Image, plan: RunPlan, arguments: dict, notes: list[str]) -> SamplerOutput:
         try:
-            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
+            return self.pipeline(image, plan.prompt, plan.negative_prompt, **arguments)
         except NonFiniteOutputError:
             if self._dtype != torch.float16:
                 raise
@@ -113,7 +110,7 @@ class I2VGenXLBackend:
             self.pipeline.to(dtype=wider)
             self._dtype = wider
             free_memory(self._device)
-            return self.pipeline(image, request.prompt, request.negative_prompt, **arguments)
+            return self.pipeline(image, plan.prompt, plan.negative_prompt, **arguments)
 
     def _place_weights(self, offload: Offload, notes: list[str]) -> None:
         """Put the weights where `offload` wants them; any mode may follow any other between jobs."""

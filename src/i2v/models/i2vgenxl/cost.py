@@ -1,4 +1,4 @@
-"""I2VGen-XL's cost model: peak device memory of one run under an ExecutionPlan, computed rather than guessed.
+"""I2VGen-XL's cost model: peak device memory of one run under a RunPlan, computed rather than guessed.
 
 A run has three stages, each holding the weights its offload mode keeps resident plus that stage's
 activations: encode (CLIP text, CLIP image, VAE encode of the first frame), denoise (one UNet call, batch 2
@@ -25,7 +25,7 @@ from i2v.models.cost import (
 )
 
 if TYPE_CHECKING:
-    from i2v.advisor.plan import ExecutionPlan
+    from i2v.models.plan import RunPlan
 
 STAGES = ("encode", "denoise", "decode")
 #: Bump when the tracer changes what it measures (`architecture.py`, the shapes it is given, the keys below):
@@ -60,11 +60,11 @@ class I2VGenXLCost:
     #: What the ladder's labels call its parts.
     names = {"encoders": "the text and image encoders", "denoiser": "the UNet"}
 
-    def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
+    def predict_peak(self, plan: RunPlan) -> MemoryEstimate:
         """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
         return predict_peak(plan)
 
-    def copy_bytes(self, plan: ExecutionPlan) -> int:
+    def copy_bytes(self, plan: RunPlan) -> int:
         """Weights copied to the device per job: encoders back after an "encoders" job, every model once with
         model offload, the UNet once per UNet call with sequential offload."""
         if plan.offload == "none" or plan.device == "cpu":
@@ -81,7 +81,7 @@ class I2VGenXLCost:
 COST = I2VGenXLCost()
 
 
-def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
+def predict_peak(plan: RunPlan) -> MemoryEstimate:
     """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
     dtype = _trace_dtype(plan.dtype)
     weights = weight_bytes(plan.dtype)
@@ -90,10 +90,10 @@ def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
     encode = _trace("vae_encode", width=plan.width, height=plan.height, dtype=dtype, attention=plan.attention)
     batch = 2 if plan.guided and plan.cfg_mode == "batch" else 1
     unet = _trace(
-        "unet", width=plan.width, height=plan.height, frames=plan.frames, batch=batch, dtype=dtype,
+        "unet", width=plan.width, height=plan.height, frames=plan.num_frames, batch=batch, dtype=dtype,
         attention=plan.attention, ff_chunking=plan.ff_chunking,
     )
-    chunk = max(1, min(plan.decode_chunk, plan.frames))
+    chunk = max(1, min(plan.decode_chunk_size, plan.num_frames))
     decode = _trace(
         "vae_decode", width=plan.width, height=plan.height, chunk=chunk, tiling=plan.vae_tiling, dtype=dtype,
         attention=plan.attention,
@@ -108,7 +108,7 @@ def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
     flops = {
         "encode": text["flops"] * (2 if plan.guided else 1) + image["flops"] + encode["flops"],
         "denoise": plan.steps * passes * unet["flops"],
-        "decode": plan.frames * decode["flops"] // chunk,
+        "decode": plan.num_frames * decode["flops"] // chunk,
     }
     return MemoryEstimate.of(stages, flops, plan.device)
 

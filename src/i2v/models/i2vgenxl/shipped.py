@@ -6,11 +6,12 @@ asks for at every shape the presets and the planner's ladder reach on CUDA (and 
 precision, efficient attention, the preset sizes at the common aspect ratios (ASPECTS, portrait and landscape,
 and every lower preset the ladder steps down to), 8-32 frames, guidance in one batch-2 pass or two batch-1
 passes, feed-forward chunking on and off, decode one frame at a time, tiled or not. Anything else (fp32, math
-attention on MPS, other sizes) is traced as before and cached in the data folder. Reading, the version check,
+attention on MPS, other sizes) is traced as before and cached in the data folder. Reading, the key,
 building and checking are `i2v.models.shipped`'s; `tests/test_advisor.py` re-traces a sample and fails when the
 file disagrees with this environment.
 
-Rebuild (after a library upgrade, or a change to the tracer with TRACE_VERSION bumped):
+Rebuild (when `check` or the tests say the key or a number differs: a library release that changes the
+architecture, one outside the key's series, or a change to the tracer with TRACE_VERSION bumped):
 
     python -m i2v.models.i2vgenxl.shipped build [--jobs N]    # reuses entries still valid, writes as it goes
     python -m i2v.models.i2vgenxl.shipped check [--sample N]  # re-trace N entries and compare
@@ -51,7 +52,7 @@ def _weights(shape: dict) -> dict:
     return architecture.weight_bytes(memory._torch_dtype(shape["dtype"]))
 
 
-def _prepare_workers() -> object:
+def _architecture() -> dict:
     from i2v.models.i2vgenxl import architecture
 
     return architecture.meta_components(memory._torch_dtype(DTYPE))
@@ -59,7 +60,7 @@ def _prepare_workers() -> object:
 
 TRACES = ShippedTraces(
     package="i2v.models.i2vgenxl", path=PATH, memory=memory, shapes=shapes, weights=_weights,
-    prepare_workers=_prepare_workers, write_every=50, chunksize=4,
+    architecture=_architecture, write_every=50, chunksize=4,
 )
 
 

@@ -5,12 +5,12 @@ takes over the parts our promises need:
 
 1. encode: the prompt and negative prompt through the pipeline's own `encode_prompt`, as a stage of its own (so
    the UMT5 encoder, 11 GB at real size, can leave the GPU before denoising);
-2. noise: the initial latents drawn from a CPU generator seeded by the request, the same on every device (the
+2. noise: the initial latents drawn from a CPU generator seeded by the plan, the same on every device (the
    pipeline draws nothing else: the image is encoded with the VAE's mode, and UniPC adds no noise);
 3. denoise: the pipeline's loop with `output_type="latent"`; its step callback reports each step and, when a
    cancel is asked for, stops before the next step by raising, so a cancelled run skips the VAE decode. The step
-   cache the run's options name (the plan's: it may have turned the request's off to fit), else the request's
-   (`CACHE_CONFIGS`), is put on the transformer for this stage only and taken off
+   cache the plan names (the advisor may have turned the request's off to fit; `CACHE_CONFIGS`) is put on the
+   transformer for this stage only and taken off
    after it, cancelled or not: "off" never touches the transformer, so it is the uncached pipeline exactly;
 4. decode: the latents through the VAE exactly as the pipeline does, as a stage of its own.
 
@@ -40,7 +40,8 @@ from transformers.utils import logging as transformers_logging
 
 from i2v.errors import GenerationCancelled, ModelNotFoundError, NonFiniteOutputError
 from i2v.media.images import cover_crop
-from i2v.models.base import BackendOutput, Hooks, RunOptions
+from i2v.models.base import BackendOutput, Hooks
+from i2v.models.plan import RunPlan
 from i2v.models.loading import (
     ModelSource,
     dtype_name,
@@ -52,7 +53,6 @@ from i2v.models.preview import LatentSpace, live_preview
 from i2v.models.spec import CACHE_OFF
 from i2v.models.wan22 import cost, magcache
 from i2v.models.wan22.spec import SPEC
-from i2v.request import GenerationRequest
 
 #: The spec's step caches (all but "off") -> their diffusers config for a pipeline and the run's step count, built
 #: per run. Measured side by side on this CPU in bench/wan_cache.py. Each has been checked to change what Wan
@@ -99,7 +99,7 @@ class _Stop(Exception):
 
 
 class WanBackend:
-    """Loads the pipeline once; places weights as each run's options say; turns requests into frames."""
+    """Loads the pipeline once; places weights as each plan says; turns run plans into frames."""
 
     name = SPEC.backend
 
@@ -129,40 +129,35 @@ class WanBackend:
 
     def generate(
         self,
-        request: GenerationRequest,
+        plan: RunPlan,
         image: Image.Image,
-        options: RunOptions,
         hooks: Hooks,
         *,
         tags: Sequence[str] = (),
     ) -> BackendOutput:
-        if request.seed is None:
-            raise ValueError("generate needs a concrete seed: call request.with_seed() first")
         notes: list[str] = []
-        self._place_weights(options, notes)
+        self._place_weights(plan, notes)
         pipeline, device = self.pipeline, self._device
-        width, height = options.width, options.height
-        frames = options.num_frames or request.num_frames
-        guided = request.guidance_scale > 1
+        width, height, frames, guided = plan.width, plan.height, plan.num_frames, plan.guided
         timings: dict[str, float] = {}
-        pipeline.vae.enable_tiling() if options.vae_tiling else pipeline.vae.disable_tiling()
+        pipeline.vae.enable_tiling() if plan.vae_tiling else pipeline.vae.disable_tiling()
         try:
             # 1. Encode the prompt (and the negative prompt, for guidance).
             hooks.stage("encode")
             started = time.perf_counter()
-            tokens = len(pipeline.tokenizer(request.prompt).input_ids)
+            tokens = len(pipeline.tokenizer(plan.prompt).input_ids)
             if tokens > SPEC.prompt.tokens:
                 notes.append(f"prompt is {tokens} tokens; the text encoder reads the first {SPEC.prompt.tokens}")
             with torch.inference_mode():
                 prompt_embeds, negative_embeds = pipeline.encode_prompt(
-                    request.prompt, request.negative_prompt or "", do_classifier_free_guidance=guided,
+                    plan.prompt, plan.negative_prompt or "", do_classifier_free_guidance=guided,
                     max_sequence_length=SPEC.prompt.tokens, device=self._execution_device(),
                 )
-            if options.offload == "encoders":
+            if plan.offload == "encoders":
                 pipeline.text_encoder.to("cpu")
                 free_memory(device)
             # The preview's projection is fitted here on the first run that wants one (then cached), with the VAE.
-            preview = live_preview(hooks, request.steps, lambda: latent_space(pipeline))
+            preview = live_preview(hooks, plan.steps, lambda: latent_space(pipeline))
             crop = cover_crop(image, (width, height))
             timings["encode"] = time.perf_counter() - started
 
@@ -170,16 +165,16 @@ class WanBackend:
             latent_frames = (frames - 1) // pipeline.vae_scale_factor_temporal + 1
             shape = (1, pipeline.vae.config.z_dim, latent_frames, height // pipeline.vae_scale_factor_spatial,
                      width // pipeline.vae_scale_factor_spatial)
-            noise = randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(request.seed),
+            noise = randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(plan.seed),
                                  device=self._execution_device(), dtype=torch.float32)
 
             # 3. Denoise with the pipeline's loop; its callback reports steps and stops on cancel.
             hooks.stage("denoise")
             started = time.perf_counter()
-            total = request.steps
+            total = plan.steps
             if hooks.stop_requested():
                 raise _Stop(0, total)
-            cache = options.cache or request.cache or CACHE_OFF  # the plan's, where it turned the request's off
+            cache = plan.cache or CACHE_OFF
             if cache != CACHE_OFF:
                 pipeline.transformer.enable_cache(CACHE_CONFIGS[cache](pipeline, total))
                 notes.append(f"{cache} cache: faster, slightly different frames from the uncached run")
@@ -198,7 +193,7 @@ class WanBackend:
                 latents = pipeline(
                     image=crop, prompt_embeds=prompt_embeds,
                     negative_prompt_embeds=negative_embeds if guided else None, height=height, width=width,
-                    num_frames=frames, num_inference_steps=total, guidance_scale=request.guidance_scale,
+                    num_frames=frames, num_inference_steps=total, guidance_scale=plan.guidance_scale,
                     latents=noise, output_type="latent", callback_on_step_end=on_step_end,
                     max_sequence_length=SPEC.prompt.tokens,
                 ).frames
@@ -229,10 +224,10 @@ class WanBackend:
     def _execution_device(self) -> torch.device:
         return self.pipeline._execution_device
 
-    def _place_weights(self, options: RunOptions, notes: list[str]) -> None:
-        """Put the weights where the run's options want them. Group offload and FP8 storage hook the transformer
+    def _place_weights(self, plan: RunPlan, notes: list[str]) -> None:
+        """Put the weights where the plan wants them. Group offload and FP8 storage hook the transformer
         for good, so leaving either one reloads the pipeline."""
-        offload, group, fp8 = options.offload, options.group_offload, options.fp8_weights
+        offload, group, fp8 = plan.offload, plan.group_offload, plan.fp8_weights
         if self._device.type != "cuda" and (offload in ("model", "sequential") or group):
             notes.append(f"offload={offload}{' with group offload' if group else ''} needs a CUDA device; "
                          f"the weights stay on {self._device.type}")

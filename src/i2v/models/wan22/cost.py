@@ -1,4 +1,4 @@
-"""Wan 2.2 TI2V-5B's cost model: peak device memory of one run under an ExecutionPlan, computed rather than guessed.
+"""Wan 2.2 TI2V-5B's cost model: peak device memory of one run under a RunPlan, computed rather than guessed.
 
 A run has three stages, each holding the weights its placement keeps on the device plus that stage's
 activations:
@@ -76,9 +76,10 @@ from i2v.models.cost import (
     stage_totals,
     trace_key,
 )
+from i2v.models.spec import CACHE_OFF
 
 if TYPE_CHECKING:
-    from i2v.advisor.plan import ExecutionPlan
+    from i2v.models.plan import RunPlan
 
 STAGES = ("encode", "denoise", "decode")
 #: Bump when the tracer changes what it measures (`architecture.py`, the shapes it is given, the keys below):
@@ -124,11 +125,11 @@ class WanCost:
     #: What the ladder's labels call its parts: one text encoder (no image encoder), a transformer.
     names = {"encoders": "the text encoder", "denoiser": "the transformer"}
 
-    def predict_peak(self, plan: ExecutionPlan) -> MemoryEstimate:
+    def predict_peak(self, plan: RunPlan) -> MemoryEstimate:
         """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
         return predict_peak(plan)
 
-    def copy_bytes(self, plan: ExecutionPlan) -> int:
+    def copy_bytes(self, plan: RunPlan) -> int:
         """Weights copied to the device per job: the text encoder back after an "encoders" job, every model once
         with model offload, the streamed transformer once per transformer call with group or sequential offload."""
         if plan.device == "cpu" or (plan.offload == "none" and not plan.group_offload):
@@ -150,17 +151,17 @@ class WanCost:
 COST = WanCost()
 
 
-def predict_peak(plan: ExecutionPlan) -> MemoryEstimate:
+def predict_peak(plan: RunPlan) -> MemoryEstimate:
     """Peak bytes the device must hold for `plan` (weights + activations + overhead), stage by stage."""
     half = _trace_dtype(plan.dtype)
     weights = weight_bytes(plan.dtype)
     text = _trace("text_encoder", tokens=TOKENS, dtype=half, attention=plan.attention)
     image = _trace("vae_encode", width=plan.width, height=plan.height, dtype=VAE_DTYPE, attention=plan.attention)
     step = _trace(
-        "transformer", width=plan.width, height=plan.height, frames=plan.frames, dtype=half, attention=plan.attention
+        "transformer", width=plan.width, height=plan.height, frames=plan.num_frames, dtype=half, attention=plan.attention
     )
     decode = _trace(
-        "vae_decode", width=plan.width, height=plan.height, frames=plan.frames, tiling=plan.vae_tiling,
+        "vae_decode", width=plan.width, height=plan.height, frames=plan.num_frames, tiling=plan.vae_tiling,
         dtype=VAE_DTYPE, attention=plan.attention,
     )
     resident = resident_weights(plan, weights)
@@ -196,36 +197,37 @@ TAYLOR_WARMUP, TAYLOR_INTERVAL = 3, 3
 PAB_SKIP_RANGE, PAB_TIMESTEPS = 2, (100, 800)
 
 
-def cache_compute(plan: ExecutionPlan, step_flops: int) -> CacheCompute:
+def cache_compute(plan: RunPlan, step_flops: int) -> CacheCompute:
     """The share of the uncached denoise FLOPs the plan's cache is expected to do, and how that was found (the
     table in the module's docstring). `step_flops`: one traced transformer call."""
     steps, branches = plan.steps, _passes(plan)
-    if plan.cache == "taylorseer":
+    cache = plan.cache or CACHE_OFF
+    if cache == "taylorseer":
         runs = sum(1 for call in range(steps) if _taylor_computes(call))
         return CacheCompute(
-            cache=plan.cache, fraction=runs / steps,
+            cache=cache, fraction=runs / steps,
             note=f"the blocks run in {runs} of {steps} calls per guidance branch (fixed by its schedule)",
         )
-    if plan.cache == "magcache":
+    if cache == "magcache":
         runs = magcache_computes(steps)
         return CacheCompute(
-            cache=plan.cache, fraction=runs / steps,
+            cache=cache, fraction=runs / steps,
             note=f"the blocks run in {runs} of {steps} calls per guidance branch (fixed by the calibrated curve)",
         )
-    if plan.cache == "pab":
+    if cache == "pab":
         calls = steps * branches
         skipped = sum(1 for call, t in enumerate(t for t in _timesteps(steps) for _ in range(branches)) if _pab_skips(call, t))
-        share = min(1.0, attention_flops(plan.width, plan.height, plan.frames) / step_flops)
+        share = min(1.0, attention_flops(plan.width, plan.height, plan.num_frames) / step_flops)
         return CacheCompute(
-            cache=plan.cache, fraction=1 - skipped / calls * share,
+            cache=cache, fraction=1 - skipped / calls * share,
             note=f"self-attention ({share:.0%} of a call's FLOPs) reused in {skipped} of {calls} calls (fixed by its schedule)",
         )
-    if plan.cache == "first-block":
+    if cache == "first-block":
         return CacheCompute(
-            cache=plan.cache, fraction=1.0,
+            cache=cache, fraction=1.0,
             note="its skips depend on the weights and the image: no saving predicted",
         )
-    return CacheCompute(cache=plan.cache, fraction=1.0, note="")
+    return CacheCompute(cache=cache, fraction=1.0, note="")
 
 
 def _taylor_computes(call: int) -> bool:
@@ -284,14 +286,15 @@ def attention_flops(width: int, height: int, frames: int, *, width_model: int = 
     return blocks * (8 * n * width_model * width_model + 4 * n * n * width_model)
 
 
-def cache_state_bytes(plan: ExecutionPlan) -> int:
+def cache_state_bytes(plan: RunPlan) -> int:
     """What the plan's step cache keeps on the device between transformer calls (the table in the docstring)."""
     from i2v.models.wan22.spec import SPEC
 
-    if plan.cache not in SPEC.caches:
-        raise ValueError(f"{SPEC.label} has no step cache {plan.cache!r}; it offers {', '.join(SPEC.caches)}")
+    cache = plan.cache or CACHE_OFF
+    if cache not in SPEC.caches:
+        raise ValueError(f"{SPEC.label} has no step cache {cache!r}; it offers {', '.join(SPEC.caches)}")
     return state_bytes(
-        plan.cache, tokens=tokens(plan.width, plan.height, plan.frames), itemsize=_itemsize(plan.dtype),
+        cache, tokens=tokens(plan.width, plan.height, plan.num_frames), itemsize=_itemsize(plan.dtype),
         branches=_passes(plan),
     )
 
@@ -318,7 +321,7 @@ def tokens(width: int, height: int, frames: int) -> int:
     return ((frames - 1) // 4 + 1) * (height // 32) * (width // 32)
 
 
-def resident_weights(plan: ExecutionPlan, weights: dict[str, dict]) -> dict[str, int]:
+def resident_weights(plan: RunPlan, weights: dict[str, dict]) -> dict[str, int]:
     """Weight bytes on the device during each step of a run: "text" and "image" (the encode stage's two steps),
     "denoise" and "decode" (see the table in the module's docstring)."""
     transformer = _transformer(weights, plan.fp8_weights)
@@ -343,7 +346,7 @@ def _transformer(weights: dict[str, dict], fp8: bool) -> dict[str, int]:
     return weights["transformer"]["fp8"] if fp8 else weights["transformer"]
 
 
-def _passes(plan: ExecutionPlan) -> int:
+def _passes(plan: RunPlan) -> int:
     return 2 if plan.guided else 1
 
 

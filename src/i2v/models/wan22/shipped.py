@@ -6,11 +6,12 @@ clip at 720p runs thousands of decoder calls on the meta device (10-20 s). `mode
 bf16): half precision, efficient attention, the preset sizes at the common aspect ratios (ASPECTS, portrait and
 landscape, and every lower preset the ladder steps down to), every frame count the model allows (5-121, 4k+1),
 the VAE decode tiled and untiled; the weights in fp16, bf16 and fp32. Anything else (math attention on MPS,
-other sizes) is traced as before and cached in the data folder. Reading, the version check, building and
+other sizes) is traced as before and cached in the data folder. Reading, the key, building and
 checking are `i2v.models.shipped`'s; `tests/test_advisor_wan.py` re-traces a sample and fails when the file
 disagrees with this environment.
 
-Rebuild (after a library upgrade, or a change to the tracer with TRACE_VERSION bumped):
+Rebuild (when `check` or the tests say the key or a number differs: a library release that changes the
+architecture, one outside the key's series, or a change to the tracer with TRACE_VERSION bumped):
 
     python -m i2v.models.wan22.shipped build [--jobs N]    # reuses entries still valid, writes as it goes
     python -m i2v.models.wan22.shipped check [--sample N]  # re-trace N entries and compare
@@ -61,7 +62,7 @@ def _weights(shape: dict) -> dict:
     return architecture.weight_bytes(memory._torch_dtype(shape["dtype"]), memory._torch_dtype(memory.VAE_DTYPE))
 
 
-def _prepare_workers() -> object:
+def _architecture() -> dict:
     from i2v.models.wan22 import architecture
 
     return architecture.meta_components(memory._torch_dtype(DTYPE), memory._torch_dtype(memory.VAE_DTYPE))
@@ -69,7 +70,7 @@ def _prepare_workers() -> object:
 
 TRACES = ShippedTraces(
     package="i2v.models.wan22", path=PATH, memory=memory, shapes=shapes, weights=_weights,
-    prepare_workers=_prepare_workers, write_every=25, chunksize=6,
+    architecture=_architecture, write_every=25, chunksize=6,
 )
 
 
