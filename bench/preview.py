@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from i2v.jobs.runner import encode_preview
+from i2v.media.previews import encode_preview
 from i2v.models.base import Hooks
 from i2v.models.preview import LivePreview, Projection
 

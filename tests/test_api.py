@@ -5,9 +5,11 @@ import json
 import av
 import numpy as np
 import pytest
-from helpers import PretendGPU
+from helpers import PretendGPU, make_photo
+from PIL import Image
 
 from i2v import GenerationCancelled, GenerationRequest, InvalidInputError, ModelNotFoundError, generate
+from i2v.errors import OutputWriteError
 from i2v.models.base import Hooks
 from i2v.models.loading import pick_dtype, resolve_model
 
@@ -36,6 +38,23 @@ def test_generate_returns_frames_fps_seed_metadata_and_saves(photo_path, tiny_mo
         assert sum(1 for _ in container.decode(video=0)) == 8
     saved = json.loads((tmp_path / "clip.json").read_text())
     assert saved["output"]["path"] == str(path.resolve()) and saved["seed"] == 7
+    with Image.open(tmp_path / "clip.jpg") as thumbnail:  # the write stage the CLI and the job runner share
+        assert thumbnail.format == "JPEG" and thumbnail.size == (64, 64)
+        pixels = np.asarray(thumbnail, dtype=int)
+    first = result.frames[0].astype(int)
+    assert np.abs(pixels - first).mean() < np.abs(pixels - first[::-1, ::-1]).mean()  # the first frame, as a JPEG
+
+
+def test_save_refuses_to_put_the_thumbnail_over_the_input_image(tmp_path):
+    """`cat.jpg` animated into `cat.mp4` beside it would lose the photo to the thumbnail: refused, nothing written."""
+    image = tmp_path / "cat.jpg"
+    make_photo(96, 64).save(image)
+    original = image.read_bytes()
+    result = generate(GenerationRequest(image=image, prompt="pan left", model="camera-preview", num_frames=2, seed=1))
+    with pytest.raises(OutputWriteError, match="cat.jpg is the input image"):
+        result.save(tmp_path / "cat.mp4")
+    assert image.read_bytes() == original and not (tmp_path / "cat.mp4").exists()
+    assert not (tmp_path / "cat.json").exists()
 
 
 def test_preset_follows_the_image_aspect(photo_path, tiny_model):

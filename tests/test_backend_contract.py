@@ -267,7 +267,8 @@ def test_metadata_complete_and_saved_as_is(contract_model, contract, photo_path,
 
 
 def test_output_is_atomic(contract_model, photo_path, tmp_path):
-    """A save leaves the clip and its JSON and nothing else; a save that cannot be done leaves nothing at all."""
+    """A save (the one write stage) leaves the clip, its thumbnail and its JSON and nothing else; a save that
+    cannot be done leaves nothing at all."""
     check_output_is_atomic(run(make_request(photo_path, contract_model)), tmp_path, frames_for(contract_model))
 
 
@@ -276,7 +277,7 @@ def check_output_is_atomic(result: i2v.GenerationResult, tmp_path: Path, frames:
     path = result.save(folder / "clip.mp4")
     names = sorted(entry.name for entry in folder.iterdir())
     assert not [name for name in names if name.startswith(".") or ".partial" in name], names
-    assert names == ["clip.json", "clip.mp4"]
+    assert names == ["clip.jpg", "clip.json", "clip.mp4"]
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == frames
 

@@ -373,6 +373,8 @@ def test_generate_with_camera_preview_writes_a_video(tmp_path):
     assert "pan_left" in metadata["refined_prompt"]["tags"]
     assert metadata["refined_prompt"]["negative_prompt"] == ""
     assert "wrote" in result.stderr and "Traceback" not in result.stderr
+    with Image.open(out.with_suffix(".jpg")) as thumbnail:  # the job runner's write stage: clip, JSON, thumbnail
+        assert thumbnail.format == "JPEG" and max(thumbnail.size) == 256
 
 
 def test_bad_frames_for_i2vgenxl_exit_2_naming_the_flag_and_its_range(photo_path, tmp_path):

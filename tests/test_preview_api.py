@@ -102,8 +102,9 @@ def test_a_redis_workers_previews_reach_the_serve_node_and_forged_ones_do_not(tm
     WebP, too large or without integer steps is dropped."""
     from i2v.jobs.redis_dispatch import RedisJobQueue
     from i2v.jobs.redis_shared import Event
-    from i2v.jobs.runner import encode_preview, preview_path
+    from i2v.jobs.runner import preview_path
     from i2v.jobs.store import JobStore
+    from i2v.media.previews import encode_preview
 
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
     job = store.create({"prompt": "x", "steps": 8}, str(tmp_path / "in.png"))

@@ -8,6 +8,7 @@ import json
 import pytest
 from fake_llm import FakeLLM
 
+from i2v.advice_record import SYMPTOM_NAMES
 from i2v.advisor.troubleshoot import SYMPTOMS, propose
 from i2v.errors import InvalidInputError
 from i2v.models.registry import spec_for
@@ -65,6 +66,12 @@ EXPECTED = {
 
 def test_every_row_is_tested_for_every_model():
     assert all(set(rows) == set(SYMPTOMS) for rows in EXPECTED.values())
+
+
+def test_the_advice_record_knows_each_symptom_of_the_table():
+    """A request's troubleshooting step is validated against the record's names (on the ground floor, below the
+    advisor): they are the table's rows, in its order, so a new row cannot be refused by the records."""
+    assert SYMPTOM_NAMES == tuple(SYMPTOMS)
 
 
 @pytest.mark.parametrize(("model", "symptom"), [(model, symptom) for model in EXPECTED for symptom in SYMPTOMS])

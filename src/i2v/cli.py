@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from i2v.cli_advice import FLAGS, preset_request, render_recommendation
 from i2v.cli_advice import register as register_advice
 from i2v.errors import GenerationCancelled, I2VError
 from i2v.models.base import STAGES
@@ -87,14 +88,6 @@ app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
-
-#: Request field -> the `generate` flag that sets it: messages name what the user typed, and the advisor prints
-#: `i2v generate` commands with it.
-FLAGS = {
-    "model": "--model", "negative_prompt": "--negative-prompt", "resolution": "--resolution", "width": "--width",
-    "height": "--height", "num_frames": "--frames", "fps": "--fps", "motion_fps": "--motion-fps", "steps": "--steps",
-    "guidance_scale": "--guidance", "scheduler": "--scheduler", "cache": "--cache", "seed": "--seed",
-}
 
 
 #: The progress bar's short word for each stage of the one vocabulary (models.base.STAGES).
@@ -248,7 +241,6 @@ def generate(
 
     loaded = known = None
     if tier is not None:  # a quality tier of the model's spec (`spec.tiers`), which the flag calls a preset
-        from i2v.cli_advice import preset_request
         from i2v.media.images import load_image
 
         # Read once: the advisor's recommendation and the run share the decoded image and the rules' reading of
@@ -409,7 +401,6 @@ def plan(
     report["warnings"] = [*loaded.warnings, *report["warnings"]]
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import advise
-    from i2v.cli_advice import render_recommendation
 
     recommendation = advise(loaded.image, model=request.model, device=probe_device(device, vram))
     report["recommendation"] = recommendation.model_dump(mode="json", include={"preset", "preset_reason", "settings", "width", "height"})

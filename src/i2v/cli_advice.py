@@ -15,11 +15,20 @@ from rich.console import Console
 from rich.table import Table
 
 from i2v.errors import I2VError, InvalidInputError
+from i2v.models.registry import spec_for
+from i2v.refine import make_refiner
 from i2v.request import MAX_PROMPT_CHARS, GenerationRequest, default_model
 
 console = Console(stderr=True)
 #: The prompt in the printed command when none was given: plainly something to replace.
 PROMPT_PLACEHOLDER = "'<WHAT SHOULD MOVE, AND HOW>'"
+#: Request field -> the `generate` flag that sets it: messages name what the user typed, and the advisor prints
+#: `i2v generate` commands with it.
+FLAGS = {
+    "model": "--model", "negative_prompt": "--negative-prompt", "resolution": "--resolution", "width": "--width",
+    "height": "--height", "num_frames": "--frames", "fps": "--fps", "motion_fps": "--motion-fps", "steps": "--steps",
+    "guidance_scale": "--guidance", "scheduler": "--scheduler", "cache": "--cache", "seed": "--seed",
+}
 
 
 def assess_command(
@@ -32,12 +41,12 @@ def assess_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print {assessment, refined, recommendation} as JSON.")] = False,
 ) -> None:
     """Judge IMAGE for a model and recommend a preset and settings, each with its reason."""
+    # Here and below: the advisor (numpy, the device probe) and the image decoder load only for the advice
+    # commands, so `i2v models list` and the other commands start without them.
     from i2v.advisor.assess import assess
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import advise
     from i2v.media.images import load_image
-    from i2v.models.registry import spec_for
-    from i2v.refine import make_refiner
 
     if refiner not in ("rules", "llm"):
         raise InvalidInputError(f"--refiner must be rules or llm, got {refiner!r}")
@@ -48,7 +57,7 @@ def assess_command(
     loaded = load_image(image)
     llm = cache = None
     if refiner == "llm":
-        from i2v.refine.cache import RefinementCache
+        from i2v.refine.cache import RefinementCache  # here and below: only with an LLM (openai, its answer cache)
         from i2v.refine.llm import LLMSettings
 
         llm, cache = LLMSettings(), RefinementCache.default()
@@ -170,8 +179,6 @@ def generate_command(image: str, fields: dict[str, Any]) -> str:
     """The `i2v generate` line for a proposed request (the advice chain is recorded only through the API)."""
     import shlex
 
-    from i2v.cli import FLAGS  # here: the main app imports this module
-
     parts = ["i2v", "generate", shlex.quote(str(image)), shlex.quote(fields["prompt"])]
     for field, flag in FLAGS.items():
         if fields.get(field) is not None:
@@ -226,8 +233,6 @@ def preset_request(
     from i2v.advisor.device import probe_device
     from i2v.advisor.recommend import PRESETS, advise
     from i2v.media.images import load_image
-    from i2v.models.registry import spec_for
-    from i2v.refine import make_refiner
 
     if preset not in PRESETS:
         raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")

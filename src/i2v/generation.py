@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from i2v.errors import OutputWriteError
 from i2v.media.files import write_json
 from i2v.media.images import LoadedImage, load_image
+from i2v.media.previews import write_thumbnail
 from i2v.media.video import DEFAULT_CRF, encode_video, format_for
 from i2v.models.base import Hooks
 from i2v.request import GenerationRequest
@@ -38,15 +40,33 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
 
     def save(self, path: str | Path, *, fmt: str | None = None, crf: int = DEFAULT_CRF) -> Path:
-        """Write the video atomically, then its metadata beside it (same name, `.json`)."""
+        """The write stage every caller ends in (CLI, job worker, Python API): the video, its thumbnail beside it
+        (same name, `.jpg`: the first frame) and then its metadata (`.json`), each atomically. Returns the video's
+        path; `thumbnail_for` and `metadata_for` name the other two."""
         path = Path(path).expanduser()
         video_format = format_for(path, fmt)
+        thumbnail = thumbnail_for(path)
+        image = self.metadata.get("request", {}).get("image")
+        if image and thumbnail.exists() and thumbnail.samefile(image):
+            raise OutputWriteError(f"{thumbnail} is the input image and would be overwritten by the clip's thumbnail: "
+                                   f"choose another output name than {path.name}")
         started = time.perf_counter()
         encode_video(self.frames, path, fps=self.fps, fmt=video_format, crf=crf)
+        write_thumbnail(self.frames[0], thumbnail)
         self.metadata["timings"]["write"] = round(time.perf_counter() - started, 4)
         self.metadata["output"] = {"path": str(path.resolve()), "format": video_format, "crf": crf}
-        write_json(path.with_suffix(".json"), self.metadata)
+        write_json(metadata_for(path), self.metadata)
         return path
+
+
+def thumbnail_for(video: Path) -> Path:
+    """Where `GenerationResult.save` puts a clip's thumbnail."""
+    return video.with_suffix(".jpg")
+
+
+def metadata_for(video: Path) -> Path:
+    """Where `GenerationResult.save` puts a clip's metadata."""
+    return video.with_suffix(".json")
 
 
 _backend_lock = threading.Lock()

@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from i2v.refine import target_spec
+
 if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec
     from i2v.refine.cache import RefinementCache
@@ -122,8 +124,6 @@ def assess(
 ) -> ImageAssessment:
     """Judge `image` for `spec`'s model (the default model's when None). With `llm`, ask its vision model too;
     any failure (timeout, bad JSON, a model that cannot see) leaves the offline figures and a note saying why."""
-    from i2v.refine import target_spec
-
     spec = target_spec(spec)
     figures = measure(image, spec)
     judgement, source, notes = None, "offline", []
@@ -230,8 +230,6 @@ def crop_share(aspect: float, max_aspect: float) -> float:
 
 def measure(image: Image.Image, spec: ModelSpec | None = None) -> Measurements:
     """The offline figures for `spec`'s model (its aspect clamp and default size; the default model's if None)."""
-    from i2v.refine import target_spec
-
     spec = target_spec(spec)
     small = small_copy(image)
     stats = image_stats(image, small=small)
@@ -283,6 +281,11 @@ def offline_warnings(figures: Measurements, max_aspect: float) -> list[ImageWarn
              f"{GREY_THRESHOLD:.0f}); the model was trained on colour video and may tint it as it moves: say "
              "'black and white' in the prompt")
     return found
+
+
+def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
+    """Plain-English warnings about what will hurt the video, from the offline measurements (`offline_warnings`' messages)."""
+    return [warning.message for warning in offline_warnings(measure(image), max_aspect)]
 
 
 def judgement_warnings(judgement: Judgement | None) -> list[ImageWarning]:

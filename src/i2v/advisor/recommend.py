@@ -9,11 +9,12 @@ out (or everything, with `override=True`, for an "apply recommended settings" bu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from i2v.advice_record import AdviceRecord, RecommendationRecord
 from i2v.advisor.assess import (
     ANALYSIS_SIDE,
     BLUR_THRESHOLD,
@@ -21,16 +22,16 @@ from i2v.advisor.assess import (
     MIN_SIDE,
     ImageAssessment,
     ImageStats,
+    assess,
     image_stats,
+    image_warnings,
     looks_like_text,
-    measure,
-    offline_warnings,
 )
+from i2v.advisor.device import DeviceInfo, format_bytes
+from i2v.advisor.plan import make_plan
+from i2v.models.registry import spec_for
 from i2v.refine.base import settings_hint_for
-
-if TYPE_CHECKING:
-    from i2v.advisor.device import DeviceInfo
-    from i2v.request import GenerationRequest
+from i2v.request import GenerationRequest, default_model
 
 __all__ = [
     "ANALYSIS_SIDE", "BLUR_THRESHOLD", "CONTRAST_THRESHOLD", "MIN_SIDE", "ImageStats", "Recommendation", "Setting",
@@ -85,8 +86,6 @@ class Recommendation(BaseModel):
     def apply(self, request: GenerationRequest, *, override: bool = False) -> GenerationRequest:
         """`request` with the recommended settings where the user left a setting out (all of them with
         `override`: the user's explicit "apply"), recorded in `advice`. The filled settings count as set."""
-        from i2v.request import AdviceRecord, GenerationRequest, RecommendationRecord
-
         given = request.model_dump(exclude_unset=True)
         given = {key: value for key, value in given.items() if value is not None}
         recommended = self.request_fields()
@@ -115,14 +114,9 @@ def recommend(
     """The model's `preset` tier at the image's aspect ratio, adjusted by refiner tags (slow_motion: more frames
     played slower, ...) through the same hints the refiner gives, kept within the model's spec, with warnings
     about the image (from `assessment`, else the image measured once for this model)."""
-    from i2v.models.registry import spec_for
-    from i2v.request import default_model
-
     model = model or default_model()
     spec = spec_for(model)
     if assessment is None:
-        from i2v.advisor.assess import assess
-
         assessment = assess(image, spec=spec)
     return _tier_settings(image.size, preset, tags, model, spec).model_copy(
         update={"warnings": [warning.message for warning in assessment.warnings]}
@@ -166,14 +160,9 @@ def advise(
     """The preset and settings to use for this image: a tier chosen from the image's score and what `device` can
     run (None: no device known, the standard tier) unless `preset` names one, the size capped at what the
     image's pixels can fill, tempo from `tags`; every setting with one reason."""
-    from i2v.models.registry import spec_for
-    from i2v.request import default_model
-
     model = model or default_model()
     spec = spec_for(model)
     if assessment is None:
-        from i2v.advisor.assess import assess
-
         assessment = assess(image, spec=spec)
     if preset is None:
         preset, preset_reason = _choose_preset(image, tags, model, spec, assessment, device)
@@ -248,10 +237,7 @@ def _choose_preset(
         return "standard", "standard: no device to plan for, so the model's reference settings"
     if device.kind == "cpu":
         return "fast", "fast: no GPU here; on the CPU every step takes minutes at real size, and fast has the fewest"
-    from i2v.advisor.device import format_bytes
-    from i2v.advisor.plan import make_plan
-    from i2v.advisor.report import predicted_seconds
-    from i2v.request import GenerationRequest
+    from i2v.advisor.report import predicted_seconds  # here: the report's table brings rich, which advising never needs
 
     for name in reversed(PRESETS):
         candidate = _tier_settings(image.size, name, tags, model, spec)
@@ -267,8 +253,3 @@ def _choose_preset(
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def image_warnings(image: Image.Image, *, max_aspect: float = 2.0) -> list[str]:
-    """Plain-English warnings about what will hurt the video, from the offline measurements (see assess)."""
-    return [warning.message for warning in offline_warnings(measure(image), max_aspect)]

@@ -7,6 +7,7 @@ from typing import Any
 from PIL import Image
 from rich.table import Table
 
+from i2v.advisor.assess import image_warnings
 from i2v.advisor.device import DeviceInfo, format_bytes, probe_device
 from i2v.advisor.plan import (
     DEFAULT_MARGIN,
@@ -16,7 +17,6 @@ from i2v.advisor.plan import (
     part_names,
     unconstrained_plan,
 )
-from i2v.advisor.recommend import image_warnings
 from i2v.models.base import STAGE_VERBS
 from i2v.models.cost import MemoryEstimate
 from i2v.models.registry import plugin, spec_for

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from i2v.errors import InvalidInputError
+from i2v.advice_record import AdviceRecord, Change, TroubleshootStep
+from i2v.errors import InvalidInputError, ModelNotFoundError
+from i2v.models.registry import spec_for
 from i2v.refine.rules.camera import camera_moves
-from i2v.request import AdviceRecord, Change, GenerationRequest, TroubleshootStep
+from i2v.request import GenerationRequest, echo
 
 if TYPE_CHECKING:
     from i2v.models.spec import ModelSpec
@@ -176,10 +178,6 @@ def propose(
     image has the pixels; `llm` lets an LLM rewrite the prompt for the symptom."""
     if symptom not in SYMPTOMS:
         raise InvalidInputError(f"symptom must be one of {', '.join(SYMPTOMS)}, got {symptom!r}", field="symptom")
-    from i2v.errors import ModelNotFoundError
-    from i2v.models.registry import spec_for
-    from i2v.request import echo
-
     row = SYMPTOMS[symptom]
     given, used_seed = _origin_fields(origin)
     given.pop("image", None)

@@ -18,7 +18,9 @@ from huey import SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from i2v.generation import loaded_backend
 from i2v.jobs.config import ServiceSettings
+from i2v.jobs.consumer import EmbeddedConsumer
 from i2v.jobs.runner import JobRunner
 from i2v.jobs.store import JobStore, sqlite_problem
 
@@ -52,18 +54,11 @@ class Queue(Protocol):
 def open_queue(settings: ServiceSettings, store: JobStore) -> Queue:
     """The embedded SQLite queue, or the Redis one when `I2V_QUEUE_URL` is set."""
     if settings.queue_url:
-        from i2v.jobs.redis_dispatch import RedisJobQueue
+        from i2v.jobs.redis_dispatch import RedisJobQueue  # here: redis is imported only where Redis is used
 
         return RedisJobQueue(settings, store, settings.subfolder("outputs"))
     runner = JobRunner(store, settings.subfolder("outputs")) if settings.local_worker else None
     return JobQueue.create(settings, store, runner)
-
-
-class EmbeddedConsumer(Consumer):
-    """A consumer that runs beside a web server: the server owns the process's signal handlers."""
-
-    def _set_signal_handlers(self) -> None:
-        pass
 
 
 @dataclass
@@ -107,8 +102,7 @@ class JobQueue:
         """The one in-process worker, in the shape `GET /api/v1/workers` gives for Redis workers."""
         if self.runner is None:
             return []
-        from i2v.advisor.device import probe_device
-        from i2v.generation import loaded_backend
+        from i2v.advisor.device import probe_device  # here: the advisor loads only when someone asks
 
         backend = loaded_backend()
         running = self.store.jobs_in_state("running")

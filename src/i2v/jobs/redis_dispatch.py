@@ -21,6 +21,7 @@ from huey.api import TaskWrapper
 
 from i2v.errors import I2VError, StoreUnavailableError
 from i2v.jobs.config import ServiceSettings
+from i2v.jobs.consumer import EmbeddedConsumer
 from i2v.jobs.redis_shared import (
     CANCEL_TTL,
     EPOCH,
@@ -37,15 +38,12 @@ from i2v.jobs.redis_shared import (
     ticket_key,
 )
 from i2v.jobs.redis_worker import RESULT_FILES, RedisWorker
-from i2v.jobs.runner import (
-    PREVIEW_MAX_BYTES,
-    Outcome,
-    finish_values,
-    preview_path,
-    write_preview,
-)
+from i2v.jobs.runner import Outcome, finish_values, preview_path, worker_name
 from i2v.jobs.store import Job, JobStore
 from i2v.media.files import atomic_path, write_json
+from i2v.media.previews import PREVIEW_MAX_BYTES, write_preview
+from i2v.models.registry import built_in
+from i2v.request import default_model
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +68,9 @@ class RedisJobQueue:
         self.client = connect(settings.queue_url)
         self.local: RedisWorker | None = None
         if settings.local_worker:
-            from i2v.request import default_model
-
             self.local = RedisWorker(connect(settings.queue_url), default_model(), lease_seconds=settings.lease_seconds)
         # Model-free built-in backends (camera-preview) need no GPU and no weights: this node draws them itself,
         # so they work with any pool of workers, each on its own queue under its own name.
-        from i2v.jobs.runner import worker_name
-        from i2v.models.registry import built_in
-
         self.built_in = [
             RedisWorker(connect(settings.queue_url), model, name=f"{worker_name()}/{model}", lease_seconds=settings.lease_seconds)
             for model in sorted(built_in())
@@ -144,8 +137,6 @@ class RedisJobQueue:
         except redis.RedisError as error:
             log.warning("Redis unreachable at start-up (%s); jobs are sent when it is back", error)
         self._thread.start()
-        from i2v.jobs.queue import EmbeddedConsumer
-
         for worker in [*([self.local] if self.local is not None else []), *self.built_in]:
             worker.start_embedded(EmbeddedConsumer)
 

@@ -25,6 +25,7 @@ from huey import signals
 from huey.consumer import Consumer
 from pydantic import ValidationError
 
+from i2v.generation import generate, get_backend, loaded_backend
 from i2v.jobs.redis_shared import (
     WORKER_PREFIX,
     Event,
@@ -96,8 +97,6 @@ class RedisWorker:
 
     def load(self):
         """Load the model now (once), so the first job does not wait and a missing model fails at start-up."""
-        from i2v.generation import get_backend
-
         return get_backend(self.model, device=self.device)
 
     def run_forever(self) -> None:
@@ -159,8 +158,6 @@ class RedisWorker:
             self.current = None
 
     def _execute(self, running: Running, payload: dict[str, Any], folder: Path) -> Outcome:
-        from i2v.generation import generate
-
         image = folder / f"input{payload.get('image_suffix', '.png')}"
         image.write_bytes(payload["image"])
         try:
@@ -251,8 +248,7 @@ class RedisWorker:
 
     def describe(self, running: Running | None) -> dict[str, Any]:
         """What `GET /api/v1/workers` shows for this worker."""
-        from i2v.advisor.device import probe_device
-        from i2v.generation import loaded_backend
+        from i2v.advisor.device import probe_device  # here: the advisor loads only when someone asks
 
         backend = loaded_backend()
         device = backend.device if backend else (self.device or "auto")

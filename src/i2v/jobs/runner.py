@@ -6,7 +6,6 @@ Redis worker (jobs.redis_worker) wires it to Redis.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import socket
@@ -18,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from i2v.errors import GenerationCancelled, I2VError
+from i2v.generation import generate as default_generate
+from i2v.generation import metadata_for, thumbnail_for
 from i2v.jobs.store import JobStore
+from i2v.media.previews import encode_preview, write_preview
 from i2v.models.base import Hooks
 from i2v.models.plan import RunPlan
 from i2v.request import GenerationRequest
@@ -29,14 +30,8 @@ from i2v.request import GenerationRequest
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes; steps on a fast GPU are quicker than a DB round trip
-THUMBNAIL_SIDE = 256
-#: The live preview beside a job's outputs: an animated WebP (every current browser shows one in <img>; a third
-#: of a GIF's bytes and ten times faster to write with Pillow).
+#: The live preview beside a job's outputs (media.previews encodes it).
 PREVIEW_SUFFIX = ".preview.webp"
-PREVIEW_MEDIA_TYPE = "image/webp"
-PREVIEW_FPS = 8
-#: A preview is a few dozen small frames; anything bigger that claims to be one is refused (Redis events).
-PREVIEW_MAX_BYTES = 4 * 2**20
 
 Report = Callable[[dict[str, Any]], None]
 #: preview(step, total, webp_bytes): where a finished preview image goes (a file here, an event to the serve node).
@@ -67,7 +62,7 @@ def execute(
     preview: PreviewSink | None = None,
     plan: RunPlan | None = None,
 ) -> Outcome:
-    """Generate `request`, write `<job_id>.mp4/.json/.jpg` into `outputs`; every failure becomes an outcome.
+    """Generate `request`, write `<job_id>.mp4/.jpg/.json` into `outputs` (`GenerationResult.save`, the one write stage); every failure becomes an outcome.
 
     `plan` is the run resolved when the job was submitted (None: resolve it here). With `preview`, the backend's
     live previews are encoded off the sampling thread and handed to it."""
@@ -103,8 +98,6 @@ def execute(
                 writer.close()
         hooks.stage("write")
         video = result.save(outputs / f"{job_id}.mp4")
-        thumbnail = outputs / f"{job_id}.jpg"
-        _write_thumbnail(result.frames[0], thumbnail)
     except GenerationCancelled as error:
         return Outcome("cancelled", {"error": str(error), "progress": {"stage": "cancelled", "step": error.step, "total": error.total}})
     except I2VError as error:
@@ -121,8 +114,8 @@ def execute(
             "timings": result.metadata["timings"],
             "warnings": result.warnings,
             "video_path": str(video),
-            "metadata_path": str(video.with_suffix(".json")),
-            "thumbnail_path": str(thumbnail),
+            "metadata_path": str(metadata_for(video)),
+            "thumbnail_path": str(thumbnail_for(video)),
         },
         seed=result.seed,
     )
@@ -139,8 +132,6 @@ class JobRunner:
     """Turns a job id into a finished job. The model stays loaded between jobs (generation.get_backend)."""
 
     def __init__(self, store: JobStore, outputs: Path, *, generate: Callable | None = None):
-        from i2v.generation import generate as default_generate
-
         self.store = store
         self.outputs = outputs
         self.generate = generate or default_generate
@@ -172,23 +163,6 @@ class JobRunner:
 def preview_path(outputs: Path, job_id: str) -> Path:
     """Where a job's latest live preview lives (named by the job id only, like its other outputs)."""
     return outputs / f"{job_id}{PREVIEW_SUFFIX}"
-
-
-def write_preview(path: Path, data: bytes) -> None:
-    """Atomically, so a reader gets the previous preview or the new one, never half of one."""
-    from i2v.media.files import atomic_path
-
-    with atomic_path(path) as temp:
-        temp.write_bytes(data)
-
-
-def encode_preview(frames: np.ndarray, fps: int = PREVIEW_FPS) -> bytes:
-    """uint8 F×H×W×3 frames as a looping animated WebP (a still one for a single frame)."""
-    images = [Image.fromarray(frame) for frame in frames]
-    buffer = io.BytesIO()
-    images[0].save(buffer, format="WEBP", save_all=len(images) > 1, append_images=images[1:],
-                   duration=round(1000 / fps), loop=0, quality=70, method=0)
-    return buffer.getvalue()
 
 
 class PreviewWriter:
@@ -233,12 +207,3 @@ class PreviewWriter:
                 if not self._failed:
                     log.exception("could not write a live preview; the job goes on without previews")
                 self._failed = True
-
-
-def _write_thumbnail(frame, path: Path) -> None:
-    from i2v.media.files import atomic_path
-
-    image = Image.fromarray(frame)
-    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    with atomic_path(path) as temp:
-        image.save(temp, format="JPEG", quality=85)

@@ -1,8 +1,9 @@
 """The job service: what every front end (REST, web UI) asks of the job system, in domain terms.
 
 It validates a submission (image by content, settings by `GenerationRequest`, model against what this server
-offers), stores it, enqueues it and describes jobs without server paths. It raises our own errors; `web/` maps
-them to HTTP statuses.
+offers), stores it, enqueues it and hands out jobs, their files and their texts without server paths. It
+returns domain objects (`Job`) and raises our own errors; `web/` builds the REST views and URLs
+(web/views.py) and maps the errors to HTTP statuses.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import secrets
 import shutil
 import statistics
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from i2v.errors import (
     InvalidInputError,
@@ -38,7 +38,6 @@ from i2v.jobs.queue import Queue
 from i2v.jobs.runner import preview_path
 from i2v.jobs.store import ACTIVE, Job, JobStore
 from i2v.media.images import load_image
-from i2v.models.base import STAGES
 from i2v.models.plan import RunPlan
 from i2v.models.spec import ModelSpec
 from i2v.request import GenerationRequest, default_model, echo, validation_messages
@@ -49,64 +48,6 @@ DEFAULT_RETRY_SECONDS = 10
 MAX_RETRY_SECONDS = 600
 #: Job ids are 16 hex characters; anything longer is not one of ours.
 MAX_JOB_ID_LENGTH = 32
-
-
-class Progress(BaseModel):
-    """Where a job is: its stage, the denoising step of `total`, and an ETA once steps run."""
-
-    model_config = ConfigDict(extra="allow")
-
-    stage: str | None = Field(
-        default=None,
-        description="queued, starting, then the run's stages (" + ", ".join(STAGES) + "), then done, failed or cancelled",
-    )
-    step: int = 0
-    total: int = 0
-    eta_seconds: float | None = None
-    elapsed: float | None = None
-
-
-class JobView(BaseModel):
-    """A job as clients see it: settings, progress, outcome and URLs; never a server path."""
-
-    id: str
-    state: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
-    progress: Progress
-    queue_position: int | None = Field(description="1 for the next job to run; null unless queued")
-    request: dict[str, Any] = Field(description="The GenerationRequest fields the client set, plus the resolved model (no image path)")
-    refined_prompt: dict[str, Any] | None = Field(description="What the refiner made of the prompt: prompt, tags, source, notes")
-    plan: dict[str, Any] | None = Field(description="What ran: size, frames, dtype, offload … as the advisor planned it")
-    timings: dict[str, Any] | None = Field(description="Seconds per stage")
-    warnings: list[str]
-    error: str | None
-    attempts: int
-    worker: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    image_url: str = Field(description="The uploaded image")
-    video_url: str | None
-    metadata_url: str | None
-    thumbnail_url: str | None
-    preview_step: int | None = Field(
-        default=None, description="The denoising step of the latest live preview; null until the first one (and for "
-        "models that make none). Kept after the job ends.")
-    preview_url: str | None = Field(
-        default=None, description="The latest live preview (an animated WebP), with `?step=` so each one has its own URL")
-
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """SQLite hands back naive datetimes; they were stored in UTC, and clients need the offset."""
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
-
-
-class JobPage(BaseModel):
-    """One page of the history, newest first."""
-
-    jobs: list[JobView]
-    total: int
-    limit: int
-    offset: int
 
 
 def request_error(error: ValidationError) -> InvalidInputError:
@@ -157,40 +98,22 @@ class JobService:
             raise JobNotFoundError(f"no job {job_id[:MAX_JOB_ID_LENGTH]!r}: it never existed or was deleted")
         return job
 
-    def view(self, job: Job) -> JobView:
-        base = f"/api/v1/jobs/{job.id}"
-        done = job.state == "succeeded"
-        preview_step = _preview_step(job)
-        return JobView(
-            id=job.id,
-            state=job.state,
-            progress=Progress.model_validate(job.progress or {}),
-            queue_position=self.store.queue_position(job),
-            request={key: value for key, value in (job.request or {}).items() if key != "image"},
-            refined_prompt=job.refined_prompt,
-            plan=job.plan,
-            timings=job.timings,
-            warnings=[self._redact(warning, (job.request or {}).get("model")) for warning in job.warnings or []],
-            error=self._redact(job.error, (job.request or {}).get("model")),
-            attempts=job.attempts,
-            worker=job.worker,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            image_url=f"{base}/image",
-            video_url=f"{base}/video" if done else None,
-            metadata_url=f"{base}/metadata" if done else None,
-            thumbnail_url=f"{base}/thumbnail" if done else None,
-            preview_step=preview_step,
-            preview_url=f"{base}/preview?step={preview_step}" if preview_step is not None else None,
-        )
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to run; None unless the job is queued."""
+        return self.store.queue_position(job)
+
+    def history(self, limit: int, offset: int) -> tuple[list[Job], int]:
+        """One page of finished and running jobs, newest first, and how many there are in all."""
+        return self.store.list(limit, offset)
+
+    def redacted(self, job: Job) -> tuple[list[str], str | None]:
+        """The job's warnings and error as a client may see them (server paths named, not shown)."""
+        model = (job.request or {}).get("model")
+        return [self._redact(warning, model) for warning in job.warnings or []], self._redact(job.error, model)
 
     def recent(self, limit: int) -> list[Job]:
         """The newest jobs first (the web page's history)."""
         return self.store.list(limit)[0]
-
-    def page(self, limit: int, offset: int) -> JobPage:
-        jobs, total = self.store.list(limit, offset)
-        return JobPage(jobs=[self.view(job) for job in jobs], total=total, limit=limit, offset=offset)
 
     def file(self, job: Job, what: str) -> Path:
         """The path of a job's image, video, metadata or thumbnail; JobStateError while it has none."""
@@ -204,7 +127,7 @@ class JobService:
         """The job's latest live preview (animated WebP), or None before its first one; JobNotFoundError for no job."""
         job = self.get(job_id)
         path = preview_path(self.settings.subfolder("outputs"), job.id)
-        return path if _preview_step(job) is not None and path.is_file() else None
+        return path if preview_step(job) is not None and path.is_file() else None
 
     def preview(self, job_id: str) -> bytes:
         """The latest preview's bytes, read whole (it is replaced atomically while a job runs, so a stat-then-stream
@@ -226,7 +149,6 @@ class JobService:
             metadata["request"].pop("image", None)
         if isinstance(metadata.get("output"), dict):
             metadata["output"].pop("path", None)
-            metadata["output"]["url"] = f"/api/v1/jobs/{job.id}/video"
         return metadata
 
     def models(self) -> dict[str, str]:
@@ -467,7 +389,8 @@ def scrub_paths(text: str, names: dict[str, str]) -> str:
     return _ABSOLUTE_PATH.sub(lambda match: f"…/{match.group(1)}" if match.group(1) else "…/", text)
 
 
-def _preview_step(job: Job) -> int | None:
+def preview_step(job: Job) -> int | None:
+    """The denoising step of the job's latest live preview; None before its first one."""
     step = (job.preview or {}).get("step")
     return step if isinstance(step, int) else None
 

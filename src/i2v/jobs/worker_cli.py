@@ -14,6 +14,7 @@ from i2v.errors import I2VError
 from i2v.jobs.config import ServiceSettings
 from i2v.jobs.redis_shared import check_reachable, connect, queue_url, redacted
 from i2v.jobs.redis_worker import RedisWorker
+from i2v.request import default_model
 
 
 class WorkerError(Exception):
@@ -40,8 +41,6 @@ def worker_main(queue: str | None, gpu: int | None, device: str | None, model: s
 def prepare_worker(queue: str | None, gpu: int | None, device: str | None, model: str | None, name: str | None,
                    *, queue_file: str | None = None) -> RedisWorker:
     """Pin the device before torch starts CUDA, check Redis, load the model: every failure is one clear line."""
-    from i2v.request import default_model
-
     settings = ServiceSettings()
     url = queue_url(queue, queue_file)
     if not url:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from i2v.errors import InvalidInputError
+from i2v.limits import echo
 from i2v.models.plan import REQUEST_FIELDS, RunPlan
 
 if TYPE_CHECKING:
@@ -288,8 +289,6 @@ class ModelSpec(_Frozen):
 
     def problems(self, request: GenerationRequest, model: str) -> list[tuple[str, str]]:
         """(field, message) for each setting this model cannot take, each naming what it can."""
-        from i2v.request import echo
-
         found: list[tuple[str, str]] = []
         frames = request.num_frames
         if frames is not None and not self.frames.allowed(frames):

@@ -14,21 +14,26 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from i2v.advisor.assess import ImageAssessment
-from i2v.advisor.recommend import Recommendation
-from i2v.advisor.troubleshoot import SYMPTOMS, Proposal
+from i2v.advice_record import AdviceRecord
+from i2v.advisor.assess import ImageAssessment, assess
+from i2v.advisor.device import probe_device
+from i2v.advisor.recommend import Recommendation, advise
+from i2v.advisor.troubleshoot import SYMPTOMS, Proposal, propose
 from i2v.errors import (
     InvalidInputError,
     JobNotFoundError,
     JobStateError,
     ModelNotFoundError,
 )
-from i2v.jobs.service import JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.jobs.store import ACTIVE
+from i2v.models.registry import spec_for
+from i2v.refine import make_refiner
 from i2v.refine.base import RefinedPrompt
-from i2v.request import MAX_PROMPT_CHARS, AdviceRecord, default_model, echo
-from i2v.web.api import COMMON, NOT_FOUND, UPLOAD, _error, service_of
+from i2v.request import MAX_PROMPT_CHARS, default_model, echo
+from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, service_of
 from i2v.web.security import require_token
+from i2v.web.views import JobView, job_view, public_metadata
 
 #: Every route's statuses but the job database's 503, which only the routes that read jobs list.
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses={k: v for k, v in COMMON.items() if k != 503})
@@ -85,11 +90,6 @@ async def assess_image(
 
 
 def _assess(service: JobService, data: bytes, filename: str, text: str | None, model: str | None, refiner: str) -> AssessAnswer:
-    from i2v.advisor.assess import assess
-    from i2v.advisor.recommend import advise
-    from i2v.models.registry import spec_for
-    from i2v.refine import make_refiner
-
     model = model or default_model()
     service.check_model(model)
     try:
@@ -99,7 +99,7 @@ def _assess(service: JobService, data: bytes, filename: str, text: str | None, m
     loaded = service.load_upload(data, filename)
     llm = cache = None
     if refiner == "llm":
-        from i2v.refine.cache import RefinementCache
+        from i2v.refine.cache import RefinementCache  # here and below: only with an LLM (openai, its answer cache)
         from i2v.refine.llm import LLMSettings
 
         llm, cache = LLMSettings(), RefinementCache.default()
@@ -107,8 +107,6 @@ def _assess(service: JobService, data: bytes, filename: str, text: str | None, m
     refined = make_refiner(refiner, llm, spec=spec).refine(text, loaded.image) if text and text.strip() else None  # type: ignore[arg-type]
     device = None
     if service.queue.local_worker:  # the device jobs run on; a Redis pool's devices are the workers'
-        from i2v.advisor.device import probe_device
-
         device = probe_device()
     recommendation = advise(loaded.image, refined.tags if refined else None, model=model, assessment=assessment, device=device)
     record = AdviceRecord.model_validate({
@@ -140,21 +138,19 @@ def _llm_settings():
     },
 )
 def troubleshoot_job(http: Request, job_id: str, body: TroubleshootBody) -> TroubleshootAnswer:
-    from i2v.advisor.troubleshoot import propose
-
     service = service_of(http)
     job = service.get(job_id)
     if job.state in ACTIVE:
         raise JobStateError(f"job {job.id} is {job.state}; troubleshoot it once it has finished")
     try:  # what ran (the full request and its seed), else what the client asked for
-        origin = service.public_metadata(job) if job.state == "succeeded" else {"request": service.view(job).request}
+        origin = public_metadata(service, job) if job.state == "succeeded" else {"request": job_view(service, job).request}
     except JobNotFoundError:
-        origin = {"request": service.view(job).request}
+        origin = {"request": job_view(service, job).request}
     image_path = service.file(job, "image")
     with Image.open(image_path) as picture:
         size = picture.size
     proposal = propose(origin, body.symptom, seed=body.seed, from_job=job.id, image_size=size, llm=_llm_settings() if body.llm else None)
     queued = None
     if body.queue:
-        queued = service.view(service.submit(proposal.request, image_path.read_bytes(), image_path.name))
+        queued = job_view(service, service.submit(proposal.request, image_path.read_bytes(), image_path.name))
     return TroubleshootAnswer(proposal=proposal, job=queued)

@@ -30,14 +30,17 @@ from i2v.errors import (
     StoreUnavailableError,
     UploadTooLargeError,
 )
-from i2v.jobs.runner import PREVIEW_MEDIA_TYPE
-from i2v.jobs.service import JobPage, JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.jobs.store import FINISHED
+from i2v.media.previews import PREVIEW_MEDIA_TYPE
 from i2v.models.spec import ModelSpec
 from i2v.refine.base import RefinedPrompt
-from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, echo
+from i2v.request import ECHO_CHARS, MAX_PROMPT_CHARS, GenerationRequest, default_model, echo
+from i2v.web.advice import router as advice_router
 from i2v.web.names import model_name
+from i2v.web.rest import COMMON, NOT_FOUND, UPLOAD, _error, error_response, service_of
 from i2v.web.security import add_cors, add_docs, require_token
+from i2v.web.views import JobPage, JobView, job_page, job_view, public_metadata
 
 log = logging.getLogger(__name__)
 #: Deepest history page a client may ask for (SQLite's OFFSET is a 64-bit integer; far below that is plenty).
@@ -52,47 +55,6 @@ STATUS = {
     QueueFullError: 429,
     StorageFullError: 507,
     StoreUnavailableError: 503,
-}
-
-
-class FieldProblem(BaseModel):
-    field: str = Field(description="The part of the request at fault: a GenerationRequest field, `image`, `request`, a query parameter …")
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every error the API answers has this shape."""
-
-    detail: str = Field(description="What was wrong and what to do, for people")
-    code: str = Field(description="Stable machine-readable reason, e.g. invalid_input, upload_too_large, job_not_found, queue_full")
-    errors: list[FieldProblem] = Field(default_factory=list, description="One entry per bad field, when fields are at fault")
-
-
-def error_response(status: int, code: str, detail: str, errors: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(detail=detail, code=code, errors=[FieldProblem(field=f, message=m) for f, m in errors or []])
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
-
-
-def _error(description: str) -> dict[str, Any]:
-    """An error status as the OpenAPI document lists it: its meaning, and the one error body."""
-    return {"model": ErrorBody, "description": description}
-
-
-#: Statuses every route can answer.
-COMMON = {
-    401: _error("Missing or wrong token (only when the server has I2V_API_TOKEN set)"),
-    403: _error("`cross_site`: a POST or DELETE whose Origin (or Referer) is neither the server's own nor in I2V_CORS_ORIGINS"),
-    421: _error("`host_not_allowed`: the Host header names a host the server does not answer to (I2V_ALLOWED_HOSTS)"),
-    429: _error("`too_many_attempts`: too many wrong tokens from this address; Retry-After says when to try again"),
-    413: _error("The body is over the server's limit (I2V_MAX_UPLOAD_BYTES plus the form's overhead)"),
-    422: _error("A parameter is invalid"),
-    503: _error("The job database cannot be read (corrupt or gone): the operator must restore it"),
-}
-NOT_FOUND = {404: _error("No job with that id")}
-UPLOAD = {
-    400: _error("The body is not valid multipart form data"),
-    413: _error("The upload is over I2V_MAX_UPLOAD_BYTES"),
-    422: _error("The image or a setting is invalid (errors lists each field)"),
 }
 
 
@@ -207,10 +169,6 @@ def _json_depth(text: str) -> int:
     return deepest
 
 
-def service_of(request: Request) -> JobService:
-    return request.app.state.service
-
-
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], responses=COMMON)
 
 
@@ -240,18 +198,18 @@ async def submit_job(
     fields = parse_request_part(request_json)
     data = await image.read(service.settings.max_upload_bytes + 1)
     # Off the event loop, the view too: it reads the table, which a busy worker may hold for a moment.
-    return await asyncio.to_thread(lambda: service.view(service.submit(fields, data, image.filename or "")))
+    return await asyncio.to_thread(lambda: job_view(service, service.submit(fields, data, image.filename or "")))
 
 
 @router.get("/jobs", response_model=JobPage, operation_id="listJobs", summary="History, newest first")
 def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> JobPage:
-    return service_of(request).page(limit, offset)
+    return job_page(service_of(request), limit, offset)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, operation_id="getJob", responses=NOT_FOUND, summary="One job")
 def get_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
-    return service.view(service.get(job_id))
+    return job_view(service, service.get(job_id))
 
 
 EVENTS_DESCRIPTION = """Server-Sent Events until the job ends. Each event's `data` is the job as `GET /jobs/{id}` returns it
@@ -297,7 +255,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
 
     def current() -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         job = service.store.get(job_id)
-        return None if job is None else (job.state, service.view(job).model_dump(mode="json"), job.preview or {})
+        return None if job is None else (job.state, job_view(service, job).model_dump(mode="json"), job.preview or {})
 
     async def stream() -> AsyncIterator[str]:
         last = None
@@ -371,13 +329,13 @@ def job_preview(
 @router.get("/jobs/{job_id}/metadata", operation_id="jobMetadata", responses=NOT_FOUND, summary="Everything needed to reproduce the clip (no server paths)")
 def job_metadata(request: Request, job_id: str) -> dict[str, Any]:
     service = service_of(request)
-    return service.public_metadata(service.get(job_id))
+    return public_metadata(service, service.get(job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob", responses={**NOT_FOUND, 409: _error("The job already finished")})
 def cancel_job(request: Request, job_id: str) -> JobView:
     service = service_of(request)
-    return service.view(service.cancel(job_id))
+    return job_view(service, service.cancel(job_id))
 
 
 @router.delete("/jobs/{job_id}", status_code=204, operation_id="deleteJob", responses={**NOT_FOUND, 409: _error("The job is queued or running: cancel it first")})
@@ -434,8 +392,6 @@ def list_workers(request: Request) -> Workers:
 
 @router.get("/models", response_model=Models, operation_id="listModels", summary="The models a request may name in `model` (anything else is refused)")
 def list_models(request: Request) -> Models:
-    from i2v.request import default_model
-
     service = service_of(request)
     specs = service.model_specs()
     return Models(
@@ -548,9 +504,6 @@ def create_api(service: JobService) -> FastAPI:
         "can answer is listed with its body, and every error is an `ErrorBody` with a stable `code`.",
     )
     app.state.service = service
-    # Imported here: it imports this module's error shapes.
-    from i2v.web.advice import router as advice_router
-
     app.state.api_routers = (router, advice_router)
     for api_router in app.state.api_routers:
         app.include_router(api_router)

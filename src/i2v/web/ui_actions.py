@@ -23,7 +23,7 @@ import gradio as gr
 from PIL import Image
 
 from i2v.errors import I2VError, JobNotFoundError
-from i2v.jobs.service import JobService, JobView
+from i2v.jobs.service import JobService
 from i2v.jobs.store import Job
 from i2v.models.registry import built_in, spec_for
 from i2v.models.spec import ModelSpec
@@ -32,6 +32,7 @@ from i2v.request import MAX_PROMPT_CHARS, default_model
 from i2v.web import ui_text
 from i2v.web.names import hide_paths, model_name
 from i2v.web.ui_text import STRINGS, idle_html, lang_of, progress_html, tr
+from i2v.web.views import JobView, job_view
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.3
@@ -470,7 +471,7 @@ class Page:
         yield (job_id, gr.update(interactive=False), gr.update(interactive=True), *blank_result())
         while True:
             job = self.service.get(job_id)
-            view = shown(self.service.view(job))
+            view = shown(job_view(self.service, job))
             if job.state not in ("queued", "running"):
                 break
             preview = gr.update()
@@ -545,7 +546,7 @@ class Page:
             raise fail(lang, "err.gone")
         request = job.request or {}
         seed = (self.public_metadata(job) or {}).get("seed", request.get("seed"))
-        return (job.id, *self.result_outputs(lang, job, shown(self.service.view(job))),
+        return (job.id, *self.result_outputs(lang, job, shown(job_view(self.service, job))),
                 *self.form_values(lang, job, request, seed), None)
 
     def form_values(self, lang: str, job: Job, request: dict[str, Any], seed: int | None) -> tuple[Any, ...]:
