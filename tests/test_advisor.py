@@ -170,12 +170,14 @@ def test_next_rung_follows_the_failing_stage_and_ends():
     assert len(plan.changes) == 5
 
 
-def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(monkeypatch):
+def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(monkeypatch, tmp_path):
     """A new shape is traced on the meta device; after that the same plan is answered from memory, and after a
     restart (cache cleared) from the JSON file, without tracing again and with the same prediction. (How long
     each takes is printed by bench/memory.py; here we count traces.)"""
     from i2v.models.i2vgenxl import cost as memory
 
+    monkeypatch.setenv("I2V_HOME", str(tmp_path))  # a shape another test of this worker traced is not new here
+    CACHE.clear()
     traces = []
     real_trace = memory._run_trace
     monkeypatch.setattr(memory, "_run_trace", lambda kind, **shape: traces.append(kind) or real_trace(kind, **shape))
@@ -186,7 +188,8 @@ def test_memory_model_traces_a_shape_once_then_reads_memory_and_the_json_file(mo
     assert predict_peak(plan) == first and len(traces) == traced
     CACHE.clear()
     assert predict_peak(plan) == first and len(traces) == traced
-    assert (Path(os.environ["I2V_HOME"]) / "advisor-traces.json").is_file()
+    assert (tmp_path / "advisor-traces.json").is_file()
+    CACHE.clear()
 
 
 def test_tracing_patches_leave_real_tensors_alone():
