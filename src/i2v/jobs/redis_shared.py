@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from huey import RedisHuey
@@ -36,6 +36,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from i2v.errors import I2VError
+from i2v.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,8 @@ class QueueUnreachable(I2VError):
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The queue URL as messages and logs name it (`i2v.urls.redact_url`: no password, no query)."""
+    return redact_url(url, host_required=False) or "the configured queue URL (not a redis://HOST:PORT/DB URL)"
 
 
 def queue_url(given: str | None, given_file: str | Path | None = None) -> str | None:

@@ -17,11 +17,12 @@ import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from i2v import urls
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -112,18 +113,9 @@ class LLMSettings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """`url` as a message or a log line may name it: scheme, host (and port) and path. A user name and password
-    (`user:pass@`), a query (`?api-key=`) and a fragment can carry credentials, so they are left out; a text
-    that is not a URL with a scheme and a host is not shown at all."""
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number, an unclosed "["
-        return UNREADABLE_ENDPOINT
-    if not parts.scheme or not host:
-        return UNREADABLE_ENDPOINT
-    netloc = f"[{host}]" if ":" in host else host
-    return urlunsplit((parts.scheme, netloc if port is None else f"{netloc}:{port}", parts.path, "", ""))
+    """`url` as a message or a log line may name an LLM endpoint (`i2v.urls.redact_url`), or a sentence saying
+    the configured base URL is not one."""
+    return urls.redact_url(url) or UNREADABLE_ENDPOINT
 
 
 class _RedactRequestURLs(logging.Filter):
