@@ -387,3 +387,10 @@ def test_the_checks_catch_an_upward_import_a_relative_one_and_a_cycle(tmp_path):
         "pkg.low.c:1 imports pkg.high.a: the table allows it only under TYPE_CHECKING (high.a?)",
     ]
     assert cycles_between_rows(found, rows, "pkg") == [["pkg.high.a", "pkg.low.b", "pkg.low.c"]]
+
+
+def test_web_reads_and_changes_jobs_only_through_the_job_service():
+    """Routes, the SSE stream, /health and the UI ask `JobService`; the store behind it is the service's own."""
+    readers = [path.relative_to(SRC).as_posix() for path in sorted((SRC / "web").rglob("*.py"))
+               if re.search(r"\bservice\.store\b|\.store\.(get|list|count|create|finish|update)\b", path.read_text(encoding="utf-8"))]
+    assert readers == []

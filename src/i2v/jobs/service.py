@@ -98,6 +98,14 @@ class JobService:
             raise JobNotFoundError(f"no job {job_id[:MAX_JOB_ID_LENGTH]!r}: it never existed or was deleted")
         return job
 
+    def find(self, job_id: str) -> Job | None:
+        """The job, or None once it is gone (a stream following it then ends instead of failing)."""
+        return self.store.get(job_id) if len(job_id) <= MAX_JOB_ID_LENGTH else None
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs wait and run, for `/health`."""
+        return {state: self.store.count(state) for state in ("queued", "running")}
+
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to run; None unless the job is queued."""
         return self.store.queue_position(job)

@@ -254,7 +254,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
     await asyncio.to_thread(service.get, job_id)
 
     def current() -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        job = service.store.get(job_id)
+        job = service.find(job_id)
         return None if job is None else (job.state, job_view(service, job).model_dump(mode="json"), job.preview or {})
 
     async def stream() -> AsyncIterator[str]:
@@ -378,8 +378,7 @@ def health(request: Request) -> Health:
         model_loaded=model_name(backend.model_id) if backend else None,
         device=backend.device if backend else None,
         dtype=backend.dtype if backend else None,
-        queued=service.store.count("queued"),
-        running=service.store.count("running"),
+        **service.counts(),
         local_worker=service.queue.local_worker,
         queue=service.queue.kind,
     )
