@@ -44,6 +44,7 @@ def test_a_corrupt_model_folders_error_names_the_folder_not_the_server_path(api,
     job_id = submit_accepted(api, {**JOB, "model": str(broken_model), "steps": 2, "seed": 1})
     job = wait_for_job(api, job_id, lambda job: job["state"] not in ("queued", "running"))
     assert job["state"] == "failed", job
+    assert job["error_code"] == "internal", job  # unreadable weights raise safetensors' own error, not ours
     stored = api.app.state.service.get(job_id).error
     assert str(tmp_path) in stored  # the server keeps the full text; the client sees none of it
     error = job["error"]
@@ -102,3 +103,33 @@ def frames(client: TestClient, job_id: str) -> np.ndarray:
     service = client.app.state.service
     with av.open(str(service.file(service.get(job_id), "video"))) as container:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.mark.parametrize(("raised", "code"), [
+    ("memory", "memory_exhausted"), ("cancel", "cancelled"), ("bug", "internal"), ("invalid", "invalid_input"),
+])
+def test_an_ended_job_carries_its_errors_code(tmp_path, raised, code):
+    """The code a failure or cancel is stored with: what the UI's "What went wrong?" reads (out of memory), not the
+    message's words."""
+    from i2v.advisor.plan import MemoryFit
+    from i2v.advisor.recovery import MemoryExhaustedError
+    from i2v.errors import GenerationCancelled, InvalidInputError
+    from i2v.jobs.runner import execute
+    from i2v.models.registry import spec_for
+    from i2v.request import GenerationRequest
+
+    wanted = GenerationRequest(image="x.png", prompt="p", seed=1)
+
+    def generate(request, hooks, plan=None):
+        if raised == "memory":
+            run = spec_for(request.model).resolve(request, (64, 64))
+            raise MemoryExhaustedError(MemoryFit(run=run, budget_bytes=1, predicted_peak_bytes=2), "denoise", [])
+        if raised == "cancel":
+            raise GenerationCancelled(3, 8)
+        if raised == "invalid":
+            raise InvalidInputError("a setting the model cannot take")
+        raise KeyError("a bug, with 'out of memory' in its words")
+
+    outcome = execute(wanted, tmp_path, "job", report=lambda progress: None,
+                      cancelled=lambda: False, generate=generate)
+    assert outcome.values["error_code"] == code, outcome

@@ -6,6 +6,10 @@ code never names a status.
 
 from __future__ import annotations
 
+#: The code of running out of device memory on every rung (`advisor.recovery.MemoryExhaustedError`, which needs
+#: torch): named here so a client acts on it without importing the advisor.
+MEMORY_EXHAUSTED = "memory_exhausted"
+
 
 class I2VError(Exception):
     """Base for errors whose message tells the user what was wrong and what to do."""

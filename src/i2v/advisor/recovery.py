@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import torch
 
 from i2v.advisor.plan import MemoryFit, next_rung, part_names
-from i2v.errors import I2VError
+from i2v.errors import MEMORY_EXHAUSTED, I2VError
 from i2v.models.base import STAGE_VERBS, Hooks
 from i2v.models.loading import free_memory
 from i2v.models.plan import RunPlan
@@ -28,7 +28,7 @@ Retry = dict[str, Any]
 class MemoryExhaustedError(I2VError):
     """Out of device memory on every rung of the ladder the plan allowed."""
 
-    code = "memory_exhausted"
+    code = MEMORY_EXHAUSTED
 
     def __init__(self, plan: MemoryFit, stage: str | None, retries: list[Retry]):
         fixed = [name for name, flag in (("frames", plan.run.frames_fixed), ("resolution", plan.run.size_fixed)) if flag]

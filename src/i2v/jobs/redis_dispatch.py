@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -48,7 +49,9 @@ from i2v.request import default_model
 log = logging.getLogger(__name__)
 
 #: What a worker's result may set on the job row; paths are written only by this node.
-WORKER_COLUMNS = frozenset({"progress", "refined_prompt", "plan", "timings", "warnings", "error"})
+WORKER_COLUMNS = frozenset({"progress", "refined_prompt", "plan", "timings", "warnings", "error", "error_code"})
+#: What an error code looks like (`I2VError.code`): a forged event cannot put other text in that column.
+ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 WORKER_STATES = frozenset({"succeeded", "failed", "cancelled"})
 CONSUMER = "serve"  # one serve node: a fixed consumer name lets a restarted node re-read what it had not applied
 BATCH = 64
@@ -321,6 +324,8 @@ class RedisJobQueue:
             log.warning("job %s: ignored a result with state %r from %s", job.id, state, event.worker)
             return
         values = {key: value for key, value in dict(event.data.get("values") or {}).items() if key in WORKER_COLUMNS}
+        if not (values.get("error_code") is None or (isinstance(values["error_code"], str) and ERROR_CODE.fullmatch(values["error_code"]))):
+            values["error_code"] = "internal"  # a code is a short identifier; anything else a worker sends is not one
         outcome = Outcome(state, values, event.data.get("seed"))
         if outcome.state == "succeeded":
             try:

@@ -99,12 +99,12 @@ def execute(
         hooks.stage("write")
         video = result.save(outputs / f"{job_id}.mp4")
     except GenerationCancelled as error:
-        return Outcome("cancelled", {"error": str(error), "progress": {"stage": "cancelled", "step": error.step, "total": error.total}})
+        return Outcome("cancelled", {"error": str(error), "error_code": error.code, "progress": {"stage": "cancelled", "step": error.step, "total": error.total}})
     except I2VError as error:
-        return Outcome("failed", {"error": str(error), "progress": {**stage_now, "step": 0, "total": total}})
+        return Outcome("failed", {"error": str(error), "error_code": error.code, "progress": {**stage_now, "step": 0, "total": total}})
     except Exception as error:  # noqa: BLE001 - a job must end in a state, whatever broke
         log.exception("job %s crashed", job_id)
-        return Outcome("failed", {"error": f"internal error: {type(error).__name__}: {error}"})
+        return Outcome("failed", {"error": f"internal error: {type(error).__name__}: {error}", "error_code": "internal"})
     return Outcome(
         "succeeded",
         {

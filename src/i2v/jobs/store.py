@@ -68,6 +68,8 @@ class Job(Base):
     timings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: What went wrong as a stable code (`I2VError.code`; "internal" for any other exception); None unless it failed.
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     video_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     metadata_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     thumbnail_path: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -147,7 +149,7 @@ class JobStore:
             result = session.execute(
                 update(Job)
                 .where(*conditions)
-                .values(state="running", attempts=Job.attempts + 1, started_at=_now(), worker=worker, error=None,
+                .values(state="running", attempts=Job.attempts + 1, started_at=_now(), worker=worker, error=None, error_code=None,
                         progress={"stage": "starting", "step": 0, "total": 0}, preview=None)
             )
             if result.rowcount != 1:

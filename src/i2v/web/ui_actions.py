@@ -22,7 +22,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from i2v.errors import I2VError, JobNotFoundError
+from i2v.errors import MEMORY_EXHAUSTED, I2VError, JobNotFoundError
 from i2v.jobs.service import JobService
 from i2v.jobs.store import Job
 from i2v.models.registry import built_in, spec_for
@@ -277,12 +277,11 @@ def shown(view: JobView) -> JobView:
 
 
 
-def troubleshootable(state: str, error: str | None) -> bool:
+def troubleshootable(state: str, error_code: str | None) -> bool:
     """Whether "What went wrong?" has something to propose: a finished clip, or a failure the advisor has a row for
-    (running out of memory). Not for a cancel, nor for a failure no setting fixes (a model that cannot load)."""
-    if state == "succeeded":
-        return True
-    return state == "failed" and "out of memory" in (error or "").lower()
+    (running out of memory, by the error's code). Not for a cancel, nor for a failure no setting fixes (a model
+    that cannot load)."""
+    return state == "succeeded" or (state == "failed" and error_code == MEMORY_EXHAUSTED)
 
 
 def symptom_choices(lang: str) -> list[tuple[str, str]]:
@@ -497,7 +496,7 @@ class Page:
         return (
             progress_html(lang, view), gr.update(value=None, visible=False), gr.update(value=video, visible=video is not None), card,
             gr.update(value=video, visible=video is not None), details(view, model_label(model, self.key_of(model))),
-            gr.update(visible=troubleshootable(job.state, job.error)), "",
+            gr.update(visible=troubleshootable(job.state, job.error_code)), "",
         )
 
     def cancel(self, lang, job_id: str | None):

@@ -44,6 +44,9 @@ class JobView(BaseModel):
     timings: dict[str, Any] | None = Field(description="Seconds per stage")
     warnings: list[str]
     error: str | None
+    error_code: str | None = Field(
+        default=None, description="Why it failed or was cancelled, as a stable code (`memory_exhausted`, "
+        "`model_not_found`, `cancelled`, … as in the error table; `internal` for a bug); null otherwise")
     attempts: int
     worker: str | None
     created_at: datetime | None
@@ -94,6 +97,7 @@ def job_view(service: JobService, job: Job) -> JobView:
         timings=job.timings,
         warnings=warnings,
         error=error,
+        error_code=job.error_code,
         attempts=job.attempts,
         worker=job.worker,
         created_at=job.created_at,
