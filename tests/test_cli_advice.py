@@ -12,7 +12,7 @@ from helpers import make_photo
 from typer.testing import CliRunner
 
 from i2v.cli import user_errors
-from i2v.cli_advice import generate_command, preset_request, register
+from i2v.cli_advice import generate_command, tier_request, register
 from i2v.request import GenerationRequest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cat.jpg"
@@ -83,7 +83,7 @@ def test_generate_command_quotes_what_the_shell_would_split():
 
 def test_preset_fills_what_the_user_left_out_and_records_it():
     request = GenerationRequest(image=EXAMPLE, prompt="slow motion, a cat turns its head", steps=30)
-    applied, lines = preset_request(request, "quality", EXAMPLE)
+    applied, lines = tier_request(request, "quality", EXAMPLE)
     assert applied.steps == 30 and applied.scheduler == "ddim" and applied.resolution == "512p"
     assert applied.num_frames == 24  # slow motion from the prompt's tags
     assert applied.advice.recommendation.preset == "quality" and "steps" not in applied.advice.recommendation.fields

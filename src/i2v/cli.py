@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from i2v.cli_advice import FLAGS, preset_request, render_recommendation
+from i2v.cli_advice import FLAGS, tier_request, render_recommendation
 from i2v.cli_advice import register as register_advice
 from i2v.errors import GenerationCancelled, I2VError
 from i2v.models.base import STAGES
@@ -248,7 +248,7 @@ def generate(
         loaded = load_image(image)
         if request.refiner != "none":
             known = make_refiner("rules", spec=spec_for(request.model)).refine(request.prompt)
-        request, reasons = preset_request(request, tier, loaded.image, tags=known.tags if known else [])
+        request, reasons = tier_request(request, tier, loaded.image, tags=known.tags if known else [])
         for reason in reasons:
             console.print(f"preset {tier}: {reason}", highlight=False, soft_wrap=True)
     spec = spec_for(request.model, download=True)  # a hub id the registry does not know is fetched, as before

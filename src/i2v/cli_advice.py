@@ -224,18 +224,18 @@ class ServerError(I2VError):
     code = "server_error"
 
 
-def preset_request(
+def tier_request(
     request: GenerationRequest, preset: str, image: Path | Image.Image, tags: list[str] | None = None
 ) -> tuple[GenerationRequest, list[str]]:
     """`generate --preset`: the advisor's settings at that tier for this image and device, filling only what the
     user left out (options they typed win). Returns the request and one line per setting, saying why. A caller
     that has the image decoded and the prompt's tags already passes them, so neither is done twice."""
     from i2v.advisor.device import probe_device
-    from i2v.advisor.recommend import PRESETS, advise
+    from i2v.advisor.recommend import TIERS, advise
     from i2v.media.images import load_image
 
-    if preset not in PRESETS:
-        raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if preset not in TIERS:
+        raise InvalidInputError(f"--preset must be one of {', '.join(TIERS)}, got {preset!r}")
     picture = image if isinstance(image, Image.Image) else load_image(image).image
     if tags is None:
         spec = spec_for(request.model)

@@ -38,8 +38,8 @@ __all__ = [
     "advise", "image_stats", "image_warnings", "looks_like_text", "recommend",
 ]
 
-PresetName = Literal["fast", "standard", "quality"]
-PRESETS: tuple[PresetName, ...] = ("fast", "standard", "quality")
+TierName = Literal["fast", "standard", "quality"]
+TIERS: tuple[TierName, ...] = ("fast", "standard", "quality")
 #: A size preset may have at most this many times the image's pixels: past it the model invents the detail.
 UPSCALE_LIMIT = 2.0
 #: Longest predicted run for which the advisor picks a tier on a GPU (10 minutes).
@@ -63,7 +63,7 @@ class Recommendation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: PresetName
+    preset: TierName
     model: str
     resolution: str
     width: int
@@ -105,7 +105,7 @@ _REQUEST_FIELDS = {"resolution", "num_frames", "steps", "guidance_scale", "fps",
 
 def recommend(
     image: Image.Image,
-    preset: PresetName = "standard",
+    preset: TierName = "standard",
     tags: list[str] | None = None,
     *,
     model: str | None = None,
@@ -155,7 +155,7 @@ def advise(
     model: str | None = None,
     assessment: ImageAssessment | None = None,
     device: DeviceInfo | None = None,
-    preset: PresetName | None = None,
+    preset: TierName | None = None,
 ) -> Recommendation:
     """The preset and settings to use for this image: a tier chosen from the image's score and what `device` can
     run (None: no device known, the standard tier) unless `preset` names one, the size capped at what the
@@ -165,7 +165,7 @@ def advise(
     if assessment is None:
         assessment = assess(image, spec=spec)
     if preset is None:
-        preset, preset_reason = _choose_preset(image, tags, model, spec, assessment, device)
+        preset, preset_reason = _choose_tier(image, tags, model, spec, assessment, device)
     elif preset not in spec.tiers:
         raise ValueError(f"preset must be one of {', '.join(spec.tiers)}, got {preset!r}")
     else:
@@ -227,9 +227,9 @@ def _size_for(image: Image.Image, wanted: str, spec) -> tuple[str, str]:
                      f"({wanted} would upscale it {upscale:.1f}×)")
 
 
-def _choose_preset(
+def _choose_tier(
     image: Image.Image, tags: list[str] | None, model: str, spec, assessment: ImageAssessment, device: DeviceInfo | None
-) -> tuple[PresetName, str]:
+) -> tuple[TierName, str]:
     if assessment.suitability <= TRIAL_SUITABILITY:
         how = "the vision model" if assessment.judgement else "the offline checks"
         return "fast", f"fast: {how} rate the image {assessment.suitability}/5; try a quick run first to see whether it animates"
@@ -239,7 +239,7 @@ def _choose_preset(
         return "fast", "fast: no GPU here; on the CPU every step takes minutes at real size, and fast has the fewest"
     from i2v.advisor.report import predicted_seconds  # here: the report's table brings rich, which advising never needs
 
-    for name in reversed(PRESETS):
+    for name in reversed(TIERS):
         candidate = _tier_settings(image.size, name, tags, model, spec)
         size, _ = _size_for(image, candidate.resolution, spec)
         request = GenerationRequest(image="plan", prompt="plan", model=model, **{**candidate.request_fields(), "resolution": size})

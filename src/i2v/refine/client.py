@@ -36,11 +36,14 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 UNREADABLE_ENDPOINT = ("the configured endpoint (its base URL is not a URL with a scheme, a host and a valid port: "
                        "check --llm-base-url or I2V_LLM_BASE_URL)")
 
-PresetName = Literal["kimi", "openai", "ollama", "vllm"]
+ProviderName = Literal["kimi", "openai", "ollama", "vllm"]
 
 
 @dataclass(frozen=True)
-class Preset:
+class Provider:
+    """An LLM provider preset (`--llm NAME`, `I2V_LLM_PRESET`): its endpoint, models and key variable. Code calls it
+    a provider, as "preset" alone also names the quality tiers (`--preset fast`) and the resolution presets."""
+
     base_url: str
     model: str
     vision_model: str | None
@@ -48,17 +51,17 @@ class Preset:
     global_base_url: str | None = None
 
 
-PRESETS: dict[str, Preset] = {
-    "kimi": Preset(
+PROVIDERS: dict[str, Provider] = {
+    "kimi": Provider(
         base_url="https://api.moonshot.cn/v1",
         global_base_url="https://api.moonshot.ai/v1",
         model="kimi-k2-turbo-preview",
         vision_model="moonshot-v1-8k-vision-preview",
         key_env="MOONSHOT_API_KEY",
     ),
-    "openai": Preset(base_url="https://api.openai.com/v1", model="gpt-4o-mini", vision_model="gpt-4o-mini", key_env="OPENAI_API_KEY"),
-    "ollama": Preset(base_url="http://localhost:11434/v1", model="qwen2.5vl:7b", vision_model="qwen2.5vl:7b", key_env=None),
-    "vllm": Preset(base_url="http://localhost:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct", vision_model=None, key_env=None),
+    "openai": Provider(base_url="https://api.openai.com/v1", model="gpt-4o-mini", vision_model="gpt-4o-mini", key_env="OPENAI_API_KEY"),
+    "ollama": Provider(base_url="http://localhost:11434/v1", model="qwen2.5vl:7b", vision_model="qwen2.5vl:7b", key_env=None),
+    "vllm": Provider(base_url="http://localhost:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct", vision_model=None, key_env=None),
 }
 _VISION_NAMES = re.compile(r"vision|vl\b|vl[:-]|llava|gpt-4o|gpt-4\.1|gpt-5|kimi-k2\.5|gemma-?3|pixtral|minicpm-v", re.I)
 
@@ -68,7 +71,7 @@ class LLMSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="I2V_LLM_", extra="ignore")
 
-    preset: PresetName = "kimi"
+    preset: ProviderName = "kimi"
     base_url: str | None = None
     model: str | None = None
     api_key: SecretStr | None = None
@@ -79,7 +82,7 @@ class LLMSettings(BaseSettings):
     def resolved(self) -> tuple[str, str | None, str]:
         """(base_url, vision-capable model or None, text model). The base URL as configured, credentials and
         all: for the client and cache keys only; messages show `endpoint()`."""
-        preset = PRESETS[self.preset]
+        preset = PROVIDERS[self.preset]
         base_url = self.base_url or (preset.global_base_url if self.region == "global" and preset.global_base_url else preset.base_url)
         text_model = self.model or preset.model
         if self.model:
@@ -103,7 +106,7 @@ class LLMSettings(BaseSettings):
         never read, so only I2V_LLM_API_KEY can be sent there."""
         if self.api_key is not None:
             return "I2V_LLM_API_KEY"
-        return None if self.custom_endpoint() else PRESETS[self.preset].key_env
+        return None if self.custom_endpoint() else PROVIDERS[self.preset].key_env
 
     def key(self) -> str:
         if self.api_key is not None:
