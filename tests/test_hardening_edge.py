@@ -59,7 +59,7 @@ def finished(client, fields=SMALL_JOB) -> dict:
 
 def cross_site(server) -> dict[str, dict]:
     other_local_page = f"http://127.0.0.1:{server.port + 1 if server.port < 65535 else 1}"
-    return {"origin": {"Origin": EVIL}, "referer": {"Referer": f"{EVIL}/cats.html"}, "opaque": {"Origin": "null"},
+    return {"origin": {"Origin": EVIL}, "referer": {"Referer": f"{EVIL}/cats.html"}, "opaque": {"Origin": "null"}, "empty-origin": {"Origin": ""},
             "other-local-port": {"Origin": other_local_page}, "other-loopback-name": {"Origin": f"http://localhost:{server.port}"}}
 
 

@@ -193,7 +193,8 @@ class EdgeGuard:
     def _origin_refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         if scope["type"] == "http" and scope["method"].encode() not in STATE_CHANGING:
             return None
-        named = headers.get(b"origin") or headers.get(b"referer")
+        # An Origin header that is there but empty is not "no Origin": it falls to the refusal, not to the Referer.
+        named = headers[b"origin"] if b"origin" in headers else headers.get(b"referer")
         if named is None:
             return None  # not sent by a browser page (the CLI, curl, scripts)
         text = named.decode("latin-1")
